@@ -1,0 +1,1 @@
+//! cxone: filled in by its issue.

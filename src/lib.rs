@@ -1,0 +1,49 @@
+//! recsched opens NICE CXone screen-recording windows on a schedule.
+//!
+//! # Flow
+//! Data flows one way: a `policies` row becomes a parsed [`policy::Policy`];
+//! the [`planner`] turns policies into per-user coverage and then into
+//! segments (one vendor recording each); the [`daemon`] commits a
+//! write-ahead `recordings` row for a due segment through the [`store`],
+//! then sends the start with the [`cxone`] client, then writes the answer
+//! (contact id, state) back to the same row and an `attempts` row for the
+//! exchange. Nothing downstream re-validates what was parsed upstream.
+//!
+//! # Layout
+//! - [`recording`]: the vocabulary of one recording (user id, duration,
+//!   contact id, state). Depends on nothing.
+//! - [`secret`]: a string whose `Debug`/`Display` print `[redacted]`.
+//! - [`clock`]: the only reader of wall-clock time.
+//! - [`retry`]: pure backoff arithmetic (attempt, `Retry-After`, jitter,
+//!   deadline) -> next delay or give up.
+//! - [`policy`]: policy rows parsed into typed values; `PolicyError`.
+//! - [`planner`]: pure time arithmetic: window starts (DST rules),
+//!   coverage, segments, catch-up.
+//! - [`store`]: SQLite through sqlx: migrations, policy rows, recording
+//!   rows, attempts; `StoreError`.
+//! - [`cxone`]: the vendor client: tokens, start, stop, outcome
+//!   classification; `CxoneError`.
+//! - [`simulator`]: an axum stand-in for the vendor API, faithful to
+//!   `API.md`, with fault injection. Shares no types with `cxone`, so a
+//!   misreading of the API cannot end up on both sides of a test.
+//! - [`daemon`]: the only home of timers and tasks.
+//! - [`config`]: layers defaults, the TOML file and `RECSCHED_*` variables.
+//! - [`cli`]: clap commands, one module each.
+//! - [`telemetry`]: the tracing subscriber.
+//!
+//! `policy`, `recording`, `planner` and `retry` compile without tokio,
+//! sqlx or reqwest.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod cxone;
+pub mod daemon;
+pub mod planner;
+pub mod policy;
+pub mod recording;
+pub mod retry;
+pub mod secret;
+pub mod simulator;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,1 @@
+//! planner: filled in by its issue.

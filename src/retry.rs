@@ -1,0 +1,1 @@
+//! retry: filled in by issue 3.

@@ -1,0 +1,1 @@
+//! simulator: filled in by its issue.
