@@ -1,1 +1,184 @@
-//! retry: filled in by issue 3.
+//! Pure backoff arithmetic: given how many attempts were made, what the
+//! server said (`Retry-After`), a jitter sample and the deadline, how long
+//! to wait before the next attempt, or whether to give up.
+//!
+//! It is its own module so each case is a unit test that finishes in
+//! microseconds: it never reads the clock, sleeps or draws randomness (the
+//! caller passes `now` and a jitter sample in `[0, 1)`).
+
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// Exponential backoff with full jitter, bounded by a deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(default)]
+pub struct RetryPolicy {
+    /// First backoff ceiling, in milliseconds (default 500).
+    pub base_ms: u64,
+    /// Largest backoff ceiling, in milliseconds (default 30,000).
+    pub cap_ms: u64,
+    /// How many 500 answers in a row are retried before the call is final
+    /// (default 3): a 500 is retried "a few times", not until the deadline.
+    pub max_server_errors: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base_ms: 500,
+            cap_ms: 30_000,
+            max_server_errors: 3,
+        }
+    }
+}
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Wait this long, then try again.
+    Wait(Duration),
+    /// Waiting would pass the deadline: stop retrying.
+    GiveUp,
+}
+
+impl RetryPolicy {
+    /// The backoff ceiling before attempt `attempt + 1`, after `attempt`
+    /// failed attempts (1-based): `min(cap, base * 2^(attempt-1))`.
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(32);
+        let ms = self.base_ms.saturating_mul(1u64 << exp).min(self.cap_ms);
+        Duration::from_millis(ms)
+    }
+
+    /// The delay before the next attempt after `attempt` failures.
+    ///
+    /// `retry_after`, when the server sent one, is honoured as given;
+    /// otherwise the delay is `jitter * ceiling` ("full jitter"). If waiting
+    /// would pass `deadline`, the answer is [`Decision::GiveUp`].
+    ///
+    /// ```
+    /// use recsched::retry::{Decision, RetryPolicy};
+    /// use chrono::{TimeZone, Utc};
+    /// use std::time::Duration;
+    /// let p = RetryPolicy::default();
+    /// let now = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();
+    /// let deadline = now + chrono::Duration::seconds(10);
+    /// assert_eq!(p.next_delay(1, None, 0.5, now, deadline), Decision::Wait(Duration::from_millis(250)));
+    /// assert_eq!(p.next_delay(1, Some(Duration::from_secs(11)), 0.5, now, deadline), Decision::GiveUp);
+    /// ```
+    pub fn next_delay(
+        &self,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        jitter: f64,
+        now: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+    ) -> Decision {
+        let delay = match retry_after {
+            Some(d) => d,
+            None => {
+                let j = if jitter.is_finite() {
+                    jitter.clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                self.ceiling(attempt).mul_f64(j)
+            }
+        };
+        let Ok(step) = chrono::Duration::from_std(delay) else {
+            return Decision::GiveUp;
+        };
+        match now.checked_add_signed(step) {
+            Some(at) if at <= deadline => Decision::Wait(delay),
+            _ => Decision::GiveUp,
+        }
+    }
+}
+
+/// Parses a `Retry-After` header value: delta-seconds or an HTTP date
+/// (relative to `now`; a date in the past means "now"). `None` when the
+/// value is neither.
+pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at: DateTime<Utc> = httpdate::parse_http_date(value).ok()?.into();
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn ceiling_doubles_from_base_up_to_cap() {
+        let p = RetryPolicy::default();
+        let ms: Vec<u128> = (1..=8).map(|a| p.ceiling(a).as_millis()).collect();
+        assert_eq!(ms, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000]);
+        assert_eq!(p.ceiling(1000), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn full_jitter_scales_the_ceiling() {
+        let p = RetryPolicy::default();
+        let far = t0() + chrono::Duration::hours(1);
+        assert_eq!(p.next_delay(3, None, 0.0, t0(), far), Decision::Wait(Duration::ZERO));
+        assert_eq!(
+            p.next_delay(3, None, 0.25, t0(), far),
+            Decision::Wait(Duration::from_millis(500))
+        );
+        // A bad sample never produces a delay above the ceiling.
+        assert_eq!(
+            p.next_delay(3, None, 7.0, t0(), far),
+            Decision::Wait(Duration::from_secs(2))
+        );
+        assert_eq!(p.next_delay(3, None, f64::NAN, t0(), far), Decision::Wait(Duration::ZERO));
+    }
+
+    #[test]
+    fn retry_after_is_honoured_over_backoff() {
+        let p = RetryPolicy::default();
+        let far = t0() + chrono::Duration::hours(1);
+        assert_eq!(
+            p.next_delay(1, Some(Duration::from_secs(7)), 0.1, t0(), far),
+            Decision::Wait(Duration::from_secs(7))
+        );
+    }
+
+    #[test]
+    fn never_waits_past_the_deadline() {
+        let p = RetryPolicy::default();
+        let deadline = t0() + chrono::Duration::seconds(2);
+        assert_eq!(
+            p.next_delay(1, Some(Duration::from_secs(2)), 0.0, t0(), deadline),
+            Decision::Wait(Duration::from_secs(2))
+        );
+        assert_eq!(
+            p.next_delay(1, Some(Duration::from_millis(2001)), 0.0, t0(), deadline),
+            Decision::GiveUp
+        );
+        assert_eq!(p.next_delay(5, None, 0.99, t0(), deadline), Decision::GiveUp);
+        assert_eq!(p.next_delay(1, None, 0.0, deadline + chrono::Duration::seconds(1), deadline), Decision::GiveUp);
+    }
+
+    #[test]
+    fn retry_after_parses_seconds_and_http_dates() {
+        assert_eq!(parse_retry_after(" 3 ", t0()), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("Wed, 25 Nov 2026 09:00:12 GMT", t0()),
+            Some(Duration::from_secs(12))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 25 Nov 2026 08:00:00 GMT", t0()),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", t0()), None);
+        assert_eq!(parse_retry_after("-1", t0()), None);
+    }
+}

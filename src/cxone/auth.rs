@@ -1,0 +1,191 @@
+//! Bearer tokens for the API: a static token from config, or CXone's OAuth2
+//! password grant with refresh.
+//!
+//! The cache sits behind one async mutex held across the renewal request,
+//! so when many requests find the token stale at once, exactly one renews
+//! it and the rest wait for and share the result (no thundering herd).
+//! Secrets only leave this module on the wire; errors carry the status,
+//! never a credential or a token.
+
+use super::error::CxoneError;
+use crate::clock::Clock;
+use crate::secret::Secret;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Resolved credentials (secrets already read from config or files).
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// A token the operator manages; never renewed.
+    Static(Secret),
+    /// CXone's OAuth2 password grant.
+    Password {
+        token_url: reqwest::Url,
+        client_id: String,
+        client_secret: Secret,
+        access_key_id: String,
+        access_key_secret: Secret,
+    },
+}
+
+struct Cached {
+    access: Secret,
+    refresh: Option<Secret>,
+    expires_at: DateTime<Utc>,
+}
+
+/// Hands out a valid bearer token, renewing it when needed.
+pub struct TokenSource {
+    http: reqwest::Client,
+    credentials: Credentials,
+    margin: chrono::Duration,
+    clock: Arc<dyn Clock>,
+    /// The one cached token. An async mutex, held across a renewal on
+    /// purpose: concurrent callers queue behind the one renewal.
+    cache: tokio::sync::Mutex<Option<Cached>>,
+}
+
+#[derive(serde::Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+}
+
+impl TokenSource {
+    pub fn new(
+        http: reqwest::Client,
+        credentials: Credentials,
+        margin: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            http,
+            credentials,
+            margin: chrono::Duration::from_std(margin).unwrap_or(chrono::Duration::seconds(60)),
+            clock,
+            cache: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// A token valid for at least the renewal margin.
+    pub async fn bearer(&self) -> Result<Secret, CxoneError> {
+        if let Credentials::Static(token) = &self.credentials {
+            return Ok(token.clone());
+        }
+        let mut cache = self.cache.lock().await;
+        let now = self.clock.now();
+        if let Some(c) = cache.as_ref() {
+            if now + self.margin < c.expires_at {
+                return Ok(c.access.clone());
+            }
+        }
+        let refresh = cache.as_ref().and_then(|c| c.refresh.clone());
+        let fresh = match refresh {
+            Some(r) => match self.grant(Grant::Refresh(&r)).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::info!(error = %e, "token refresh failed; asking for a new token with the access key");
+                    self.grant(Grant::Password).await?
+                }
+            },
+            None => self.grant(Grant::Password).await?,
+        };
+        let token = fresh.access.clone();
+        *cache = Some(fresh);
+        Ok(token)
+    }
+
+    /// Marks `used` as rejected (the API answered 401), so the next
+    /// [`bearer`](Self::bearer) renews it. A token already replaced by a
+    /// concurrent caller is left alone.
+    pub async fn invalidate(&self, used: &Secret) {
+        let mut cache = self.cache.lock().await;
+        if let Some(c) = cache.as_mut() {
+            if &c.access == used {
+                c.expires_at = DateTime::<Utc>::MIN_UTC;
+            }
+        }
+    }
+
+    async fn grant(&self, grant: Grant<'_>) -> Result<Cached, CxoneError> {
+        let Credentials::Password {
+            token_url,
+            client_id,
+            client_secret,
+            access_key_id,
+            access_key_secret,
+        } = &self.credentials
+        else {
+            return Err(CxoneError::Config("static token cannot be renewed".into()));
+        };
+        let form: Vec<(&str, &str)> = match grant {
+            Grant::Password => vec![
+                ("grant_type", "password"),
+                ("username", access_key_id),
+                ("password", access_key_secret.expose()),
+            ],
+            Grant::Refresh(r) => vec![("grant_type", "refresh_token"), ("refresh_token", r.expose())],
+        };
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{client_id}:{}", client_secret.expose()));
+        let kind = grant.name();
+        let response = self
+            .http
+            .post(token_url.clone())
+            .header(reqwest::header::AUTHORIZATION, format!("Basic {basic}"))
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| CxoneError::Token {
+                message: format!("{kind} grant at {token_url}: {}", super::describe_transport(&e)),
+                retryable: true,
+            })?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let retryable = !matches!(status, 400 | 401 | 403);
+            let hint = if retryable {
+                ""
+            } else {
+                "; check cxone.client_id, cxone.client_secret, cxone.access_key_id and cxone.access_key_secret"
+            };
+            return Err(CxoneError::Token {
+                message: format!("{kind} grant at {token_url} answered HTTP {status}{hint}"),
+                retryable,
+            });
+        }
+        let answer: TokenAnswer = response.json().await.map_err(|_| CxoneError::Token {
+            message: format!("{kind} grant at {token_url}: answer is not a token (no access_token)"),
+            retryable: true,
+        })?;
+        let lifetime = answer
+            .expires_in
+            .as_ref()
+            .and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+            .unwrap_or(3600);
+        Ok(Cached {
+            access: Secret::new(answer.access_token),
+            refresh: answer.refresh_token.filter(|r| !r.is_empty()).map(Secret::new),
+            expires_at: self.clock.now() + chrono::Duration::seconds(lifetime.max(0)),
+        })
+    }
+}
+
+enum Grant<'a> {
+    Password,
+    Refresh(&'a Secret),
+}
+
+impl Grant<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Grant::Password => "password",
+            Grant::Refresh(_) => "refresh_token",
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! `CxoneError`: what went wrong talking to the vendor, and what the caller
+//! should do about it ([`Action`]). The classification lives here because
+//! this layer knows what a 425 or a 404 means; the caller knows whether
+//! its window still has time left.
+
+use std::time::Duration;
+
+/// What a caller should do after an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Try again later (425, 504, other 5xx, 429, transport errors,
+    /// timeouts); `retry_after` when the server said how long to wait.
+    /// `server_error` marks a 500, which is retried only a few times.
+    Retry {
+        retry_after: Option<Duration>,
+        server_error: bool,
+    },
+    /// Fetch a new token, then try once more (401).
+    Reauthenticate,
+    /// Do not try again (400, 403, 404 on a start, other 4xx, a malformed
+    /// success body, a configuration problem). A stop's 404 is not an
+    /// error at all: it is `Stopped::AlreadyEnded`.
+    Final,
+}
+
+/// Why a call to the vendor did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum CxoneError {
+    #[error("CXone answered HTTP {status}: {body}")]
+    Status {
+        status: u16,
+        retry_after: Option<Duration>,
+        /// The response body, truncated to 2 KiB.
+        body: String,
+    },
+    #[error("CXone answered HTTP {status} with a body that is not a start answer ({reason}): {body}")]
+    MalformedBody {
+        status: u16,
+        reason: String,
+        /// The raw body, truncated to 2 KiB, kept for the audit trail.
+        body: String,
+    },
+    #[error("no answer from CXone within {0:?}")]
+    Timeout(Duration),
+    #[error("could not reach CXone: {0}")]
+    Transport(String),
+    #[error("CXone token request failed: {message}")]
+    Token {
+        message: String,
+        /// `false` when the endpoint rejected our credentials: no retry
+        /// will fix that, the operator must.
+        retryable: bool,
+    },
+    #[error("CXone client is misconfigured: {0}")]
+    Config(String),
+}
+
+impl CxoneError {
+    /// What the caller should do next.
+    pub fn action(&self) -> Action {
+        match self {
+            Self::Status {
+                status,
+                retry_after,
+                ..
+            } => classify_status(*status, *retry_after),
+            Self::Timeout(_) | Self::Transport(_) => Action::Retry {
+                retry_after: None,
+                server_error: false,
+            },
+            // The token endpoint being down is as transient as the API being
+            // down; a rejected credential is not (see auth.rs).
+            Self::Token { retryable: true, .. } => Action::Retry {
+                retry_after: None,
+                server_error: false,
+            },
+            Self::Token { .. } => Action::Final,
+            Self::MalformedBody { .. } | Self::Config(_) => Action::Final,
+        }
+    }
+
+    /// The HTTP status, when there was an answer.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Status { status, .. } | Self::MalformedBody { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// The classification of an error status as a pure function.
+///
+/// A 404 here is final: for a stop, the client turns 404 into
+/// [`Action::AlreadyEnded`] itself (see `classify`).
+pub fn classify_status(status: u16, retry_after: Option<Duration>) -> Action {
+    match status {
+        401 => Action::Reauthenticate,
+        425 | 429 | 408 | 502 | 503 | 504 => Action::Retry {
+            retry_after,
+            server_error: false,
+        },
+        500 => Action::Retry {
+            retry_after,
+            server_error: true,
+        },
+        s if s >= 505 => Action::Retry {
+            retry_after,
+            server_error: true,
+        },
+        _ => Action::Final,
+    }
+}

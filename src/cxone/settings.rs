@@ -1,0 +1,83 @@
+//! The client's settings: where the API is, how to authenticate, and the
+//! names the vendor's page spells two ways (see API.md "Ambiguities").
+
+use crate::secret::Secret;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default path prefix of the start and stop endpoints.
+pub const DEFAULT_PATH_PREFIX: &str = "/interaction-recording-management-service/v1/interactions";
+/// Default OAuth2 token endpoint of CXone.
+pub const DEFAULT_TOKEN_URL: &str = "https://cxone.niceincontact.com/auth/token";
+
+/// `[cxone]` in the config file.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Base URL of the API, e.g. `https://api-c32.nice-incontact.com`.
+    pub api_base: String,
+    /// Path prefix of the start/stop endpoints.
+    pub path_prefix: String,
+    /// OAuth2 token endpoint (password and refresh_token grants).
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    /// A file holding the client secret (e.g. under `$CREDENTIALS_DIRECTORY`).
+    pub client_secret_file: Option<PathBuf>,
+    pub access_key_id: String,
+    pub access_key_secret: Option<Secret>,
+    /// A file holding the access key secret.
+    pub access_key_secret_file: Option<PathBuf>,
+    /// A static bearer token, for operators who manage tokens themselves.
+    /// When set, no token request is ever made.
+    pub bearer_token: Option<Secret>,
+    /// A file holding the static bearer token.
+    pub bearer_token_file: Option<PathBuf>,
+    /// Query parameter names (the page spells the user `userId` and `user-id`).
+    pub user_param: String,
+    pub duration_param: String,
+    pub contact_param: String,
+    /// Whole-request timeout, seconds (default 10).
+    pub request_timeout_seconds: f64,
+    /// TCP/TLS connect timeout, seconds (default 5).
+    pub connect_timeout_seconds: f64,
+    /// Renew a token this many seconds before it expires (default 60).
+    pub token_renew_margin_seconds: u64,
+    /// Most simultaneous connections kept idle per host (default 256).
+    pub pool_max_idle_per_host: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            api_base: String::new(),
+            path_prefix: DEFAULT_PATH_PREFIX.to_owned(),
+            token_url: DEFAULT_TOKEN_URL.to_owned(),
+            client_id: String::new(),
+            client_secret: None,
+            client_secret_file: None,
+            access_key_id: String::new(),
+            access_key_secret: None,
+            access_key_secret_file: None,
+            bearer_token: None,
+            bearer_token_file: None,
+            user_param: "userId".to_owned(),
+            duration_param: "recordingDuration".to_owned(),
+            contact_param: "contactId".to_owned(),
+            request_timeout_seconds: 10.0,
+            connect_timeout_seconds: 5.0,
+            token_renew_margin_seconds: 60,
+            pool_max_idle_per_host: 256,
+        }
+    }
+}
+
+impl Settings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.request_timeout_seconds.max(0.001))
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.connect_timeout_seconds.max(0.001))
+    }
+}
