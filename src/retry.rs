@@ -128,7 +128,10 @@ mod tests {
     fn full_jitter_scales_the_ceiling() {
         let p = RetryPolicy::default();
         let far = t0() + chrono::Duration::hours(1);
-        assert_eq!(p.next_delay(3, None, 0.0, t0(), far), Decision::Wait(Duration::ZERO));
+        assert_eq!(
+            p.next_delay(3, None, 0.0, t0(), far),
+            Decision::Wait(Duration::ZERO)
+        );
         assert_eq!(
             p.next_delay(3, None, 0.25, t0(), far),
             Decision::Wait(Duration::from_millis(500))
@@ -138,7 +141,10 @@ mod tests {
             p.next_delay(3, None, 7.0, t0(), far),
             Decision::Wait(Duration::from_secs(2))
         );
-        assert_eq!(p.next_delay(3, None, f64::NAN, t0(), far), Decision::Wait(Duration::ZERO));
+        assert_eq!(
+            p.next_delay(3, None, f64::NAN, t0(), far),
+            Decision::Wait(Duration::ZERO)
+        );
     }
 
     #[test]
@@ -163,8 +169,20 @@ mod tests {
             p.next_delay(1, Some(Duration::from_millis(2001)), 0.0, t0(), deadline),
             Decision::GiveUp
         );
-        assert_eq!(p.next_delay(5, None, 0.99, t0(), deadline), Decision::GiveUp);
-        assert_eq!(p.next_delay(1, None, 0.0, deadline + chrono::Duration::seconds(1), deadline), Decision::GiveUp);
+        assert_eq!(
+            p.next_delay(5, None, 0.99, t0(), deadline),
+            Decision::GiveUp
+        );
+        assert_eq!(
+            p.next_delay(
+                1,
+                None,
+                0.0,
+                deadline + chrono::Duration::seconds(1),
+                deadline
+            ),
+            Decision::GiveUp
+        );
     }
 
     #[test]

@@ -129,7 +129,10 @@ impl TokenSource {
                 ("username", access_key_id),
                 ("password", access_key_secret.expose()),
             ],
-            Grant::Refresh(r) => vec![("grant_type", "refresh_token"), ("refresh_token", r.expose())],
+            Grant::Refresh(r) => vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", r.expose()),
+            ],
         };
         let basic = base64::engine::general_purpose::STANDARD
             .encode(format!("{client_id}:{}", client_secret.expose()));
@@ -143,7 +146,10 @@ impl TokenSource {
             .send()
             .await
             .map_err(|e| CxoneError::Token {
-                message: format!("{kind} grant at {token_url}: {}", super::describe_transport(&e)),
+                message: format!(
+                    "{kind} grant at {token_url}: {}",
+                    super::describe_transport(&e)
+                ),
                 retryable: true,
             })?;
         let status = response.status().as_u16();
@@ -160,17 +166,25 @@ impl TokenSource {
             });
         }
         let answer: TokenAnswer = response.json().await.map_err(|_| CxoneError::Token {
-            message: format!("{kind} grant at {token_url}: answer is not a token (no access_token)"),
+            message: format!(
+                "{kind} grant at {token_url}: answer is not a token (no access_token)"
+            ),
             retryable: true,
         })?;
         let lifetime = answer
             .expires_in
             .as_ref()
-            .and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+            .and_then(|v| {
+                v.as_i64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
             .unwrap_or(3600);
         Ok(Cached {
             access: Secret::new(answer.access_token),
-            refresh: answer.refresh_token.filter(|r| !r.is_empty()).map(Secret::new),
+            refresh: answer
+                .refresh_token
+                .filter(|r| !r.is_empty())
+                .map(Secret::new),
             expires_at: self.clock.now() + chrono::Duration::seconds(lifetime.max(0)),
         })
     }

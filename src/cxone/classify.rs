@@ -139,7 +139,13 @@ mod tests {
     }
 
     fn start(status: u16, body: &str) -> Result<Answer, CxoneError> {
-        classify(Operation::Start, status, &HeaderMap::new(), body.as_bytes(), now())
+        classify(
+            Operation::Start,
+            status,
+            &HeaderMap::new(),
+            body.as_bytes(),
+            now(),
+        )
     }
 
     fn action(status: u16, op: Operation) -> Action {
@@ -151,7 +157,10 @@ mod tests {
 
     #[test]
     fn start_200_and_202_carry_the_contact_id() {
-        let a = start(200, r#"{"description":"ok","contactId":123,"interactionId":"ab-1","httpStatus":"OK","extra":[1]}"#);
+        let a = start(
+            200,
+            r#"{"description":"ok","contactId":123,"interactionId":"ab-1","httpStatus":"OK","extra":[1]}"#,
+        );
         assert_eq!(
             a.unwrap(),
             Answer::Started(Started {
@@ -160,7 +169,8 @@ mod tests {
                 accepted: false
             })
         );
-        let Answer::Started(s) = start(202, r#"{"contactId":"9223372036854775807"}"#).unwrap() else {
+        let Answer::Started(s) = start(202, r#"{"contactId":"9223372036854775807"}"#).unwrap()
+        else {
             panic!("not started")
         };
         assert_eq!(s.contact_id.get(), i64::MAX);
@@ -170,9 +180,19 @@ mod tests {
 
     #[test]
     fn malformed_success_bodies_are_final_and_keep_the_body() {
-        for body in ["<html>oops</html>", r#"{"interactionId":"x"}"#, r#"{"contactId":-4}"#, r#"{"contactId":"12a"}"#, r#"{"contactId":1.5}"#, r#"{"contactId":[1]}"#] {
+        for body in [
+            "<html>oops</html>",
+            r#"{"interactionId":"x"}"#,
+            r#"{"contactId":-4}"#,
+            r#"{"contactId":"12a"}"#,
+            r#"{"contactId":1.5}"#,
+            r#"{"contactId":[1]}"#,
+        ] {
             let err = start(200, body).unwrap_err();
-            assert!(matches!(err, CxoneError::MalformedBody { .. }), "{body}: {err:?}");
+            assert!(
+                matches!(err, CxoneError::MalformedBody { .. }),
+                "{body}: {err:?}"
+            );
             assert_eq!(err.action(), Action::Final, "{body}");
             assert!(err.to_string().contains(body), "{err}");
         }
@@ -181,11 +201,20 @@ mod tests {
     #[test]
     fn statuses_map_to_actions() {
         use Operation::*;
-        let retry = Action::Retry { retry_after: None, server_error: false };
+        let retry = Action::Retry {
+            retry_after: None,
+            server_error: false,
+        };
         assert_eq!(action(425, Start), retry);
         assert_eq!(action(504, Start), retry);
         assert_eq!(action(504, Stop), retry);
-        assert_eq!(action(500, Start), Action::Retry { retry_after: None, server_error: true });
+        assert_eq!(
+            action(500, Start),
+            Action::Retry {
+                retry_after: None,
+                server_error: true
+            }
+        );
         assert_eq!(action(401, Start), Action::Reauthenticate);
         assert_eq!(action(401, Stop), Action::Reauthenticate);
         for s in [400, 403, 404] {
@@ -197,10 +226,19 @@ mod tests {
 
     #[test]
     fn stop_404_means_already_ended() {
-        let a = classify(Operation::Stop, 404, &HeaderMap::new(), b"no interactive interactions found", now());
+        let a = classify(
+            Operation::Stop,
+            404,
+            &HeaderMap::new(),
+            b"no interactive interactions found",
+            now(),
+        );
         assert_eq!(a.unwrap(), Answer::Stopped(Stopped::AlreadyEnded));
         let a = classify(Operation::Stop, 202, &HeaderMap::new(), b"", now());
-        assert_eq!(a.unwrap(), Answer::Stopped(Stopped::Ended { accepted: true }));
+        assert_eq!(
+            a.unwrap(),
+            Answer::Stopped(Stopped::Ended { accepted: true })
+        );
     }
 
     #[test]
@@ -208,10 +246,25 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(RETRY_AFTER, HeaderValue::from_static("4"));
         let e = classify(Operation::Start, 425, &h, b"", now()).unwrap_err();
-        assert_eq!(e.action(), Action::Retry { retry_after: Some(Duration::from_secs(4)), server_error: false });
-        h.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 25 Nov 2026 09:00:30 GMT"));
+        assert_eq!(
+            e.action(),
+            Action::Retry {
+                retry_after: Some(Duration::from_secs(4)),
+                server_error: false
+            }
+        );
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 25 Nov 2026 09:00:30 GMT"),
+        );
         let e = classify(Operation::Start, 504, &h, b"", now()).unwrap_err();
-        assert_eq!(e.action(), Action::Retry { retry_after: Some(Duration::from_secs(30)), server_error: false });
+        assert_eq!(
+            e.action(),
+            Action::Retry {
+                retry_after: Some(Duration::from_secs(30)),
+                server_error: false
+            }
+        );
     }
 
     #[test]

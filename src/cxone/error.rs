@@ -33,7 +33,9 @@ pub enum CxoneError {
         /// The response body, truncated to 2 KiB.
         body: String,
     },
-    #[error("CXone answered HTTP {status} with a body that is not a start answer ({reason}): {body}")]
+    #[error(
+        "CXone answered HTTP {status} with a body that is not a start answer ({reason}): {body}"
+    )]
     MalformedBody {
         status: u16,
         reason: String,
@@ -70,7 +72,9 @@ impl CxoneError {
             },
             // The token endpoint being down is as transient as the API being
             // down; a rejected credential is not (see auth.rs).
-            Self::Token { retryable: true, .. } => Action::Retry {
+            Self::Token {
+                retryable: true, ..
+            } => Action::Retry {
                 retry_after: None,
                 server_error: false,
             },

@@ -12,12 +12,15 @@
 mod auth;
 mod classify;
 mod error;
+mod limit;
 pub mod retrying;
 mod settings;
 
 pub use auth::Credentials;
 pub use classify::{classify, truncate_body, Answer, Operation, Started, Stopped, BODY_KEEP_BYTES};
 pub use error::{classify_status, Action, CxoneError};
+use limit::Limiter;
+pub use limit::Limits;
 pub use settings::{Settings, DEFAULT_PATH_PREFIX, DEFAULT_TOKEN_URL};
 
 use crate::clock::Clock;
@@ -64,6 +67,7 @@ pub struct Client {
     tokens: TokenSource,
     clock: Arc<dyn Clock>,
     request_timeout: Duration,
+    limiter: Limiter,
 }
 
 impl Client {
@@ -73,6 +77,7 @@ impl Client {
     pub fn new(
         settings: &Settings,
         credentials_dir: Option<&Path>,
+        limits: Limits,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, CxoneError> {
         let credentials = resolve_credentials(settings, credentials_dir)?;
@@ -113,6 +118,7 @@ impl Client {
             http,
             clock,
             request_timeout: settings.request_timeout(),
+            limiter: Limiter::new(limits),
         })
     }
 
@@ -139,7 +145,9 @@ impl Client {
             (self.user_param.as_str(), user.as_str()),
             (self.contact_param.as_str(), contact.as_str()),
         ];
-        let attempt = self.exchange(Operation::Stop, &self.stop_url, &query, None).await;
+        let attempt = self
+            .exchange(Operation::Stop, &self.stop_url, &query, None)
+            .await;
         attempt.map(|answer| match answer {
             Answer::Stopped(s) => Ok(s),
             Answer::Started(_) => Err(CxoneError::Config("a stop was answered as a start".into())),
@@ -153,6 +161,27 @@ impl Client {
         query: &[(&str, &str)],
         requested: Option<RecordingDuration>,
     ) -> Attempt<Answer> {
+        let token = match self.tokens.bearer().await {
+            Ok(t) => t,
+            Err(e) => {
+                let exchange = Exchange {
+                    operation,
+                    at: self.clock.now(),
+                    status: None,
+                    latency: Duration::ZERO,
+                    body: String::new(),
+                    requested,
+                };
+                return Attempt {
+                    exchange,
+                    result: Err(e),
+                    token: None,
+                };
+            }
+        };
+        // Held until the answer is read: it is what caps requests in flight.
+        let _permit = self.limiter.admit().await;
+        // The exchange's time is when the request leaves, after the caps.
         let at = self.clock.now();
         let started = Instant::now();
         let finish = |status, body, result, token| Attempt {
@@ -166,10 +195,6 @@ impl Client {
             },
             result,
             token,
-        };
-        let token = match self.tokens.bearer().await {
-            Ok(t) => t,
-            Err(e) => return finish(None, String::new(), Err(e), None),
         };
         let sent = self
             .http

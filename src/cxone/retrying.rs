@@ -47,6 +47,10 @@ pub enum GiveUp {
     /// The next attempt would start past the deadline.
     #[error("deadline passed after {attempts} attempt(s); last error: {error}")]
     Deadline { error: CxoneError, attempts: u32 },
+    /// Shutdown arrived while waiting to retry; the call is left unfinished
+    /// (the caller keeps its row open for the next start to resolve).
+    #[error("shut down while waiting to retry, after {attempts} attempt(s)")]
+    Cancelled { attempts: u32 },
     /// Less than the 5 s minimum was left to ask for (a start only).
     #[error("less than 5 s of the window remained after {attempts} attempt(s){}", last.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default())]
     NoTimeLeft {
@@ -61,9 +65,24 @@ impl GiveUp {
         match self {
             Self::Final { attempts, .. }
             | Self::Deadline { attempts, .. }
-            | Self::NoTimeLeft { attempts, .. } => *attempts,
+            | Self::NoTimeLeft { attempts, .. }
+            | Self::Cancelled { attempts } => *attempts,
         }
     }
+}
+
+/// What a start sent at `now` asks for so the recording ends at
+/// `segment_end`: the time left, rounded to the nearest second (a start
+/// that fires a few milliseconds into a 5 s window still asks for 5 s).
+/// `None` when that is under the API's 5 s minimum.
+pub fn remaining_duration(
+    segment_end: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<RecordingDuration> {
+    let ms = (segment_end - now).num_milliseconds();
+    let secs = (ms + 500).div_euclid(1000);
+    let capped = secs.min(i64::from(RecordingDuration::MAX_SECS));
+    RecordingDuration::from_secs(capped).ok()
 }
 
 /// What every retried call needs besides the call itself.
@@ -74,23 +93,25 @@ pub struct Retrying<'a, O> {
     /// A sample in `[0, 1)` per backoff (full jitter).
     pub jitter: &'a mut (dyn FnMut() -> f64 + Send),
     pub observer: &'a mut O,
+    /// Cancels waits between attempts (never a request in flight).
+    pub cancel: &'a tokio_util::sync::CancellationToken,
 }
 
 impl<O: Observer> Retrying<'_, O> {
     /// Starts `user`'s recording so that it ends at `segment_end`: every
-    /// attempt asks for `segment_end - now` (whole seconds, rounded down),
-    /// retries stop once less than 5 s would remain.
+    /// attempt asks for [`remaining_duration`]; retries stop once less than
+    /// 5 s would remain.
     pub async fn start(
         &mut self,
         user: &UserId,
         segment_end: DateTime<Utc>,
     ) -> Result<(Started, u32), GiveUp> {
-        let deadline = segment_end - chrono::Duration::seconds(i64::from(RecordingDuration::MIN_SECS));
+        let deadline =
+            segment_end - chrono::Duration::seconds(i64::from(RecordingDuration::MIN_SECS));
         let client = self.client;
         let clock = self.clock;
         self.drive(deadline, |_| async move {
-            let remaining = (segment_end - clock.now()).num_seconds();
-            let duration = RecordingDuration::from_secs(remaining).ok()?;
+            let duration = remaining_duration(segment_end, clock.now())?;
             Some(client.start(user, duration).await)
         })
         .await
@@ -104,8 +125,10 @@ impl<O: Observer> Retrying<'_, O> {
         deadline: DateTime<Utc>,
     ) -> Result<(Stopped, u32), GiveUp> {
         let client = self.client;
-        self.drive(deadline, |_| async move { Some(client.stop(user, contact).await) })
-            .await
+        self.drive(deadline, |_| async move {
+            Some(client.stop(user, contact).await)
+        })
+        .await
     }
 
     async fn drive<T, F, Fut>(
@@ -172,7 +195,12 @@ impl<O: Observer> Retrying<'_, O> {
                 .next_delay(attempt, retry_after, jitter, now, deadline)
             {
                 Decision::Wait(d) => {
-                    tokio::time::sleep(d).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(d) => {}
+                        () = self.cancel.cancelled() => {
+                            return Err(GiveUp::Cancelled { attempts: attempt });
+                        }
+                    }
                     last = Some(error);
                 }
                 Decision::GiveUp => {
@@ -183,5 +211,35 @@ impl<O: Observer> Retrying<'_, O> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn remaining_time_rounds_to_the_nearest_second_and_keeps_the_minimum() {
+        let end = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 5).unwrap();
+        let at = |ms: i64| end - chrono::Duration::milliseconds(ms);
+        assert_eq!(
+            remaining_duration(end, at(5000)).map(|d| d.as_secs()),
+            Some(5)
+        );
+        assert_eq!(
+            remaining_duration(end, at(4997)).map(|d| d.as_secs()),
+            Some(5)
+        );
+        assert_eq!(remaining_duration(end, at(4400)), None);
+        assert_eq!(remaining_duration(end, at(-1000)), None);
+        assert_eq!(
+            remaining_duration(end, at(61_400)).map(|d| d.as_secs()),
+            Some(61)
+        );
+        assert_eq!(
+            remaining_duration(end, at(20_000_000)).map(|d| d.as_secs()),
+            Some(RecordingDuration::MAX_SECS)
+        );
     }
 }
