@@ -736,6 +736,28 @@ async fn shutdown_stops_the_server() {
 }
 
 #[tokio::test]
+async fn dropping_the_handle_stops_the_server() {
+    let sim = Sim::start().await;
+    let url = sim.url("/_sim/config");
+    // No pooled connection may outlive the server's listener.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    assert!(http.get(&url).send().await.is_ok());
+    drop(sim);
+    // The server stops in its own task: poll until it refuses, with a deadline.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if http.get(&url).send().await.is_err() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "server still answers after drop");
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
 async fn serve_runs_on_a_given_listener_until_the_shutdown_future_completes() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
