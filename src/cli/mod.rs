@@ -1,1 +1,3 @@
-//! cli: filled in by its issue.
+//! The command line: one module per subcommand.
+
+pub mod simulate;

@@ -1,5 +1,5 @@
 //! Integration tests: one binary, one link step.
-fn main() {}
 
 mod common;
+mod cxone;
 mod simulator;
