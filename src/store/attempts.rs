@@ -125,7 +125,12 @@ impl Store {
     /// Writes one exchange and its effect on the recording row in one
     /// `BEGIN IMMEDIATE` transaction: the audit row, the row's start
     /// attempt count (for a start), then `outcome`. Returns whether the
-    /// row's state moved. Either all of it is written or none.
+    /// row's state moved.
+    ///
+    /// If `outcome` is a move the state diagram forbids (typically a race:
+    /// the row already reached a final state), the audit row is still
+    /// committed, because the exchange did happen, and the call returns
+    /// [`StoreError::IllegalMove`]. Any other error writes nothing.
     pub async fn finish_attempt(
         &self,
         attempt: &NewAttempt,
@@ -164,7 +169,13 @@ impl Store {
                 to,
                 last_error,
                 ended_at,
-            } => self.move_on(&mut tx, id, to, last_error, ended_at).await?,
+            } => match self.move_on(&mut tx, id, to, last_error, ended_at).await {
+                Err(illegal @ StoreError::IllegalMove { .. }) => {
+                    tx.commit().await.map_err(self.err(context))?;
+                    return Err(illegal);
+                }
+                other => other?,
+            },
         };
         tx.commit().await.map_err(self.err(context))?;
         Ok(moved)
