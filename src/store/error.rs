@@ -171,8 +171,20 @@ impl StoreError {
     /// `context` (phrased as "claiming a segment", "reading policies").
     pub(crate) fn from_sqlx(path: &Path, context: &'static str, source: sqlx::Error) -> Self {
         let path = path.to_path_buf();
-        if matches!(source, sqlx::Error::PoolTimedOut) {
-            return Self::Busy { path, context };
+        match &source {
+            sqlx::Error::PoolTimedOut => return Self::Busy { path, context },
+            sqlx::Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+                return Self::Full { path }
+            }
+            sqlx::Error::Io(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                return Self::ReadOnly { path }
+            }
+            _ => {}
         }
         match primary_code(&source) {
             Some(SQLITE_BUSY | SQLITE_LOCKED) => Self::Busy { path, context },

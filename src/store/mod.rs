@@ -23,7 +23,7 @@
 //! - Values always travel as bind parameters.
 //!
 //! # Layout
-//! - [`error`]: [`StoreError`] and the classification of SQLite codes.
+//! - `error`: [`StoreError`] and the classification of SQLite codes.
 //! - `open`: creating the file (mode 0600), connecting, migrating.
 //! - `policies`: policy rows and their users; the revision counter.
 //! - `recordings`: claiming segments and moving rows through their states.

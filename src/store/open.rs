@@ -179,6 +179,11 @@ fn create_private(path: &Path) -> Result<(), StoreError> {
         }
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
         Err(e) if is_read_only(&e) => return Err(read_only()),
+        Err(e) if e.kind() == ErrorKind::StorageFull => {
+            return Err(StoreError::Full {
+                path: path.to_path_buf(),
+            })
+        }
         Err(source) => {
             return Err(StoreError::Create {
                 path: path.to_path_buf(),
