@@ -3,3 +3,4 @@
 mod common;
 mod cxone;
 mod simulator;
+mod store;

@@ -1,0 +1,286 @@
+//! [`StoreError`]: every failure of the store layer, in the store's terms.
+//!
+//! Kept apart from the queries so the classification of SQLite result
+//! codes (busy, full, read-only...) lives in one place. Each variant names
+//! its subject (the database file, the policy, the row and column) and,
+//! where an operator can fix it, what to do. Callers match on [`Busy`]
+//! to retry; everything else is reported.
+//!
+//! [`Busy`]: StoreError::Busy
+
+use std::path::{Path, PathBuf};
+
+use crate::recording::RecordingState;
+
+use super::RecordingId;
+
+/// One error enum for the store layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLITE_BUSY or SQLITE_LOCKED after the busy timeout ran out: another
+    /// writer held the database. Safe to retry.
+    #[error(
+        "database {}: still locked by another writer after the busy timeout while {context}; \
+         retry, or raise store.busy_timeout_seconds if this keeps happening",
+        path.display()
+    )]
+    Busy {
+        path: PathBuf,
+        context: &'static str,
+    },
+
+    #[error("database {}: disk is full; free space and restart", path.display())]
+    Full { path: PathBuf },
+
+    #[error(
+        "database {}: the file or its directory is read-only; give the service user write \
+         access to both (WAL needs to create {0}-wal and {0}-shm beside it) and check the \
+         filesystem is mounted read-write",
+        path.display()
+    )]
+    ReadOnly { path: PathBuf },
+
+    #[error(
+        "database {}: directory {} does not exist; create it (systemd: StateDirectory=recsched) \
+         or fix store.path",
+        path.display(),
+        dir.display()
+    )]
+    DirectoryMissing { path: PathBuf, dir: PathBuf },
+
+    #[error(
+        "database {}: the file does not exist; start the daemon once to create it, or fix \
+         store.path",
+        path.display()
+    )]
+    FileMissing { path: PathBuf },
+
+    #[error(
+        "database {}: cannot create the file; check the directory is writable by the service user",
+        path.display()
+    )]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("database {}: {context}", path.display())]
+    Io {
+        path: PathBuf,
+        context: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "database {}: cannot open the file; check it and its directory are readable and writable \
+         by the service user",
+        path.display()
+    )]
+    CantOpen {
+        path: PathBuf,
+        #[source]
+        source: Option<sqlx::Error>,
+    },
+
+    #[error(
+        "database {}: the file is not a SQLite database (or is encrypted); fix store.path",
+        path.display()
+    )]
+    NotADatabase { path: PathBuf },
+
+    #[error(
+        "database {}: migration failed and was rolled back, the file is unchanged; restore a \
+         backup or report this error",
+        path.display()
+    )]
+    Migrate {
+        path: PathBuf,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+
+    #[error(
+        "database {}: it was migrated by a newer recsched (migration {version} is unknown to this \
+         build); upgrade recsched or restore a backup",
+        path.display()
+    )]
+    NewerSchema { path: PathBuf, version: i64 },
+
+    #[error(
+        "database {}: its schema is older than this build; start the daemon once to migrate it",
+        path.display()
+    )]
+    NotMigrated { path: PathBuf },
+
+    #[error("no policy named `{0}`; check the `name` column of table `policies`")]
+    PolicyNotFound(String),
+
+    #[error("a policy named `{0}` already exists; choose another name or remove that one first")]
+    DuplicatePolicy(String),
+
+    #[error("recording {0} does not exist")]
+    RecordingNotFound(RecordingId),
+
+    /// The state diagram has no such move; see `RecordingState::can_move_to`.
+    #[error("recording {id}: cannot move from state {from} to {to}")]
+    IllegalMove {
+        id: RecordingId,
+        from: RecordingState,
+        to: RecordingState,
+    },
+
+    /// A stored value that does not read back into its type.
+    #[error(
+        "table {table}, row {id}: column {column}: {problem}; fix or delete the row with sqlite3"
+    )]
+    BadRow {
+        table: &'static str,
+        id: i64,
+        column: &'static str,
+        problem: String,
+    },
+
+    #[error("database {}: {context}", path.display())]
+    Sqlx {
+        path: PathBuf,
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+// Primary SQLite result codes (the low byte of an extended code).
+// https://www.sqlite.org/rescode.html
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
+const SQLITE_READONLY: i32 = 8;
+const SQLITE_FULL: i32 = 13;
+const SQLITE_CANTOPEN: i32 = 14;
+const SQLITE_NOTADB: i32 = 26;
+
+/// The primary SQLite result code of a database error, if it is one.
+pub(crate) fn primary_code(err: &sqlx::Error) -> Option<i32> {
+    let code = err.as_database_error()?.code()?;
+    code.parse::<i32>().ok().map(|c| c & 0xff)
+}
+
+impl StoreError {
+    /// Classifies a sqlx error that happened on `path` while doing
+    /// `context` (phrased as "claiming a segment", "reading policies").
+    pub(crate) fn from_sqlx(path: &Path, context: &'static str, source: sqlx::Error) -> Self {
+        let path = path.to_path_buf();
+        match &source {
+            sqlx::Error::PoolTimedOut => return Self::Busy { path, context },
+            sqlx::Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+                return Self::Full { path }
+            }
+            sqlx::Error::Io(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                return Self::ReadOnly { path }
+            }
+            _ => {}
+        }
+        match primary_code(&source) {
+            Some(SQLITE_BUSY | SQLITE_LOCKED) => Self::Busy { path, context },
+            Some(SQLITE_FULL) => Self::Full { path },
+            Some(SQLITE_READONLY) => Self::ReadOnly { path },
+            Some(SQLITE_CANTOPEN) => Self::CantOpen {
+                path,
+                source: Some(source),
+            },
+            Some(SQLITE_NOTADB) => Self::NotADatabase { path },
+            _ => Self::Sqlx {
+                path,
+                context,
+                source,
+            },
+        }
+    }
+
+    /// Classifies a migration failure; a database error inside it (busy,
+    /// full, read-only) is reported as that.
+    pub(crate) fn from_migrate(path: &Path, source: sqlx::migrate::MigrateError) -> Self {
+        use sqlx::migrate::MigrateError;
+        match source {
+            MigrateError::VersionMissing(version) => Self::NewerSchema {
+                path: path.to_path_buf(),
+                version,
+            },
+            MigrateError::Execute(err) | MigrateError::ExecuteMigration(err, _)
+                if primary_code(&err).is_some_and(|c| c != SQLITE_NOTADB) =>
+            {
+                match Self::from_sqlx(path, "migrating", err) {
+                    Self::Sqlx { source, .. } => Self::Migrate {
+                        path: path.to_path_buf(),
+                        source: MigrateError::Execute(source),
+                    },
+                    classified => classified,
+                }
+            }
+            source => Self::Migrate {
+                path: path.to_path_buf(),
+                source,
+            },
+        }
+    }
+
+    /// A value read from `table` row `id`, column `column`, is not valid.
+    pub(crate) fn bad_row(
+        table: &'static str,
+        id: i64,
+        column: &'static str,
+        problem: impl std::fmt::Display,
+    ) -> Self {
+        Self::BadRow {
+            table,
+            id,
+            column,
+            problem: problem.to_string(),
+        }
+    }
+
+    /// Whether retrying the same call later may succeed.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Self::Busy { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_file_and_the_fix() {
+        let path = Path::new("/x/y.db");
+        let full = StoreError::Full {
+            path: path.to_path_buf(),
+        };
+        assert_eq!(
+            full.to_string(),
+            "database /x/y.db: disk is full; free space and restart"
+        );
+        let ro = StoreError::ReadOnly {
+            path: path.to_path_buf(),
+        };
+        assert!(ro.to_string().contains("/x/y.db-wal"), "{ro}");
+        let missing = StoreError::DirectoryMissing {
+            path: path.to_path_buf(),
+            dir: PathBuf::from("/x"),
+        };
+        assert!(missing
+            .to_string()
+            .starts_with("database /x/y.db: directory /x"));
+    }
+
+    #[test]
+    fn pool_timeout_counts_as_busy() {
+        let err = StoreError::from_sqlx(Path::new("a.db"), "claiming", sqlx::Error::PoolTimedOut);
+        assert!(err.is_busy());
+    }
+}

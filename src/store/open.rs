@@ -1,0 +1,222 @@
+//! Opening the database: create the file private to the service user,
+//! connect with the pragmas the daemon relies on, migrate.
+//!
+//! Separate from the queries because this is where the file system meets
+//! SQLite, and where most operator mistakes show up (missing directory,
+//! read-only file, a file that is not a database, a schema from a newer
+//! build). Each one becomes a [`StoreError`] naming the path and the fix.
+
+use std::fs::OpenOptions;
+use std::io::ErrorKind;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+use super::{Settings, Store, StoreError};
+
+/// The schema, embedded at build time.
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// Connections per pool. SQLite runs one writer at a time anyway; a few
+/// connections let status reads and the executor's writes overlap (WAL
+/// readers do not block the writer).
+const MAX_CONNECTIONS: u32 = 4;
+
+impl Store {
+    /// Opens the database for the daemon and the CLI's writing commands:
+    /// creates the file with mode 0600 if it is missing, turns on WAL,
+    /// foreign keys, `synchronous = FULL` and the busy timeout, then applies
+    /// any pending migration (all in one `BEGIN IMMEDIATE` transaction, so
+    /// two processes starting together migrate once).
+    ///
+    /// `synchronous = FULL` rather than `NORMAL`: in WAL mode `NORMAL` may
+    /// lose the last commits on power loss, and a lost write-ahead row is a
+    /// window started twice. The price is one fsync per commit, which is
+    /// why bursts go through [`Store::claim_many`].
+    pub async fn open(settings: &Settings) -> Result<Self, StoreError> {
+        let path = settings.path.as_path();
+        check_directory(path)?;
+        create_private(path)?;
+        let options = connect_options(settings)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full);
+        let pool = connect(path, options).await?;
+        let store = Self {
+            pool,
+            path: Arc::from(path),
+        };
+        store.migrate().await?;
+        tracing::debug!(path = %path.display(), "database open and migrated");
+        Ok(store)
+    }
+
+    /// Opens an existing, already migrated database without the right to
+    /// write (for `status` and other read-only commands). Never creates or
+    /// migrates anything; every write through this handle fails with
+    /// [`StoreError::ReadOnly`].
+    pub async fn open_read_only(settings: &Settings) -> Result<Self, StoreError> {
+        let path = settings.path.as_path();
+        check_directory(path)?;
+        match std::fs::metadata(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(StoreError::FileMissing {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: path.to_path_buf(),
+                    context: "cannot read the file's metadata",
+                    source,
+                })
+            }
+        }
+        let pool = connect(path, connect_options(settings).read_only(true)).await?;
+        let store = Self {
+            pool,
+            path: Arc::from(path),
+        };
+        store.check_schema_current().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self
+            .begin_immediate("locking the database to migrate it")
+            .await?;
+        MIGRATOR
+            .run(&mut tx)
+            .await
+            .map_err(|e| StoreError::from_migrate(&self.path, e))?;
+        tx.commit()
+            .await
+            .map_err(self.err("committing the migration"))
+    }
+
+    /// For read-only handles: refuse a schema this build does not know.
+    async fn check_schema_current(&self) -> Result<(), StoreError> {
+        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| match StoreError::from_sqlx(&self.path, "", e) {
+                    StoreError::Sqlx { path, .. } => StoreError::NotMigrated { path },
+                    other => other,
+                })?;
+        let path = self.path.to_path_buf();
+        match applied {
+            Some(v) if v > latest => Err(StoreError::NewerSchema { path, version: v }),
+            Some(v) if v == latest => Ok(()),
+            _ => Err(StoreError::NotMigrated { path }),
+        }
+    }
+}
+
+fn connect_options(settings: &Settings) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(&settings.path)
+        .create_if_missing(false)
+        .foreign_keys(true)
+        .busy_timeout(settings.busy_timeout)
+}
+
+async fn connect(path: &Path, options: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
+    SqlitePoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .connect_with(options)
+        .await
+        .map_err(|e| StoreError::from_sqlx(path, "opening the database", e))
+}
+
+/// The file's directory must exist: creating it is the installer's job
+/// (systemd `StateDirectory=`), and a typo in `store.path` should not
+/// silently make a new tree.
+fn check_directory(path: &Path) -> Result<(), StoreError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(StoreError::DirectoryMissing {
+            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+        }),
+        Err(e) if e.kind() == ErrorKind::NotFound => Err(StoreError::DirectoryMissing {
+            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+        }),
+        Err(source) => Err(StoreError::Io {
+            path: path.to_path_buf(),
+            context: "cannot read its directory",
+            source,
+        }),
+    }
+}
+
+/// Creates the file with mode 0600 (before SQLite would create it with
+/// 0644), or checks that an existing one can be written. SQLite gives the
+/// `-wal` and `-shm` files the database file's permissions.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let read_only = || StoreError::ReadOnly {
+        path: path.to_path_buf(),
+    };
+    let created = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => {
+            tracing::info!(path = %path.display(), "created database file");
+            return Ok(());
+        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        Err(e) if is_read_only(&e) => return Err(read_only()),
+        Err(e) if e.kind() == ErrorKind::StorageFull => {
+            return Err(StoreError::Full {
+                path: path.to_path_buf(),
+            })
+        }
+        Err(source) => {
+            return Err(StoreError::Create {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    }
+    match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(file) => {
+            if let Ok(meta) = file.metadata() {
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        path = %path.display(),
+                        mode = format!("{mode:o}"),
+                        "database file is readable by other users; chmod 600 it"
+                    );
+                }
+            }
+            Ok(())
+        }
+        Err(e) if is_read_only(&e) => Err(read_only()),
+        Err(source) => Err(StoreError::Io {
+            path: path.to_path_buf(),
+            context: "cannot open the file for writing",
+            source,
+        }),
+    }
+}
+
+fn is_read_only(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem
+    )
+}

@@ -1,0 +1,171 @@
+//! The audit trail: one row per exchange, bodies cut at 2 KiB, and the
+//! exchange written together with its effect on the recording row.
+
+use recsched::recording::{ContactId, InteractionId, RecordingState};
+use recsched::store::{
+    AttemptOutcome, NewAttempt, Operation, RecordingId, StoreError, RESPONSE_BODY_MAX_BYTES,
+};
+
+use super::{at, segment, temp_store};
+
+fn exchange(id: RecordingId, attempt: u32, status: Option<u16>) -> NewAttempt {
+    NewAttempt {
+        recording_id: id,
+        at: at(9, 0, attempt),
+        operation: Operation::Start,
+        attempt,
+        requested_seconds: Some(3600 - attempt),
+        http_status: status,
+        error: None,
+        latency_ms: Some(120),
+        response_body: None,
+    }
+}
+
+#[tokio::test]
+async fn an_attempt_is_written_and_its_body_cut_on_a_char_boundary() {
+    let (_dir, store) = temp_store().await;
+    let id = store
+        .claim(&segment("u1", at(9, 0, 0)))
+        .await
+        .unwrap()
+        .unwrap();
+    let body = format!(
+        "{}é{}",
+        "x".repeat(RESPONSE_BODY_MAX_BYTES - 1),
+        "y".repeat(500)
+    );
+    let mut first = exchange(id, 1, None);
+    first.error = Some("connect timeout".into());
+    first.latency_ms = None;
+    let mut second = exchange(id, 2, Some(425));
+    second.response_body = Some(body);
+    store.record_attempt(&first).await.unwrap();
+    store.record_attempt(&second).await.unwrap();
+
+    let rows = store.attempts_for(id).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].http_status, None);
+    assert_eq!(rows[0].error.as_deref(), Some("connect timeout"));
+    assert_eq!(rows[0].latency_ms, None);
+    assert_eq!(rows[1].http_status, Some(425));
+    assert_eq!(rows[1].operation, Operation::Start);
+    assert_eq!(rows[1].requested_seconds, Some(3598));
+    assert_eq!(rows[1].at, at(9, 0, 2));
+    let kept = rows[1].response_body.as_deref().unwrap();
+    assert_eq!(
+        kept.len(),
+        RESPONSE_BODY_MAX_BYTES - 1,
+        "the 2-byte é does not fit"
+    );
+    assert!(kept.chars().all(|c| c == 'x'));
+}
+
+#[tokio::test]
+async fn an_attempt_for_a_missing_recording_is_refused() {
+    let (_dir, store) = temp_store().await;
+    let err = store
+        .record_attempt(&exchange(RecordingId::new(77), 1, Some(202)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::RecordingNotFound(id) if id.get() == 77),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn finishing_an_attempt_updates_the_row_with_it() {
+    let (_dir, store) = temp_store().await;
+    let id = store
+        .claim(&segment("u1", at(9, 0, 0)))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let moved = store
+        .finish_attempt(
+            &exchange(id, 1, Some(504)),
+            AttemptOutcome::Retrying {
+                last_error: "504 gateway timeout; retrying",
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!moved);
+    let row = store.recording(id).await.unwrap().unwrap();
+    assert_eq!((row.state, row.attempts), (RecordingState::Pending, 1));
+    assert_eq!(
+        row.last_error.as_deref(),
+        Some("504 gateway timeout; retrying")
+    );
+
+    let interaction = InteractionId("g-9".into());
+    let moved = store
+        .finish_attempt(
+            &exchange(id, 2, Some(202)),
+            AttemptOutcome::Started {
+                contact_id: ContactId::new(9).unwrap(),
+                interaction_id: Some(&interaction),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(moved);
+    let row = store.recording(id).await.unwrap().unwrap();
+    assert_eq!(row.state, RecordingState::Recording);
+    assert_eq!(row.attempts, 2);
+    assert_eq!(row.contact_id, Some(ContactId::new(9).unwrap()));
+    assert_eq!(row.last_error, None, "a start clears the retry note");
+
+    let mut stop = exchange(id, 1, Some(202));
+    stop.operation = Operation::Stop;
+    stop.requested_seconds = None;
+    let moved = store
+        .finish_attempt(
+            &stop,
+            AttemptOutcome::Moved {
+                to: RecordingState::Stopped,
+                last_error: None,
+                ended_at: Some(at(9, 30, 0)),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(moved);
+    let row = store.recording(id).await.unwrap().unwrap();
+    assert_eq!(row.state, RecordingState::Stopped);
+    assert_eq!(row.attempts, 2, "stops do not count as start attempts");
+    assert_eq!(store.attempts_for(id).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn an_illegal_move_still_leaves_the_exchange_in_the_audit_trail() {
+    let (_dir, store) = temp_store().await;
+    let id = store
+        .claim(&segment("u1", at(9, 0, 0)))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .set_state(id, RecordingState::Expired, None, None)
+        .await
+        .unwrap();
+    let err = store
+        .finish_attempt(
+            &exchange(id, 1, Some(202)),
+            AttemptOutcome::Moved {
+                to: RecordingState::Stopped,
+                last_error: None,
+                ended_at: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::IllegalMove { .. }), "{err:?}");
+    assert_eq!(store.attempts_for(id).await.unwrap().len(), 1);
+    assert_eq!(
+        store.recording(id).await.unwrap().unwrap().state,
+        RecordingState::Expired
+    );
+}

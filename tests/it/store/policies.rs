@@ -1,0 +1,178 @@
+//! Policy rows: CRUD, the revision counter, updated_at, and broken rows
+//! that must be read rather than refused.
+
+use recsched::store::StoreError;
+use sqlx::Row;
+
+use super::{at, operator, policy, segment, temp_store};
+
+#[tokio::test]
+async fn policies_can_be_inserted_listed_changed_and_removed() {
+    let (_dir, store) = temp_store().await;
+    let id = store
+        .insert_policy(&policy("day", &["u2", "u1", "u1"]))
+        .await
+        .unwrap();
+    store.insert_policy(&policy("night", &[])).await.unwrap();
+
+    let rows = store.policy_rows().await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].id, id);
+    assert_eq!(rows[0].name, "day");
+    assert!(rows[0].enabled);
+    assert_eq!(rows[0].cron, "0 9 * * MON-FRI");
+    assert_eq!(rows[0].timezone, "Europe/Amsterdam");
+    assert_eq!(rows[0].window_seconds, 3600);
+    assert_eq!(rows[0].end_mode, "expire");
+    assert_eq!(rows[0].users, ["u1", "u2"]);
+    assert!(rows[1].users.is_empty());
+
+    let err = store.insert_policy(&policy("day", &[])).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::DuplicatePolicy(n) if n == "day"),
+        "{err:?}"
+    );
+
+    store.set_policy_enabled("day", false).await.unwrap();
+    assert!(store.add_policy_user("day", "u3").await.unwrap());
+    assert!(!store.add_policy_user("day", "u3").await.unwrap());
+    assert!(store.remove_policy_user("day", "u1").await.unwrap());
+    assert!(!store.remove_policy_user("day", "u1").await.unwrap());
+    let day = store.policy_row("day").await.unwrap().unwrap();
+    assert!(!day.enabled);
+    assert_eq!(day.users, ["u2", "u3"]);
+
+    store.remove_policy("day").await.unwrap();
+    assert_eq!(store.policy_row("day").await.unwrap(), None);
+    assert_eq!(store.policy_rows().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn unknown_policy_names_are_reported() {
+    let (_dir, store) = temp_store().await;
+    for err in [
+        store.set_policy_enabled("ghost", true).await.unwrap_err(),
+        store.remove_policy("ghost").await.unwrap_err(),
+        store.add_policy_user("ghost", "u1").await.unwrap_err(),
+        store.remove_policy_user("ghost", "u1").await.unwrap_err(),
+    ] {
+        assert!(
+            matches!(&err, StoreError::PolicyNotFound(n) if n == "ghost"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("`ghost`"));
+    }
+}
+
+#[tokio::test]
+async fn removing_a_policy_keeps_its_recordings() {
+    let (_dir, store) = temp_store().await;
+    let id = store.insert_policy(&policy("day", &["u1"])).await.unwrap();
+    let mut seg = segment("u1", at(9, 0, 0));
+    seg.policy_id = id;
+    store.claim(&seg).await.unwrap().unwrap();
+
+    store.remove_policy("day").await.unwrap();
+    let rows = store.open_rows().await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].policy_id, Some(id));
+
+    let mut conn = operator(store.path()).await;
+    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM policy_users")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(users, 0, "the user list goes with its policy");
+}
+
+#[tokio::test]
+async fn the_revision_moves_on_a_plain_sql_edit_by_another_connection() {
+    let (_dir, store) = temp_store().await;
+    store.insert_policy(&policy("day", &["u1"])).await.unwrap();
+    let mut conn = operator(store.path()).await;
+
+    let mut last = store.policy_revision().await.unwrap();
+    for edit in [
+        "UPDATE policies SET cron = '0 10 * * *' WHERE name = 'day'",
+        "INSERT INTO policies (name, cron, window_seconds) VALUES ('sql', '* * * * *', 60)",
+        "INSERT INTO policy_users (policy_id, user_id) VALUES (1, 'u9')",
+        "UPDATE policy_users SET user_id = 'u8' WHERE user_id = 'u9'",
+        "DELETE FROM policy_users WHERE user_id = 'u8'",
+        "DELETE FROM policies WHERE name = 'sql'",
+    ] {
+        sqlx::query(edit).execute(&mut conn).await.unwrap();
+        let now = store.policy_revision().await.unwrap();
+        assert!(now > last, "{edit}: revision {last} -> {now}");
+        last = now;
+    }
+
+    // The daemon's own recording writes do not move it.
+    store.claim(&segment("u1", at(9, 0, 0))).await.unwrap();
+    assert_eq!(store.policy_revision().await.unwrap(), last);
+}
+
+#[tokio::test]
+async fn updated_at_follows_a_plain_sql_update() {
+    let (_dir, store) = temp_store().await;
+    store.insert_policy(&policy("day", &[])).await.unwrap();
+    store.claim(&segment("u1", at(9, 0, 0))).await.unwrap();
+    let mut conn = operator(store.path()).await;
+    let old = "2000-01-01T00:00:00.000Z";
+    for (backdate, edit, read) in [
+        (
+            "UPDATE policies SET updated_at = ?",
+            "UPDATE policies SET window_seconds = 7200",
+            "SELECT updated_at, created_at FROM policies",
+        ),
+        (
+            "UPDATE recordings SET updated_at = ?",
+            "UPDATE recordings SET last_error = 'poked by hand'",
+            "SELECT updated_at, created_at FROM recordings",
+        ),
+    ] {
+        sqlx::query(backdate)
+            .bind(old)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let row = sqlx::query(read).fetch_one(&mut conn).await.unwrap();
+        let kept: String = row.get(0);
+        assert_eq!(kept, old, "setting updated_at by hand is kept");
+
+        sqlx::query(edit).execute(&mut conn).await.unwrap();
+        let row = sqlx::query(read).fetch_one(&mut conn).await.unwrap();
+        let (updated, created): (String, String) = (row.get(0), row.get(1));
+        assert_ne!(updated, old, "{edit} must stamp updated_at");
+        assert!(updated >= created, "{edit}: {updated} vs {created}");
+        recsched::clock::parse_utc(&updated).unwrap();
+        assert_eq!(updated.len(), old.len(), "canonical form: {updated}");
+    }
+}
+
+#[tokio::test]
+async fn broken_policy_rows_are_read_for_the_parser_to_name() {
+    let (_dir, store) = temp_store().await;
+    let mut conn = operator(store.path()).await;
+    sqlx::query(
+        "INSERT INTO policies (name, enabled, cron, timezone, window_seconds, end_mode) \
+         VALUES ('bad', 'yes', 'every day', 'Europe/Amsterdm', 'one hour', 'sometimes'), \
+                ('float', 1, '0 9 * * *', 'UTC', 99.5, 'stop'), \
+                (42, 1, '0 9 * * *', 'UTC', -5, 'expire')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    store.insert_policy(&policy("good", &["u1"])).await.unwrap();
+
+    let rows = store.policy_rows().await.unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["bad", "float", "42", "good"]);
+    assert_eq!(rows[0].cron, "every day");
+    assert_eq!(rows[0].timezone, "Europe/Amsterdm");
+    assert_eq!(rows[0].window_seconds, 0, "not a number reads as 0");
+    assert!(!rows[0].enabled, "a non-integer `enabled` reads as off");
+    assert_eq!(rows[0].end_mode, "sometimes");
+    assert_eq!(rows[1].window_seconds, 99);
+    assert_eq!(rows[2].window_seconds, -5);
+    assert_eq!(rows[3].users, ["u1"]);
+}

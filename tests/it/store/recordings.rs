@@ -1,0 +1,377 @@
+//! Recording rows: claims, state moves, listings, and rows that do not
+//! read back.
+
+use recsched::recording::{ContactId, InteractionId, RecordingState};
+use recsched::store::{RecordingFilter, StoreError};
+
+use super::{at, operator, segment, temp_store, user};
+
+use RecordingState::*;
+
+#[tokio::test]
+async fn a_segment_is_claimed_once() {
+    let (_dir, store) = temp_store().await;
+    let seg = segment("u1", at(9, 0, 0));
+    let id = store.claim(&seg).await.unwrap();
+    assert!(id.is_some());
+    assert_eq!(store.claim(&seg).await.unwrap(), None);
+
+    // Same start, other user; same user, other start: both new.
+    assert!(store
+        .claim(&segment("u2", at(9, 0, 0)))
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .claim(&segment("u1", at(10, 0, 0)))
+        .await
+        .unwrap()
+        .is_some());
+
+    let row = store.recording(id.unwrap()).await.unwrap().unwrap();
+    assert_eq!(row.user_id, user("u1"));
+    assert_eq!(row.segment_start, at(9, 0, 0));
+    assert_eq!(row.segment_end, at(10, 0, 0));
+    assert_eq!(row.requested_seconds, 3600);
+    assert_eq!(row.state, Pending);
+    assert_eq!(row.attempts, 0);
+    assert_eq!(row.contact_id, None);
+    assert_eq!(row.late_seconds, None);
+
+    let mut late = segment("u3", at(9, 0, 0));
+    late.late_seconds = Some(12.5);
+    late.requested_seconds = 3587;
+    late.end_mode = recsched::store::EndMode::Stop;
+    let id = store.claim(&late).await.unwrap().unwrap();
+    let row = store.recording(id).await.unwrap().unwrap();
+    assert_eq!(row.late_seconds, Some(12.5));
+    assert_eq!(row.requested_seconds, 3587);
+    assert_eq!(row.end_mode, recsched::store::EndMode::Stop);
+}
+
+#[tokio::test]
+async fn claim_many_takes_five_thousand_rows_in_one_transaction() {
+    let (_dir, store) = temp_store().await;
+    let batch: Vec<_> = (0..5_000)
+        .map(|i| segment(&format!("user-{i}"), at(9, 0, 0)))
+        .collect();
+    let started = std::time::Instant::now();
+    let ids = store.claim_many(&batch).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(ids.len(), 5_000);
+    assert!(ids.iter().all(Option::is_some));
+    eprintln!("claim_many of 5000 rows took {took:?}");
+
+    // A second burst over the same segments, plus one new: only the new one.
+    let mut again = batch.clone();
+    again.push(segment("late-joiner", at(9, 0, 0)));
+    let ids = store.claim_many(&again).await.unwrap();
+    assert_eq!(ids.iter().filter(|id| id.is_some()).count(), 1);
+    assert!(ids[5_000].is_some());
+}
+
+#[tokio::test]
+async fn state_moves_follow_the_diagram() {
+    let (_dir, store) = temp_store().await;
+    let id = store
+        .claim(&segment("u1", at(9, 0, 0)))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let err = store.set_state(id, Stopped, None, None).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::IllegalMove {
+                from: Pending,
+                to: Stopped,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(store.recording(id).await.unwrap().unwrap().state, Pending);
+
+    assert!(store
+        .mark_started(
+            id,
+            ContactId::new(42).unwrap(),
+            Some(&InteractionId("g-1".into())),
+            2
+        )
+        .await
+        .unwrap());
+    assert!(
+        !store.set_state(id, Recording, None, None).await.unwrap(),
+        "already there"
+    );
+    assert!(store.set_state(id, Stopping, None, None).await.unwrap());
+    assert!(store
+        .set_state(id, Stopped, Some("policy disabled"), Some(at(9, 30, 0)))
+        .await
+        .unwrap());
+
+    let row = store.recording(id).await.unwrap().unwrap();
+    assert_eq!(row.state, Stopped);
+    assert_eq!(row.contact_id, Some(ContactId::new(42).unwrap()));
+    assert_eq!(row.interaction_id, Some(InteractionId("g-1".into())));
+    assert_eq!(row.attempts, 2);
+    assert_eq!(row.last_error.as_deref(), Some("policy disabled"));
+    assert_eq!(row.ended_at, Some(at(9, 30, 0)));
+    assert_eq!(row.effective_end(), at(9, 30, 0));
+
+    for to in RecordingState::ALL.into_iter().filter(|s| *s != Stopped) {
+        let err = store.set_state(id, to, None, None).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::IllegalMove { .. }),
+            "{to}: {err:?}"
+        );
+    }
+
+    let ghost = recsched::store::RecordingId::new(9_999);
+    let err = store
+        .set_state(ghost, Failed, None, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::RecordingNotFound(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_late_start_answer_keeps_its_contact_id_without_reviving_the_row() {
+    let (_dir, store) = temp_store().await;
+    let id = store
+        .claim(&segment("u1", at(9, 0, 0)))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .set_state(id, Failed, Some("window ended"), None)
+        .await
+        .unwrap();
+    let moved = store
+        .mark_started(id, ContactId::new(7).unwrap(), None, 3)
+        .await
+        .unwrap();
+    assert!(!moved);
+    let row = store.recording(id).await.unwrap().unwrap();
+    assert_eq!(row.state, Failed);
+    assert_eq!(row.contact_id, Some(ContactId::new(7).unwrap()));
+    assert_eq!(row.last_error.as_deref(), Some("window ended"));
+}
+
+#[tokio::test]
+async fn attempts_are_counted() {
+    let (_dir, store) = temp_store().await;
+    let id = store
+        .claim(&segment("u1", at(9, 0, 0)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.bump_attempts(id).await.unwrap(), 1);
+    assert_eq!(store.bump_attempts(id).await.unwrap(), 2);
+    let err = store
+        .bump_attempts(recsched::store::RecordingId::new(404))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::RecordingNotFound(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn listings_filter_by_user_state_time_and_count() {
+    let (_dir, store) = temp_store().await;
+    let a = store
+        .claim(&segment("u1", at(8, 0, 0)))
+        .await
+        .unwrap()
+        .unwrap();
+    let b = store
+        .claim(&segment("u1", at(9, 0, 0)))
+        .await
+        .unwrap()
+        .unwrap();
+    let c = store
+        .claim(&segment("u2", at(9, 0, 0)))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut missed = segment("u3", at(6, 0, 0));
+    missed.state = Missed;
+    missed.last_error = Some("service was down".into());
+    store.claim(&missed).await.unwrap().unwrap();
+    store.set_state(a, Expired, None, None).await.unwrap();
+    store
+        .mark_started(b, ContactId::new(1).unwrap(), None, 1)
+        .await
+        .unwrap();
+    store.set_state(b, Stopping, None, None).await.unwrap();
+
+    let ids = |rows: Vec<recsched::store::RecordingRow>| {
+        rows.into_iter().map(|r| r.id).collect::<Vec<_>>()
+    };
+
+    let all = store.recordings(&RecordingFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0].segment_start, at(9, 0, 0), "newest first");
+
+    let u1 = RecordingFilter {
+        user: Some(user("u1")),
+        ..Default::default()
+    };
+    assert_eq!(ids(store.recordings(&u1).await.unwrap()), [b, a]);
+
+    let expired = RecordingFilter {
+        state: Some(Expired),
+        ..Default::default()
+    };
+    assert_eq!(ids(store.recordings(&expired).await.unwrap()), [a]);
+
+    let recent = RecordingFilter {
+        since: Some(at(9, 30, 0)),
+        ..Default::default()
+    };
+    assert_eq!(store.recordings(&recent).await.unwrap().len(), 2);
+
+    let one = RecordingFilter {
+        limit: Some(1),
+        ..Default::default()
+    };
+    assert_eq!(store.recordings(&one).await.unwrap().len(), 1);
+
+    let open = ids(store.open_rows().await.unwrap());
+    assert_eq!(open.len(), 2);
+    assert!(open.contains(&b) && open.contains(&c));
+}
+
+#[tokio::test]
+async fn every_segment_still_running_occupies_its_slot() {
+    let (_dir, store) = temp_store().await;
+    let done = store
+        .claim(&segment("u1", at(7, 0, 0)))
+        .await
+        .unwrap()
+        .unwrap();
+    store.set_state(done, Expired, None, None).await.unwrap();
+    let cut = store
+        .claim(&segment("u1", at(9, 0, 0)))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .mark_started(cut, ContactId::new(5).unwrap(), None, 1)
+        .await
+        .unwrap();
+    store
+        .set_state(cut, Stopped, None, Some(at(9, 20, 0)))
+        .await
+        .unwrap();
+    let failed = store
+        .claim(&segment("u2", at(9, 0, 0)))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .set_state(failed, Failed, Some("403"), None)
+        .await
+        .unwrap();
+    let mut missed = segment("u3", at(8, 45, 0));
+    missed.state = Missed;
+    store.claim(&missed).await.unwrap().unwrap();
+
+    let slots = store.occupied_since(at(9, 30, 0)).await.unwrap();
+    assert_eq!(
+        slots,
+        [
+            (user("u2"), at(9, 0, 0), at(10, 0, 0)),
+            (user("u3"), at(8, 45, 0), at(9, 45, 0)),
+        ]
+    );
+    let slots = store.occupied_since(at(9, 10, 0)).await.unwrap();
+    assert_eq!(slots[0], (user("u1"), at(9, 0, 0), at(9, 20, 0)));
+    assert_eq!(slots.len(), 3);
+}
+
+#[tokio::test]
+async fn a_row_that_does_not_read_back_is_named() {
+    let (_dir, store) = temp_store().await;
+    let id = store
+        .claim(&segment("u1", at(9, 0, 0)))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut conn = operator(store.path()).await;
+
+    // The CHECK keeps bad states out of ordinary writes...
+    let refused = sqlx::query("UPDATE recordings SET state = 'running'")
+        .execute(&mut conn)
+        .await;
+    assert!(refused.is_err());
+    // ...unless someone turns CHECKs off.
+    sqlx::query("PRAGMA ignore_check_constraints = ON")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE recordings SET state = 'running'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let err = store
+        .recordings(&RecordingFilter::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::BadRow { table: "recordings", id: i, column: "state", .. } if *i == id.get()),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("`running`"), "{err}");
+    let err = store.set_state(id, Failed, None, None).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::BadRow {
+                column: "state",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    sqlx::query("UPDATE recordings SET state = 'pending', segment_end = 'tomorrow'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let err = store.open_rows().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::BadRow {
+                column: "segment_end",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("row {id}")) && msg.contains("`tomorrow`"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn daemon_state_keeps_values_by_key() {
+    let (_dir, store) = temp_store().await;
+    assert_eq!(store.get_state("planned_through").await.unwrap(), None);
+    store
+        .set_state_value("planned_through", "2026-03-29T09:00:00.000Z")
+        .await
+        .unwrap();
+    store
+        .set_state_value("planned_through", "2026-03-29T10:00:00.000Z")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_state("planned_through").await.unwrap().as_deref(),
+        Some("2026-03-29T10:00:00.000Z")
+    );
+}
