@@ -8,7 +8,6 @@
 //! writers (tasks, processes) can race without a row going backwards.
 
 use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
@@ -44,43 +43,7 @@ impl fmt::Display for RecordingId {
 
 /// How a segment ends, copied from its policy so a stop can be sent even
 /// after the policy is gone. Stored as `expire` / `stop`.
-///
-/// Mirrors the policy's end mode; the store keeps its own copy only until
-/// the `policy` module's type can be used here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EndMode {
-    /// The vendor's own timer ends the recording.
-    Expire,
-    /// An explicit stop is sent at the segment's end.
-    Stop,
-}
-
-impl EndMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Expire => "expire",
-            Self::Stop => "stop",
-        }
-    }
-}
-
-impl fmt::Display for EndMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for EndMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "expire" => Ok(Self::Expire),
-            "stop" => Ok(Self::Stop),
-            other => Err(format!("end mode `{other}` is not `expire` or `stop`")),
-        }
-    }
-}
+pub use crate::policy::EndMode;
 
 /// A segment to claim: the write-ahead row, written before the request.
 #[derive(Debug, Clone, PartialEq)]
