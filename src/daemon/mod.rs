@@ -1,1 +1,5 @@
-//! daemon: filled in by its issue.
+//! The long-running service: the only home of timers and tasks.
+
+mod settings;
+
+pub use settings::Settings;

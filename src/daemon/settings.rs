@@ -1,0 +1,60 @@
+//! `[schedule]` in the config file: how the daemon paces and bounds its work.
+
+use crate::cxone::Limits;
+use crate::recording::RecordingDuration;
+use std::time::Duration;
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Longest single recording, seconds (default 12600 = 3 h 30 min;
+    /// never above the API's 13200). Longer coverage is chained.
+    pub segment_limit_seconds: u32,
+    /// Most start/stop requests in flight at once (default 64).
+    pub max_concurrency: usize,
+    /// Most requests started per second; 0 = unlimited (default).
+    pub max_requests_per_second: f64,
+    /// How often policy edits are looked for, milliseconds (default 500;
+    /// edits take effect within this plus one planning pass).
+    pub reload_poll_ms: u64,
+    /// On SIGTERM, how long requests in flight may take to finish (default 10).
+    pub shutdown_grace_seconds: u64,
+    /// After a restart, how far back windows missed while the service was
+    /// down are recorded as `missed` (default 7 days).
+    pub missed_lookback_seconds: u64,
+    /// How long stops for ended windows keep being retried after the
+    /// window's end, seconds (default 60).
+    pub stop_grace_seconds: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            segment_limit_seconds: RecordingDuration::DEFAULT_LIMIT_SECS,
+            max_concurrency: 64,
+            max_requests_per_second: 0.0,
+            reload_poll_ms: 500,
+            shutdown_grace_seconds: 10,
+            missed_lookback_seconds: 7 * 24 * 3600,
+            stop_grace_seconds: 60,
+        }
+    }
+}
+
+impl Settings {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_concurrency: Some(self.max_concurrency.max(1)),
+            max_requests_per_second: (self.max_requests_per_second > 0.0)
+                .then_some(self.max_requests_per_second),
+        }
+    }
+
+    pub fn reload_poll(&self) -> Duration {
+        Duration::from_millis(self.reload_poll_ms.clamp(50, 2000))
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_seconds)
+    }
+}
