@@ -1,0 +1,56 @@
+//! A half-open span of time, `[start, end)`.
+
+use chrono::{DateTime, Utc};
+
+/// A half-open span `[start, end)` in UTC; empty when `end <= start`.
+///
+/// The store hands the planner a user's already recorded or claimed time
+/// as intervals (see [`segments`](super::segments)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct Interval {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl Interval {
+    pub fn new(start: DateTime<Utc>, end: DateTime<Utc>) -> Self {
+        Self { start, end }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.end <= self.start
+    }
+
+    /// `start <= t < end`.
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.start <= t && t < self.end
+    }
+
+    /// Whether the two share a moment (touching is not overlapping).
+    pub fn overlaps(&self, other: &Interval) -> bool {
+        self.start < other.end && other.start < self.end
+    }
+
+    pub fn duration(&self) -> chrono::Duration {
+        self.end - self.start
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn iv(a: i64, b: i64) -> Interval {
+        let t = |s| Utc.timestamp_opt(s, 0).unwrap();
+        Interval::new(t(a), t(b))
+    }
+
+    #[test]
+    fn touching_is_not_overlapping() {
+        assert!(!iv(0, 5).overlaps(&iv(5, 10)));
+        assert!(iv(0, 6).overlaps(&iv(5, 10)));
+        assert!(iv(0, 5).contains(iv(0, 5).start));
+        assert!(!iv(0, 5).contains(iv(0, 5).end));
+    }
+}
