@@ -1,4 +1,4 @@
-//! A half-open span of time, `[start, end)`.
+//! A half-open span of time, `[start, end)`, and merging of such spans.
 
 use chrono::{DateTime, Utc};
 
@@ -36,6 +36,21 @@ impl Interval {
     }
 }
 
+/// Sorts and merges overlapping and touching intervals; drops empty ones.
+/// The result is sorted, disjoint and non-touching.
+pub(crate) fn merge(mut spans: Vec<Interval>) -> Vec<Interval> {
+    spans.retain(|s| !s.is_empty());
+    spans.sort_unstable();
+    let mut merged: Vec<Interval> = Vec::with_capacity(spans.len());
+    for span in spans {
+        match merged.last_mut() {
+            Some(last) if span.start <= last.end => last.end = last.end.max(span.end),
+            _ => merged.push(span),
+        }
+    }
+    merged
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,6 +59,14 @@ mod tests {
     fn iv(a: i64, b: i64) -> Interval {
         let t = |s| Utc.timestamp_opt(s, 0).unwrap();
         Interval::new(t(a), t(b))
+    }
+
+    #[test]
+    fn touching_and_overlapping_intervals_merge() {
+        assert_eq!(
+            merge(vec![iv(10, 20), iv(0, 5), iv(5, 8), iv(15, 30), iv(40, 40)]),
+            vec![iv(0, 8), iv(10, 30)]
+        );
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! - [`windows`]: a policy's windows meeting a horizon;
 //! - [`coverage`]: per user, the union of the windows of the enabled
 //!   policies naming them;
-//! - [`segments`]: coverage minus what is already recorded, cut into
 //!   vendor recordings of 5 s ..= the segment limit;
 //! - [`due`]: whether a segment is upcoming, to start now (and how late),
 //!   or missed.
@@ -16,10 +15,12 @@
 //! on `policy` and `recording` only, so every DST and overlap case is a
 //! unit test that runs in microseconds.
 
+mod coverage;
 mod interval;
 mod starts;
 mod windows;
 
+pub use coverage::{coverage, Contribution, Coverage};
 pub use interval::Interval;
 pub use starts::{window_starts, WindowStarts};
 pub use windows::{windows, Window};
