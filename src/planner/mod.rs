@@ -6,6 +6,7 @@
 //! - [`windows`]: a policy's windows meeting a horizon;
 //! - [`coverage`]: per user, the union of the windows of the enabled
 //!   policies naming them;
+//! - [`segments`]: coverage minus what is already recorded, cut into
 //!   vendor recordings of 5 s ..= the segment limit;
 //! - [`due`]: whether a segment is upcoming, to start now (and how late),
 //!   or missed.
@@ -17,10 +18,12 @@
 
 mod coverage;
 mod interval;
+mod segments;
 mod starts;
 mod windows;
 
 pub use coverage::{coverage, Contribution, Coverage};
 pub use interval::Interval;
+pub use segments::{segments, Segment, SegmentLimit};
 pub use starts::{window_starts, WindowStarts};
 pub use windows::{windows, Window};
