@@ -16,12 +16,14 @@
 //! on `policy` and `recording` only, so every DST and overlap case is a
 //! unit test that runs in microseconds.
 
+mod catch_up;
 mod coverage;
 mod interval;
 mod segments;
 mod starts;
 mod windows;
 
+pub use catch_up::{due, Due};
 pub use coverage::{coverage, Contribution, Coverage};
 pub use interval::Interval;
 pub use segments::{segments, Segment, SegmentLimit};
