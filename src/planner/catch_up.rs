@@ -2,6 +2,10 @@
 //! behaviour 3). A segment whose start has passed but whose end has not
 //! starts at once for the time that remains, and says how late it is; a
 //! segment wholly past, or with under 5 s left, is missed.
+//!
+//! `now` is a parameter: this module never reads the clock, so the daemon
+//! decides which instant counts and tests pick any. Depends on
+//! `recording` and the planner's [`Segment`] only.
 
 use chrono::{DateTime, Utc};
 

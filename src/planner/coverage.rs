@@ -6,6 +6,9 @@
 //! cron walk per policy, never per user), users sharing the same set of
 //! active policies share one union, and policies with no window in the
 //! horizon are dropped before any user is looked at.
+//!
+//! Invariant: per user, stretches are sorted, disjoint and non-touching.
+//! Pure: no clock, no I/O; depends on `policy` and `recording` only.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -112,33 +115,32 @@ pub fn coverage(
         .collect();
 
     // Which active policies name each user, as ascending indices.
-    let mut by_user: HashMap<&UserId, Vec<u32>> = HashMap::new();
+    let mut by_user: HashMap<&UserId, Vec<usize>> = HashMap::new();
     for (index, (policy, _)) in active.iter().enumerate() {
-        let Ok(index) = u32::try_from(index) else {
-            break; // four billion active policies: not this planner's problem
-        };
         for user in &policy.users {
             by_user.entry(user).or_default().push(index);
         }
     }
 
     // Users with the same policies get the same union, computed once.
-    let mut unions: HashMap<Vec<u32>, Vec<Coverage>> = HashMap::new();
-    let mut plan = BTreeMap::new();
+    let mut unions: HashMap<Vec<usize>, Vec<Coverage>> = HashMap::new();
+    let mut plan: Vec<(UserId, Vec<Coverage>)> = Vec::with_capacity(by_user.len());
     for (user, indices) in by_user {
         let union = unions
             .entry(indices)
             .or_insert_with_key(|indices| union_of(&active, indices));
-        plan.insert(user.clone(), union.clone());
+        plan.push((user.clone(), union.clone()));
     }
-    plan
+    // Sorted first, a BTreeMap is built in one pass.
+    plan.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    plan.into_iter().collect()
 }
 
 /// Merges the runs of the policies at `indices` into coverage stretches.
-fn union_of(active: &[(&Policy, Vec<Interval>)], indices: &[u32]) -> Vec<Coverage> {
+fn union_of(active: &[(&Policy, Vec<Interval>)], indices: &[usize]) -> Vec<Coverage> {
     let mut pieces: Vec<(Interval, &Policy)> = indices
         .iter()
-        .filter_map(|&i| active.get(i as usize))
+        .filter_map(|&i| active.get(i))
         .flat_map(|(policy, runs)| runs.iter().map(move |run| (*run, *policy)))
         .collect();
     pieces.sort_by_key(|(run, policy)| (run.start, policy.id));

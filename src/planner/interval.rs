@@ -1,4 +1,7 @@
 //! A half-open span of time, `[start, end)`, and merging of such spans.
+//!
+//! Every planner step speaks in half-open UTC spans, so "touching" and
+//! "overlapping" mean the same thing everywhere. Depends on nothing.
 
 use chrono::{DateTime, Utc};
 

@@ -18,6 +18,9 @@
 //! an overlap would lose a whole recording). A padded segment that runs
 //! into the next coverage stretch moves that stretch's first segment to
 //! its end, so segments never overlap.
+//!
+//! Pure: no clock, no I/O; the store turns rows into `occupied`
+//! intervals, this module never sees a row.
 
 use chrono::{DateTime, Duration, Utc};
 

@@ -1,5 +1,9 @@
 //! A policy's windows meeting a horizon: `[start, start + length)` for
 //! each window start.
+//!
+//! Separate from [`window_starts`] so that the DST rule stays in one
+//! place and the look-back (a window opened before the horizon may still
+//! be open) in another. Pure: no clock, no I/O; depends on `policy` only.
 
 use chrono::{DateTime, Utc};
 
