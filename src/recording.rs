@@ -108,6 +108,20 @@ impl RecordingDuration {
         self.0
     }
 
+    /// What a start sent at `now` asks for so the recording ends at `end`:
+    /// the time left, rounded to the nearest second (a start that fires a
+    /// few milliseconds into a 5 s window still asks for 5 s, overrunning
+    /// by those milliseconds), capped at the maximum. `None` when that is
+    /// under the 5 s minimum.
+    pub fn remaining(
+        end: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<Self> {
+        let ms = (end - now).num_milliseconds();
+        let secs = (ms + 500).div_euclid(1000);
+        Self::from_secs(secs.min(i64::from(Self::MAX_SECS))).ok()
+    }
+
     pub fn as_duration(self) -> Duration {
         Duration::from_secs(u64::from(self.0))
     }

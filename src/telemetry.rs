@@ -25,11 +25,13 @@ pub fn filter(directives: Option<&str>) -> EnvFilter {
         .unwrap_or_else(|_| EnvFilter::new("warn,recsched=info"))
 }
 
-/// Builds a subscriber writing to `writer`.
+/// Builds a subscriber writing to `writer`; `ansi` colours text lines
+/// (for a terminal, not for files and the journal).
 pub fn subscriber<W>(
     format: LogFormat,
     directives: Option<&str>,
     writer: W,
+    ansi: bool,
 ) -> Box<dyn tracing::Subscriber + Send + Sync>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
@@ -37,6 +39,7 @@ where
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter(directives))
         .with_writer(writer)
+        .with_ansi(ansi)
         .with_target(false);
     match format {
         LogFormat::Text => Box::new(builder.finish()),
@@ -46,7 +49,9 @@ where
 
 /// Installs the process-wide subscriber, writing to stderr.
 pub fn init(format: LogFormat, directives: Option<&str>) {
-    let sub = subscriber(format, directives, std::io::stderr);
+    use std::io::IsTerminal as _;
+    let ansi = std::io::stderr().is_terminal();
+    let sub = subscriber(format, directives, std::io::stderr, ansi);
     // A second init (tests calling main twice) keeps the first subscriber.
     let _ = tracing::subscriber::set_global_default(sub);
 }

@@ -2,6 +2,8 @@
 //! parses its own arguments and applies itself; this file only dispatches.
 //! Doc comments on the types are the `--help` text.
 
+pub mod demo;
+pub mod run;
 pub mod simulate;
 
 use crate::config::{self, Config};
@@ -39,17 +41,25 @@ pub struct Cli {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
+    /// Run the scheduler daemon (what the systemd unit starts). SIGTERM or
+    /// SIGINT: finish requests in flight and exit; SIGHUP: reload policies.
+    Run(run::RunArgs),
+    /// Try it out: the built-in CXone simulator, a fresh demo database
+    /// with example policies, and the daemon, in one process, until Ctrl-C.
+    Demo(demo::DemoArgs),
     /// Serve the built-in CXone API simulator (for dry runs and tests).
-    Simulate(simulate::SimulateArgs),
+    Simulate(Box<simulate::SimulateArgs>),
 }
 
 /// Runs the parsed command line.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let config_file = cli.config.as_deref();
     match cli.command {
+        Command::Run(args) => run::run(config_file, args).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Simulate(args) => {
             let _ = config_file;
-            simulate::run(args, shutdown_signal()).await?;
+            simulate::run(*args, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

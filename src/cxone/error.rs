@@ -55,6 +55,10 @@ pub enum CxoneError {
     },
     #[error("CXone client is misconfigured: {0}")]
     Config(String),
+    /// Shutdown came while the request waited for its turn: it was never
+    /// sent.
+    #[error("not sent: shutting down")]
+    Shutdown,
 }
 
 impl CxoneError {
@@ -79,7 +83,7 @@ impl CxoneError {
                 server_error: false,
             },
             Self::Token { .. } => Action::Final,
-            Self::MalformedBody { .. } | Self::Config(_) => Action::Final,
+            Self::MalformedBody { .. } | Self::Config(_) | Self::Shutdown => Action::Final,
         }
     }
 

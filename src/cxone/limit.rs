@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Request caps; `None` means unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -41,7 +42,20 @@ impl Limiter {
     }
 
     /// Waits until one more request may go out; hold the permit until its
-    /// answer is read.
+    /// answer is read. `None` from the outer option: `shutdown` came first
+    /// and the request must not be sent.
+    pub(crate) async fn admit_unless(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Option<Option<OwnedSemaphorePermit>> {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => None,
+            permit = self.admit() => Some(permit),
+        }
+    }
+
+    /// Waits until one more request may go out.
     pub(crate) async fn admit(&self) -> Option<OwnedSemaphorePermit> {
         let permit = match &self.slots {
             // The semaphore is never closed, so acquire cannot fail.

@@ -68,6 +68,9 @@ pub struct Client {
     clock: Arc<dyn Clock>,
     request_timeout: Duration,
     limiter: Limiter,
+    /// Requests still waiting for their turn are not sent once this is
+    /// cancelled (requests in flight always finish).
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl Client {
@@ -119,7 +122,16 @@ impl Client {
             clock,
             request_timeout: settings.request_timeout(),
             limiter: Limiter::new(limits),
+            shutdown: tokio_util::sync::CancellationToken::new(),
         })
+    }
+
+    /// From the moment `shutdown` is cancelled, requests waiting for their
+    /// turn under the caps are not sent (they fail with
+    /// [`CxoneError::Shutdown`]); requests in flight finish.
+    pub fn with_shutdown(mut self, shutdown: tokio_util::sync::CancellationToken) -> Self {
+        self.shutdown = shutdown;
+        self
     }
 
     /// Asks the vendor to record `user` for `duration`. One exchange.
@@ -180,7 +192,21 @@ impl Client {
             }
         };
         // Held until the answer is read: it is what caps requests in flight.
-        let _permit = self.limiter.admit().await;
+        let Some(_permit) = self.limiter.admit_unless(&self.shutdown).await else {
+            let exchange = Exchange {
+                operation,
+                at: self.clock.now(),
+                status: None,
+                latency: Duration::ZERO,
+                body: String::new(),
+                requested,
+            };
+            return Attempt {
+                exchange,
+                result: Err(CxoneError::Shutdown),
+                token: None,
+            };
+        };
         // The exchange's time is when the request leaves, after the caps.
         let at = self.clock.now();
         let started = Instant::now();

@@ -71,18 +71,12 @@ impl GiveUp {
     }
 }
 
-/// What a start sent at `now` asks for so the recording ends at
-/// `segment_end`: the time left, rounded to the nearest second (a start
-/// that fires a few milliseconds into a 5 s window still asks for 5 s).
-/// `None` when that is under the API's 5 s minimum.
+/// What a start sent at `now` asks for: see [`RecordingDuration::remaining`].
 pub fn remaining_duration(
     segment_end: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Option<RecordingDuration> {
-    let ms = (segment_end - now).num_milliseconds();
-    let secs = (ms + 500).div_euclid(1000);
-    let capped = secs.min(i64::from(RecordingDuration::MAX_SECS));
-    RecordingDuration::from_secs(capped).ok()
+    RecordingDuration::remaining(segment_end, now)
 }
 
 /// What every retried call needs besides the call itself.
@@ -98,20 +92,24 @@ pub struct Retrying<'a, O> {
 }
 
 impl<O: Observer> Retrying<'_, O> {
-    /// Starts `user`'s recording so that it ends at `segment_end`: every
-    /// attempt asks for [`remaining_duration`]; retries stop once less than
-    /// 5 s would remain.
+    /// Starts `user`'s recording so that it ends at `segment_end` (plus
+    /// `overrun`, for recordings an explicit stop will end): every attempt
+    /// asks for [`remaining_duration`]; no attempt is sent once less than
+    /// the 5 s minimum of the segment itself remains.
     pub async fn start(
         &mut self,
         user: &UserId,
         segment_end: DateTime<Utc>,
+        overrun: chrono::Duration,
     ) -> Result<(Started, u32), GiveUp> {
         let deadline =
             segment_end - chrono::Duration::seconds(i64::from(RecordingDuration::MIN_SECS));
         let client = self.client;
         let clock = self.clock;
         self.drive(deadline, |_| async move {
-            let duration = remaining_duration(segment_end, clock.now())?;
+            let now = clock.now();
+            remaining_duration(segment_end, now)?;
+            let duration = remaining_duration(segment_end + overrun, now)?;
             Some(client.start(user, duration).await)
         })
         .await
@@ -151,6 +149,9 @@ impl<O: Observer> Retrying<'_, O> {
                     attempts: attempt,
                 });
             };
+            if matches!(a.result, Err(CxoneError::Shutdown)) {
+                return Err(GiveUp::Cancelled { attempts: attempt });
+            }
             attempt += 1;
             self.observer
                 .exchange(&a.exchange, attempt, a.result.as_ref().err())

@@ -1,5 +1,421 @@
 //! The long-running service: the only home of timers and tasks.
+//!
+//! One scheduling loop owns "when": it runs a planning pass
+//! ([`pass::plan`], pure) over the parsed policies and the durable rows,
+//! claims every due segment in one transaction (the write-ahead row,
+//! committed before any request), and hands each user's work to a job
+//! ([`jobs`]). It then sleeps with tokio's own timer until the next
+//! instant the planner computed, a policy edit, or shutdown.
+//! tokio-cron-scheduler runs only periodic housekeeping (a heartbeat and a
+//! sweep that wakes the loop); it never fires a window and never sees a
+//! time zone (its offsets go stale across DST changes, and it wakes only
+//! every 500 ms).
+//!
+//! The durable record is the `recordings` table: after a crash, a new
+//! process reads it back, resumes pending starts, tracks live recordings
+//! and records what was missed. In-memory state only mirrors it.
 
+mod housekeeping;
+mod jobs;
+pub mod pass;
+pub mod reload;
 mod settings;
 
 pub use settings::Settings;
+
+use crate::clock::{format_utc, parse_utc, Clock};
+use crate::cxone::{Client, Exchange};
+use crate::planner::SegmentLimit;
+use crate::policy::Policy;
+use crate::recording::{RecordingState, UserId};
+use crate::retry::RetryPolicy;
+use crate::store::{NewRecording, Store, StoreError};
+use chrono::{DateTime, Utc};
+use pass::{EndReason, Tracked};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The `daemon_state` key of the instant the loop was last seen alive.
+const LAST_SEEN_KEY: &str = "last_seen";
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("housekeeping scheduler: {0}")]
+    Housekeeping(String),
+}
+
+/// What the daemon runs with.
+pub struct Context {
+    pub store: Store,
+    pub client: Arc<Client>,
+    pub clock: Arc<dyn Clock>,
+    pub schedule: Settings,
+    pub retry: RetryPolicy,
+}
+
+/// Counters the status line and metrics read.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub started: AtomicU64,
+    pub failed: AtomicU64,
+    pub stopped: AtomicU64,
+    pub expired: AtomicU64,
+    pub retries: AtomicU64,
+    pub store_errors: AtomicU64,
+    pub passes: AtomicU64,
+    pub invalid_policies: AtomicU64,
+}
+
+/// State shared by the loop and its jobs.
+pub(crate) struct Shared {
+    store: Store,
+    client: Arc<Client>,
+    clock: Arc<dyn Clock>,
+    schedule: Settings,
+    retry: RetryPolicy,
+    /// Stops new work; also cancels waits between retries.
+    cancel: CancellationToken,
+    /// Open rows this process knows, by row id (a mirror of the table).
+    tracked: Mutex<HashMap<i64, Tracked>>,
+    /// One lock per user: requests for one user never overlap.
+    user_locks: Mutex<HashMap<UserId, Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) stats: Arc<Stats>,
+}
+
+impl Shared {
+    fn user_lock(&self, user: &UserId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.user_locks.lock().unwrap_or_else(|e| e.into_inner());
+        // Drop locks nobody holds, so the map does not grow without bound.
+        if locks.len() > 4096 {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(user.clone()).or_default().clone()
+    }
+
+    fn update(&self, id: i64, f: impl FnOnce(&mut Tracked)) {
+        let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = tracked.get_mut(&id) {
+            f(t);
+        }
+    }
+
+    /// The job is done with the row, which stays open.
+    fn release(&self, id: i64) {
+        self.update(id, |t| t.busy = false);
+    }
+
+    /// The row reached a final state.
+    fn forget(&self, id: i64) {
+        let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
+        tracked.remove(&id);
+    }
+
+    fn metrics_started(&self, _exchange: &Exchange, _late: chrono::Duration, _what: &str) {
+        self.stats.started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn metrics_outcome(&self, what: &str) {
+        let counter = match what {
+            "failed" => &self.stats.failed,
+            "stopped" => &self.stats.stopped,
+            "expired" => &self.stats.expired,
+            _ => &self.stats.store_errors,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn metrics_retry(&self, _exchange: &Exchange) {
+        self.stats.retries.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs the daemon until `shutdown` is cancelled: reconcile, then the
+/// scheduling loop; on shutdown, lets requests in flight finish (bounded
+/// by `schedule.shutdown_grace_seconds`) and returns.
+pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), DaemonError> {
+    run_with(
+        ctx,
+        shutdown,
+        reload::Trigger::default(),
+        Arc::default(),
+        || {},
+    )
+    .await
+}
+
+/// [`run`] with a reload trigger (SIGHUP), shared counters, and a callback
+/// called once reconcile is done (systemd's READY=1).
+pub async fn run_with(
+    ctx: Context,
+    shutdown: CancellationToken,
+    reload_trigger: reload::Trigger,
+    stats: Arc<Stats>,
+    on_ready: impl FnOnce(),
+) -> Result<(), DaemonError> {
+    let limit =
+        SegmentLimit::from_secs(i64::from(ctx.schedule.segment_limit_seconds)).unwrap_or_default();
+    let jobs_cancel = shutdown.child_token();
+    let shared = Arc::new(Shared {
+        store: ctx.store,
+        client: ctx.client,
+        clock: ctx.clock,
+        schedule: ctx.schedule,
+        retry: ctx.retry,
+        cancel: jobs_cancel.clone(),
+        tracked: Mutex::default(),
+        user_locks: Mutex::default(),
+        stats,
+    });
+    let tracker = TaskTracker::new();
+
+    // Policies first: a broken row is logged and skipped, never fatal.
+    let mut policies = reload::Watcher::new(
+        shared.store.clone(),
+        shared.schedule.reload_poll(),
+        reload_trigger,
+        shared.stats.clone(),
+    );
+    let current = policies.load_now().await?;
+
+    // Reconcile: adopt open rows, resume pending starts, find the instant
+    // the previous process was last seen.
+    let now = shared.clock.now();
+    let from = reconcile(&shared, &tracker, now).await?;
+    let housekeeping = housekeeping::start(shared.clone()).await?;
+    on_ready();
+    tracing::info!(policies = current.len(), "recsched running");
+
+    let mut policies_rx = policies.subscribe();
+    let watcher = tracker.spawn(policies.run(shutdown.clone()));
+    let mut from = Some(from);
+    let mut current = current;
+    loop {
+        let now = shared.clock.now();
+        let next = match pass(
+            &shared,
+            &tracker,
+            &current,
+            from.take().unwrap_or(now),
+            now,
+            limit,
+        )
+        .await
+        {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::error!(error = %e, "planning pass failed; trying again in 1 s");
+                Some(now + chrono::Duration::seconds(1))
+            }
+        };
+        let horizon = now + chrono::Duration::seconds(60);
+        let wake_at = next.map_or(horizon, |n| n.min(horizon));
+        let sleep = (wake_at - shared.clock.now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        tokio::select! {
+            () = tokio::time::sleep(sleep) => {}
+            changed = policies_rx.changed() => {
+                if changed.is_ok() {
+                    current = policies_rx.borrow_and_update().clone();
+                }
+            }
+            () = housekeeping.wake.notified() => {}
+            () = shutdown.cancelled() => break,
+        }
+    }
+
+    tracing::info!("shutting down: finishing requests in flight");
+    housekeeping.stop().await;
+    tracker.close();
+    let grace = shared.schedule.shutdown_grace();
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!(grace_seconds = grace.as_secs(), "requests still in flight after the grace period; their rows stay open for the next start");
+    }
+    drop(watcher);
+    let _ = shared
+        .store
+        .set_state_value(LAST_SEEN_KEY, &format_utc(shared.clock.now()))
+        .await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Adopts the open rows of earlier processes and resumes their pending
+/// starts. Returns where the first pass should plan from: when the loop
+/// was last seen, so windows that passed while it was down are recorded.
+async fn reconcile(
+    shared: &Arc<Shared>,
+    tracker: &TaskTracker,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, DaemonError> {
+    let rows = shared.store.open_rows().await?;
+    let mut resumed = 0;
+    let mut adopted = 0;
+    for row in rows {
+        let pending = row.state == RecordingState::Pending;
+        let t = Tracked {
+            id: row.id.get(),
+            user: row.user_id.clone(),
+            policy_id: row.policy_id,
+            start: row.segment_start,
+            end: row.segment_end,
+            end_mode: row.end_mode,
+            state: row.state,
+            contact: row.contact_id,
+            busy: pending,
+        };
+        shared
+            .tracked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(t.id, t.clone());
+        if !pending {
+            adopted += 1;
+            continue;
+        }
+        if jobs::startable(t.end, now) {
+            resumed += 1;
+            tracker.spawn(jobs::resume(shared.clone(), t));
+        } else {
+            let reason = "recsched stopped before the start was answered, and the window has ended";
+            shared
+                .store
+                .set_state(row.id, RecordingState::Failed, Some(reason), None)
+                .await?;
+            shared.forget(t.id);
+            tracing::warn!(user = %t.user, segment_start = %format_utc(t.start), "failed: {reason}");
+        }
+    }
+    let lookback = chrono::Duration::seconds(shared.schedule.missed_lookback_seconds as i64);
+    let last_seen = shared
+        .store
+        .get_state(LAST_SEEN_KEY)
+        .await?
+        .and_then(|v| parse_utc(&v).ok());
+    let from = last_seen.map_or(now, |t| t.max(now - lookback)).min(now);
+    tracing::info!(adopted, resumed, since = %format_utc(from), "reconciled");
+    Ok(from)
+}
+
+/// One user's work at one instant: what ends, then what starts.
+type UserWork = (Vec<(Tracked, EndReason)>, Option<jobs::StartJob>);
+
+/// One planning pass: plan, claim, spawn. Returns when to look again.
+async fn pass(
+    shared: &Arc<Shared>,
+    tracker: &TaskTracker,
+    policies: &Arc<Vec<Policy>>,
+    from: DateTime<Utc>,
+    now: DateTime<Utc>,
+    limit: SegmentLimit,
+) -> Result<Option<DateTime<Utc>>, DaemonError> {
+    shared.stats.passes.fetch_add(1, Ordering::Relaxed);
+    let horizon = chrono::Duration::seconds(i64::from(limit.as_secs()));
+    let coverage = pass::coverage(policies, from, now, horizon);
+    let since = pass::earliest(&coverage).unwrap_or(now).min(from);
+    let occupied = pass::by_user(shared.store.occupied_since(since).await?);
+    let tracked: Vec<Tracked> = shared
+        .tracked
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    let plan = pass::plan(&coverage, &occupied, &tracked, now, limit);
+
+    let mut new = Vec::with_capacity(plan.starts.len() + plan.missed.len());
+    for (seg, late) in &plan.starts {
+        new.push(NewRecording {
+            user_id: seg.user.clone(),
+            policy_id: seg.policy.get(),
+            segment_start: seg.start,
+            segment_end: seg.end,
+            requested_seconds: crate::cxone::retrying::remaining_duration(seg.end, now)
+                .map_or(seg.duration.as_secs(), |d| d.as_secs()),
+            end_mode: seg.end_mode,
+            state: RecordingState::Pending,
+            late_seconds: Some(late.num_milliseconds() as f64 / 1000.0),
+            last_error: None,
+        });
+    }
+    for seg in &plan.missed {
+        new.push(NewRecording {
+            user_id: seg.user.clone(),
+            policy_id: seg.policy.get(),
+            segment_start: seg.start,
+            segment_end: seg.end,
+            requested_seconds: seg.duration.as_secs(),
+            end_mode: seg.end_mode,
+            state: RecordingState::Missed,
+            late_seconds: None,
+            last_error: Some("the window passed while recsched was not running".into()),
+        });
+        tracing::warn!(policy = seg.policy.get(), user = %seg.user, segment_start = %format_utc(seg.start), "missed");
+    }
+    let ids = if new.is_empty() {
+        Vec::new()
+    } else {
+        shared.store.claim_many(&new).await?
+    };
+
+    // Group each user's ends and start into one job.
+    let by_id: HashMap<i64, &Tracked> = tracked.iter().map(|t| (t.id, t)).collect();
+    let mut work: BTreeMap<UserId, UserWork> = BTreeMap::new();
+    {
+        let mut live = shared.tracked.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, reason) in &plan.ends {
+            if let (Some(t), Some(l)) = (by_id.get(id), live.get_mut(id)) {
+                l.busy = true;
+                work.entry(t.user.clone())
+                    .or_default()
+                    .0
+                    .push(((*t).clone(), *reason));
+            }
+        }
+        for ((seg, late), id) in plan.starts.iter().zip(&ids) {
+            let Some(id) = id else {
+                // Someone else (an earlier pass of another process on this
+                // file) already has this segment: exactly once.
+                continue;
+            };
+            live.insert(
+                id.get(),
+                Tracked {
+                    id: id.get(),
+                    user: seg.user.clone(),
+                    policy_id: Some(seg.policy.get()),
+                    start: seg.start,
+                    end: seg.end,
+                    end_mode: seg.end_mode,
+                    state: RecordingState::Pending,
+                    contact: None,
+                    busy: true,
+                },
+            );
+            work.entry(seg.user.clone()).or_default().1 = Some(jobs::StartJob {
+                id: *id,
+                segment: seg.clone(),
+                late: *late,
+            });
+        }
+    }
+    // Wake at the end of what was just started too: the plan was made
+    // before these rows existed.
+    let mut next = plan.next;
+    for (_, start) in work.values() {
+        if let Some(job) = start {
+            next = Some(next.map_or(job.segment.end, |n| n.min(job.segment.end)));
+        }
+    }
+    for (user, (ends, start)) in work {
+        tracker.spawn(jobs::run_user(shared.clone(), user, ends, start));
+    }
+    Ok(next)
+}

@@ -25,6 +25,11 @@ pub struct Settings {
     /// How long stops for ended windows keep being retried after the
     /// window's end, seconds (default 60).
     pub stop_grace_seconds: u64,
+    /// A segment of an `end_mode = stop` policy asks the vendor for this
+    /// many seconds more than the window, so that the stop sent at the
+    /// window's end is what ends it (default 5). If the stop is lost, the
+    /// recording overruns by at most this much.
+    pub stop_margin_seconds: u64,
 }
 
 impl Default for Settings {
@@ -37,6 +42,7 @@ impl Default for Settings {
             shutdown_grace_seconds: 10,
             missed_lookback_seconds: 7 * 24 * 3600,
             stop_grace_seconds: 60,
+            stop_margin_seconds: 5,
         }
     }
 }
@@ -51,7 +57,7 @@ impl Settings {
     }
 
     pub fn reload_poll(&self) -> Duration {
-        Duration::from_millis(self.reload_poll_ms.clamp(50, 2000))
+        Duration::from_millis(self.reload_poll_ms.clamp(50, 60_000))
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -17,8 +17,9 @@ use crate::recording::RecordingDuration;
 pub enum Due {
     /// Starts in the future, at `at`.
     Upcoming { at: DateTime<Utc> },
-    /// Start now for `remaining` (whole seconds, rounded down so the
-    /// recording never outlasts the segment); `late` is `now - start`,
+    /// Start now for `remaining` (to the nearest whole second, so the
+    /// recording may outlast the segment by under half a second); `late`
+    /// is `now - start`,
     /// zero when on time.
     Now {
         remaining: RecordingDuration,
@@ -59,16 +60,14 @@ pub fn due(segment: &Segment, now: DateTime<Utc>) -> Due {
     if now >= segment.end {
         return Due::Missed;
     }
-    // Whole seconds left, rounded down, never more than the segment asks.
-    let left = (segment.end - now)
-        .num_seconds()
-        .min(i64::from(segment.duration.as_secs()));
-    match RecordingDuration::from_secs(left) {
-        Ok(remaining) => Due::Now {
-            remaining,
+    // The time left to the nearest second (a start a few milliseconds into
+    // a 5 s segment still asks for 5 s), never more than the segment asks.
+    match RecordingDuration::remaining(segment.end, now) {
+        Some(left) => Due::Now {
+            remaining: left.min(segment.duration),
             late: now - segment.start,
         },
-        Err(_) => Due::Missed,
+        None => Due::Missed,
     }
 }
 
@@ -121,7 +120,7 @@ mod tests {
         assert_eq!(
             due(&segment(60), now),
             Due::Now {
-                remaining: secs(29),
+                remaining: secs(30),
                 late: Duration::milliseconds(30_500)
             }
         );
@@ -136,8 +135,20 @@ mod tests {
     }
 
     #[test]
-    fn under_five_seconds_left_is_missed() {
-        let now = start() + Duration::milliseconds(55_001);
+    fn a_start_a_few_milliseconds_late_still_gets_its_five_seconds() {
+        let now = start() + Duration::milliseconds(3);
+        assert_eq!(
+            due(&segment(5), now),
+            Due::Now {
+                remaining: secs(5),
+                late: Duration::milliseconds(3)
+            }
+        );
+    }
+
+    #[test]
+    fn under_four_and_a_half_seconds_left_is_missed() {
+        let now = start() + Duration::milliseconds(55_501);
         assert_eq!(due(&segment(60), now), Due::Missed);
     }
 

@@ -137,7 +137,10 @@ async fn a_rejected_token_is_renewed_once() {
         cancel: &cancel,
     };
     let end = client_clock.now() + chrono::Duration::seconds(60);
-    let (started, attempts) = r.start(&user("b"), end).await.unwrap();
+    let (started, attempts) = r
+        .start(&user("b"), end, chrono::Duration::zero())
+        .await
+        .unwrap();
     assert_eq!(attempts, 2);
     let statuses: Vec<_> = seen.iter().map(|(ex, _, _)| ex.status).collect();
     assert_eq!(statuses, [Some(401), Some(200)]);
@@ -159,7 +162,10 @@ async fn a_rejected_token_is_renewed_once() {
         observer: &mut seen,
         cancel: &cancel,
     };
-    let e = r.start(&user("c"), end).await.unwrap_err();
+    let e = r
+        .start(&user("c"), end, chrono::Duration::zero())
+        .await
+        .unwrap_err();
     assert!(matches!(e, GiveUp::Final { attempts: 2, .. }), "{e:?}");
     match e {
         GiveUp::Final { error, .. } => assert_eq!(error.action(), Action::Reauthenticate),
@@ -309,7 +315,10 @@ async fn retries_honour_retry_after_and_ask_for_less_each_time() {
         observer: &mut seen,
         cancel: &cancel,
     };
-    let e = r.start(&user("late"), end).await.unwrap_err();
+    let e = r
+        .start(&user("late"), end, chrono::Duration::zero())
+        .await
+        .unwrap_err();
     assert!(matches!(e, GiveUp::Deadline { .. }), "{e:?}");
     let asked: Vec<u32> = seen
         .iter()
@@ -372,7 +381,11 @@ async fn server_errors_are_retried_only_a_few_times() {
         cancel: &cancel,
     };
     let e = r
-        .start(&user("s"), clock.now() + chrono::Duration::seconds(60))
+        .start(
+            &user("s"),
+            clock.now() + chrono::Duration::seconds(60),
+            chrono::Duration::zero(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(e, GiveUp::Final { attempts: 3, .. }), "{e:?}");
@@ -439,6 +452,7 @@ async fn secrets_never_reach_logs_or_errors() {
         recsched::telemetry::LogFormat::Json,
         Some("trace"),
         capture.clone(),
+        false,
     );
     let _guard = tracing::subscriber::set_default(subscriber);
 

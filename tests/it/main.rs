@@ -2,5 +2,6 @@
 
 mod common;
 mod cxone;
+mod daemon;
 mod simulator;
 mod store;

@@ -30,9 +30,12 @@ impl Rig {
     }
 
     pub async fn with_faults(faults: Faults) -> Self {
-        let sim = simulator::spawn(SimConfig { faults, ..SimConfig::default() })
-            .await
-            .expect("simulator binds");
+        let sim = simulator::spawn(SimConfig {
+            faults,
+            ..SimConfig::default()
+        })
+        .await
+        .expect("simulator binds");
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("recsched.db");
         let store = Store::open(&store::Settings {
@@ -56,7 +59,9 @@ impl Rig {
 
     /// Starts `recsched run`; its log goes to a file in the rig's directory.
     pub fn spawn(&self) -> Daemon {
-        let n = std::fs::read_dir(self.dir.path()).map(|d| d.count()).unwrap_or(0);
+        let n = std::fs::read_dir(self.dir.path())
+            .map(|d| d.count())
+            .unwrap_or(0);
         let log = self.dir.path().join(format!("daemon-{n}.log"));
         let config = self.dir.path().join("empty.toml");
         std::fs::write(&config, "").unwrap();
@@ -150,7 +155,11 @@ impl Daemon {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return (status, self.log());
             }
-            assert!(Instant::now() < deadline, "daemon did not exit within {within:?}:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not exit within {within:?}:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -188,7 +197,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

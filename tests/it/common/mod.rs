@@ -1,4 +1,4 @@
 //! Helpers shared by the integration-test modules.
 
-pub mod sim;
 pub mod daemon;
+pub mod sim;

@@ -1,0 +1,121 @@
+//! Live configuration: notices edits to `policies` and `policy_users` made
+//! by any writer (sqlite3, the CLI, another program) and hands the loop a
+//! freshly parsed policy set.
+//!
+//! Edits are noticed by polling `policy_revision`, a counter the schema's
+//! triggers bump on every change to those tables: one integer read per
+//! poll, and the daemon's own recording writes never trip it (as they
+//! would `PRAGMA data_version`). SIGHUP forces a reload through a
+//! [`Trigger`]. A row that does not parse is logged once, by name, and
+//! skipped; every other policy goes on.
+
+use super::{DaemonError, Stats};
+use crate::policy::{self, Policy};
+use crate::store::Store;
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+/// Forces a reload (SIGHUP).
+#[derive(Clone, Default)]
+pub struct Trigger(Arc<Notify>);
+
+impl Trigger {
+    pub fn fire(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Polls for edits and publishes the parsed, enabled policies.
+pub struct Watcher {
+    store: Store,
+    poll: Duration,
+    trigger: Trigger,
+    stats: Arc<Stats>,
+    tx: watch::Sender<Arc<Vec<Policy>>>,
+    revision: Option<i64>,
+    /// Problems already logged, so an unchanged bad row is not logged on
+    /// every reload.
+    reported: HashSet<String>,
+}
+
+impl Watcher {
+    pub fn new(store: Store, poll: Duration, trigger: Trigger, stats: Arc<Stats>) -> Self {
+        Self {
+            store,
+            poll,
+            trigger,
+            stats,
+            tx: watch::Sender::new(Arc::new(Vec::new())),
+            revision: None,
+            reported: HashSet::new(),
+        }
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Vec<Policy>>> {
+        self.tx.subscribe()
+    }
+
+    /// Loads and publishes the policies now; returns them.
+    pub async fn load_now(&mut self) -> Result<Arc<Vec<Policy>>, DaemonError> {
+        // The revision first: an edit landing between the two reads shows
+        // as a new revision on the next poll and is loaded then.
+        let revision = self.store.policy_revision().await?;
+        let rows = self.store.policy_rows().await?;
+        let (parsed, errors) = policy::load(rows);
+        let mut now_reported = HashSet::new();
+        for e in &errors {
+            let text = e.to_string();
+            if !self.reported.contains(&text) {
+                tracing::error!(error = %text, "invalid policy row skipped");
+            }
+            now_reported.insert(text);
+        }
+        self.reported = now_reported;
+        self.stats
+            .invalid_policies
+            .store(errors.len() as u64, Ordering::Relaxed);
+        let enabled: Vec<Policy> = parsed.into_iter().filter(|p| p.enabled).collect();
+        if self.revision.is_some() {
+            tracing::info!(
+                revision,
+                policies = enabled.len(),
+                invalid = errors.len(),
+                "policies reloaded"
+            );
+        }
+        self.revision = Some(revision);
+        let enabled = Arc::new(enabled);
+        self.tx.send_replace(enabled.clone());
+        Ok(enabled)
+    }
+
+    /// Polls until `cancel`.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        loop {
+            let forced = tokio::select! {
+                () = tokio::time::sleep(self.poll) => false,
+                () = self.trigger.0.notified() => true,
+                () = cancel.cancelled() => return,
+            };
+            if forced {
+                tracing::info!("reload requested");
+            } else {
+                match self.store.policy_revision().await {
+                    Ok(r) if Some(r) == self.revision => continue,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not read the policy revision");
+                        continue;
+                    }
+                }
+            }
+            if let Err(e) = self.load_now().await {
+                tracing::warn!(error = %e, "could not reload policies; keeping the previous set");
+            }
+        }
+    }
+}
