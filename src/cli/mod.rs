@@ -6,6 +6,7 @@ pub mod check;
 pub mod migrate;
 pub mod output;
 pub mod policy;
+pub mod recordings;
 pub mod simulate;
 
 use crate::config::{self, Config};
@@ -78,6 +79,13 @@ pub enum Command {
     /// List, show, add, change and remove recording policies.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// List recording rows (one per vendor recording), newest first.
+    ///
+    /// Each row is one segment: who, which policy, the segment's start and
+    /// end (UTC), its state, the contact id the vendor returned, how many
+    /// start requests were sent, how late a caught-up start was (LATE_S),
+    /// and the last error. Every filter narrows the list.
+    Recordings(recordings::RecordingsArgs),
     /// Serve the built-in CXone API simulator (for dry runs and tests).
     Simulate(simulate::SimulateArgs),
 }
@@ -90,6 +98,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(args, config_file).await,
         Command::Migrate(args) => migrate::run(args, &load_config(config_file)?).await,
         Command::Policy(command) => policy::run(command, &load_config(config_file)?).await,
+        Command::Recordings(args) => recordings::run(args, &load_config(config_file)?).await,
         // The simulator stands in for the vendor and reads none of our config.
         Command::Simulate(args) => {
             simulate::run(args, shutdown_signal()).await?;

@@ -8,6 +8,7 @@ mod check;
 mod help;
 mod migrate;
 mod policy;
+mod recordings;
 
 use sqlx::SqliteConnection;
 

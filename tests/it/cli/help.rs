@@ -6,7 +6,10 @@ use super::Recsched;
 fn every_command_has_help_that_names_its_flags() {
     let r = Recsched::new();
     let cases: &[(&[&str], &[&str])] = &[
-        (&[], &["migrate", "check", "policy", "--config"]),
+        (
+            &[],
+            &["migrate", "check", "policy", "recordings", "--config"],
+        ),
         (&["migrate"], &["0600"]),
         (&["check"], &["--json"]),
         (
@@ -41,6 +44,10 @@ fn every_command_has_help_that_names_its_flags() {
         (&["policy", "remove"], &["<NAME>", "recordings", "kept"]),
         (&["policy", "add-user"], &["<NAME>", "<USER>"]),
         (&["policy", "remove-user"], &["<NAME>", "<USER>"]),
+        (
+            &["recordings"],
+            &["--user", "--state", "--since", "--limit", "--json"],
+        ),
     ];
     for (command, flags) in cases {
         let mut args = command.to_vec();

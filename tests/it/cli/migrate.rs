@@ -27,6 +27,7 @@ fn commands_never_create_the_database_and_say_how_to() {
     for args in [
         &["policy", "list"][..],
         &["check"],
+        &["recordings"],
         &[
             "policy", "add", "--name", "a", "--cron", "@daily", "--window", "60", "--user", "u1",
         ],
