@@ -5,6 +5,7 @@
 //! the commands' text and `--json` output.
 
 mod check;
+mod config;
 mod help;
 mod migrate;
 mod policy;
