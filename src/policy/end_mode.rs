@@ -1,4 +1,8 @@
 //! How a window ends: trust the vendor's timer, or also send a stop.
+//!
+//! Holding one means it is valid; parsed once from the row, never
+//! re-checked downstream. Depends on nothing outside `policy` and
+//! `recording`.
 
 use std::fmt;
 use std::str::FromStr;

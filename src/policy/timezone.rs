@@ -1,4 +1,8 @@
 //! The policy's IANA time zone, by exact name.
+//!
+//! Holding one means it is valid; parsed once from the row, never
+//! re-checked downstream. Depends on nothing outside `policy` and
+//! `recording`.
 
 use chrono_tz::{Tz, TZ_VARIANTS};
 

@@ -1,4 +1,8 @@
 //! Who a policy records: a non-empty set of user ids.
+//!
+//! Holding one means it is valid; parsed once from the row, never
+//! re-checked downstream. Depends on nothing outside `policy` and
+//! `recording`.
 
 use std::collections::btree_set;
 use std::collections::BTreeSet;

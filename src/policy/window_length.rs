@@ -1,4 +1,8 @@
 //! How long one window of a policy stays open.
+//!
+//! Holding one means it is valid; parsed once from the row, never
+//! re-checked downstream. Depends on nothing outside `policy` and
+//! `recording`.
 
 use std::fmt;
 
