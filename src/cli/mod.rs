@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod migrate;
+pub mod next;
 pub mod output;
 pub mod policy;
 pub mod recordings;
@@ -86,6 +87,16 @@ pub enum Command {
     /// start requests were sent, how late a caught-up start was (LATE_S),
     /// and the last error. Every filter narrows the list.
     Recordings(recordings::RecordingsArgs),
+    /// Show the coming windows of a policy, or of a cron expression to try out.
+    ///
+    /// Start and end in UTC and on the policy zone's clock (with its offset),
+    /// computed by the daemon's own planner: a start time skipped by a
+    /// daylight-saving gap opens at the first instant after the gap, and a
+    /// fixed time repeated by the fall-back hour opens once. Example:
+    /// recsched next --cron "30 2 * * *" --tz Europe/Amsterdam --window 3600
+    #[command(override_usage = "recsched next [OPTIONS] <POLICY>\n       \
+                                recsched next [OPTIONS] --cron <EXPR> --window <SECS> [--tz <ZONE>]")]
+    Next(next::NextArgs),
     /// Serve the built-in CXone API simulator (for dry runs and tests).
     Simulate(simulate::SimulateArgs),
 }
@@ -98,6 +109,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(args, config_file).await,
         Command::Migrate(args) => migrate::run(args, &load_config(config_file)?).await,
         Command::Policy(command) => policy::run(command, &load_config(config_file)?).await,
+        Command::Next(args) => next::run(args, &load_config(config_file)?).await,
         Command::Recordings(args) => recordings::run(args, &load_config(config_file)?).await,
         // The simulator stands in for the vendor and reads none of our config.
         Command::Simulate(args) => {
@@ -112,6 +124,16 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 pub fn load_config(file: Option<&Path>) -> anyhow::Result<Config> {
     let chosen = config::choose_file(file);
     Ok(config::load(chosen.as_deref(), std::env::vars())?)
+}
+
+/// Parses an RFC 3339 instant given as a flag (`--since`, `--from`).
+pub fn instant(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    crate::clock::parse_utc(raw).map_err(|e| {
+        format!(
+            "`{raw}` is not an RFC 3339 time such as 2026-03-29T00:00:00Z or \
+             2026-03-29T02:00:00+02:00 ({e})"
+        )
+    })
 }
 
 /// Opens the database to change it. Unlike the daemon and `migrate`, a

@@ -17,11 +17,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::policy::{self, Column, Policy, PolicyRow, Problem};
 use crate::recording::UserId;
 use crate::store::{NewPolicy, Store, StoreError};
 
+use super::next::{table, upcoming, WindowView};
 use super::output::{human_secs, one_line, print_json, print_text, yes_no, Table};
 use super::{open_for_reading, open_for_writing};
 
@@ -37,7 +39,7 @@ pub enum PolicyCommand {
     Add(AddArgs),
     /// List every policy, with the problem of each row that does not validate.
     List(ListArgs),
-    /// Show one policy: every field, its users and any problem.
+    /// Show one policy: every field, its users, any problem and its next 3 windows.
     Show(ShowArgs),
     /// Enable a policy: its windows open again.
     Enable(NameArgs),
@@ -168,6 +170,11 @@ async fn add(args: AddArgs, config: &Config) -> anyhow::Result<()> {
         anyhow::bail!(message);
     }
 
+    let first = if row.enabled {
+        next_windows(&row, 1)
+    } else {
+        Vec::new()
+    };
     let store = open_for_writing(config).await?;
     let id = store
         .insert_policy(&NewPolicy {
@@ -186,11 +193,18 @@ async fn add(args: AddArgs, config: &Config) -> anyhow::Result<()> {
     } else {
         "disabled; enable it with `recsched policy enable NAME`"
     };
-    print_text(&format!(
+    let mut text = format!(
         "added policy `{}` (id {id}, {state}) to {}\n",
         one_line(&row.name),
         config.database.path.display()
-    ))
+    );
+    if let Some(w) = first.first() {
+        text.push_str(&format!(
+            "first window: {} to {} ({} {} to {} {})\n",
+            w.start, w.end, w.start_local, w.start_abbreviation, w.end_local, w.end_abbreviation
+        ));
+    }
+    print_text(&text)
 }
 
 /// The command-line flag of `policy add` that sets `column`.
@@ -232,6 +246,26 @@ struct PolicyJson<'a> {
     #[serde(flatten)]
     row: &'a PolicyRow,
     problems: Vec<String>,
+}
+
+/// `policy show --json`: the row, its problems and its next windows.
+#[derive(Debug, Serialize)]
+struct ShowJson<'a> {
+    #[serde(flatten)]
+    policy: PolicyJson<'a>,
+    /// Empty when the row does not validate.
+    next_windows: Vec<WindowView>,
+}
+
+/// How many windows `policy show` lists.
+const SHOWN_WINDOWS: usize = 3;
+
+/// The next `count` windows of a row that validates, from now.
+fn next_windows(row: &PolicyRow, count: usize) -> Vec<WindowView> {
+    match Policy::from_row(row) {
+        Ok(policy) => upcoming(&policy.cron, policy.window, SystemClock.now(), count),
+        Err(_) => Vec::new(),
+    }
 }
 
 impl<'a> PolicyJson<'a> {
@@ -293,8 +327,12 @@ async fn show(args: ShowArgs, config: &Config) -> anyhow::Result<()> {
     let store = open_for_reading(config).await?;
     let row = find(&store, &args.name).await?;
     store.close().await;
+    let windows = next_windows(&row, SHOWN_WINDOWS);
     if args.json {
-        return print_json(&PolicyJson::new(&row));
+        return print_json(&ShowJson {
+            policy: PolicyJson::new(&row),
+            next_windows: windows,
+        });
     }
     let problems = policy::problems(&row);
     let mut text = String::new();
@@ -331,6 +369,16 @@ async fn show(args: ShowArgs, config: &Config) -> anyhow::Result<()> {
         text.push_str("users:\n");
         for user in &row.users {
             text.push_str(&format!("  {}\n", one_line(user)));
+        }
+    }
+    if !windows.is_empty() {
+        text.push_str(if row.enabled {
+            "next windows:\n"
+        } else {
+            "next windows (once enabled):\n"
+        });
+        for line in table(&windows).lines() {
+            text.push_str(&format!("  {line}\n"));
         }
     }
     print_text(&text)
@@ -447,7 +495,7 @@ async fn remove_users(args: UsersArgs, config: &Config) -> anyhow::Result<()> {
 }
 
 /// The policy named `name`, else the one whose id is `name`.
-async fn find(store: &Store, name: &str) -> anyhow::Result<PolicyRow> {
+pub(super) async fn find(store: &Store, name: &str) -> anyhow::Result<PolicyRow> {
     if let Some(row) = store.policy_row(name).await? {
         return Ok(row);
     }

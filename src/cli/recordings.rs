@@ -11,13 +11,12 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::clock::parse_utc;
 use crate::config::Config;
 use crate::recording::{RecordingState, UserId};
 use crate::store::{RecordingFilter, RecordingRow};
 
-use super::open_for_reading;
 use super::output::{one_line, print_json, print_text, truncated, utc, Table};
+use super::{instant, open_for_reading};
 
 /// Flags of `recsched recordings` (its help text is on `Command::Recordings`).
 #[derive(Debug, Clone, clap::Args)]
@@ -43,13 +42,6 @@ pub struct RecordingsArgs {
     /// Print one JSON array, one object per row with every column.
     #[arg(long)]
     pub json: bool,
-}
-
-/// Parses an RFC 3339 instant for a flag.
-pub fn instant(raw: &str) -> Result<DateTime<Utc>, String> {
-    parse_utc(raw).map_err(|e| {
-        format!("`{raw}` is not an RFC 3339 time such as 2026-03-29T00:00:00Z or 2026-03-29T02:00:00+02:00 ({e})")
-    })
 }
 
 /// One row in `--json` output: every column, times as RFC 3339 UTC text.

@@ -8,6 +8,7 @@ mod check;
 mod config;
 mod help;
 mod migrate;
+mod next;
 mod policy;
 mod recordings;
 

@@ -8,7 +8,14 @@ fn every_command_has_help_that_names_its_flags() {
     let cases: &[(&[&str], &[&str])] = &[
         (
             &[],
-            &["migrate", "check", "policy", "recordings", "--config"],
+            &[
+                "migrate",
+                "check",
+                "policy",
+                "recordings",
+                "next",
+                "--config",
+            ],
         ),
         (&["migrate"], &["0600"]),
         (&["check"], &["--json"]),
@@ -38,12 +45,18 @@ fn every_command_has_help_that_names_its_flags() {
             ],
         ),
         (&["policy", "list"], &["--json"]),
-        (&["policy", "show"], &["--json", "<NAME>"]),
+        (&["policy", "show"], &["--json", "<NAME>", "next 3 windows"]),
         (&["policy", "enable"], &["<NAME>"]),
         (&["policy", "disable"], &["<NAME>"]),
         (&["policy", "remove"], &["<NAME>", "recordings", "kept"]),
         (&["policy", "add-user"], &["<NAME>", "<USER>"]),
         (&["policy", "remove-user"], &["<NAME>", "<USER>"]),
+        (
+            &["next"],
+            &[
+                "<POLICY>", "--cron", "--tz", "--window", "--count", "--from", "--json",
+            ],
+        ),
         (
             &["recordings"],
             &["--user", "--state", "--since", "--limit", "--json"],
