@@ -109,7 +109,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(args, config_file).await,
         Command::Migrate(args) => migrate::run(args, &load_config(config_file)?).await,
         Command::Policy(command) => policy::run(command, &load_config(config_file)?).await,
-        Command::Next(args) => next::run(args, &load_config(config_file)?).await,
+        // `next --cron` needs neither the config nor the database.
+        Command::Next(args) => next::run(args, config_file).await,
         Command::Recordings(args) => recordings::run(args, &load_config(config_file)?).await,
         // The simulator stands in for the vendor and reads none of our config.
         Command::Simulate(args) => {

@@ -7,13 +7,13 @@
 //! gap and fold included. This module only parses the flags, reads the
 //! clock once (for the default `--from`) and prints.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
 use crate::planner::window_starts;
 use crate::policy::{self, parse_timezone, Policy, WindowLength, ZonedCron};
 
@@ -128,11 +128,12 @@ pub fn table(windows: &[WindowView]) -> String {
     table.render()
 }
 
-pub async fn run(args: NextArgs, config: &Config) -> anyhow::Result<ExitCode> {
+pub async fn run(args: NextArgs, config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
     let from = args.from.unwrap_or_else(|| SystemClock.now());
     let (title, cron, window) = match (&args.policy, &args.cron) {
         (Some(name), _) => {
-            let store = open_for_reading(config).await?;
+            let config = super::load_config(config_file)?;
+            let store = open_for_reading(&config).await?;
             let row = super::policy::find(&store, name).await?;
             store.close().await;
             let policy = Policy::from_row(&row).map_err(|_| {

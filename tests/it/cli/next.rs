@@ -293,3 +293,15 @@ async fn a_policy_in_the_database_gives_its_windows() {
     let text = r.ok(&["policy", "show", "ams"]).stdout;
     assert!(text.contains("next windows:"), "{text}");
 }
+
+#[test]
+fn trying_an_expression_needs_no_config_or_database() {
+    let r = Recsched::new();
+    std::fs::write(&r.config, "[schedule]\nsegment_limt_seconds = 5\n").unwrap();
+    let run = r.ok(&["next", "--cron", "@daily", "--window", "60", "--json"]);
+    assert_eq!(run.json().as_array().unwrap().len(), 5);
+    assert!(!r.db.exists());
+    // With a policy name it does need both, and says what is wrong.
+    let run = r.fails(&["next", "ams"]);
+    assert!(run.stderr.contains("segment_limt_seconds"), "{run:?}");
+}
