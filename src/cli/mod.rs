@@ -2,11 +2,18 @@
 //! parses its own arguments and applies itself; this file only dispatches.
 //! Doc comments on the types are the `--help` text.
 
+pub mod check;
 pub mod demo;
+pub mod migrate;
+pub mod next;
+pub mod output;
+pub mod policy;
+pub mod recordings;
 pub mod run;
 pub mod simulate;
 
 use crate::config::{self, Config};
+use crate::store::{Store, StoreError};
 use crate::telemetry::LogFormat;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,16 +30,34 @@ pub struct Cli {
     /// Config file (TOML). Default: /etc/recsched/recsched.toml when it
     /// exists, else built-in defaults. RECSCHED_* variables override it
     /// (e.g. RECSCHED_DATABASE__PATH, RECSCHED_CXONE__API_BASE).
-    #[arg(long, global = true, value_name = "FILE", env = "RECSCHED_CONFIG")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "RECSCHED_CONFIG",
+        help_heading = "Global options"
+    )]
     pub config: Option<PathBuf>,
 
     /// Log line format.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        help_heading = "Global options"
+    )]
     pub log_format: LogFormat,
 
     /// Log filter in RUST_LOG syntax (default: info for recsched, warn for
     /// libraries).
-    #[arg(long, global = true, value_name = "FILTER", env = "RUST_LOG")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILTER",
+        env = "RUST_LOG",
+        help_heading = "Global options"
+    )]
     pub log: Option<String>,
 
     #[command(subcommand)]
@@ -47,6 +72,39 @@ pub enum Command {
     /// Try it out: the built-in CXone simulator, a fresh demo database
     /// with example policies, and the daemon, in one process, until Ctrl-C.
     Demo(demo::DemoArgs),
+    /// Create the database file (mode 0600) if missing and bring its schema up to date.
+    ///
+    /// Run it as the service user (e.g. `sudo -u recsched recsched migrate`):
+    /// the new file belongs to whoever creates it. Safe to run again. The
+    /// other commands never create the database; they ask for this one.
+    Migrate(migrate::MigrateArgs),
+    /// Validate the config and every policy row; exit 1 if anything is wrong.
+    ///
+    /// Prints one line per problem naming the policy, the column and what is
+    /// wrong, as the daemon logs it when it skips the row; disabled policies
+    /// are checked too. Exit status: 0 when all is well, 1 when anything is
+    /// wrong or cannot be read.
+    Check(check::CheckArgs),
+    /// List, show, add, change and remove recording policies.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// List recording rows (one per vendor recording), newest first.
+    ///
+    /// Each row is one segment: who, which policy, the segment's start and
+    /// end (UTC), its state, the contact id the vendor returned, how many
+    /// start requests were sent, how late a caught-up start was (LATE_S),
+    /// and the last error. Every filter narrows the list.
+    Recordings(recordings::RecordingsArgs),
+    /// Show the coming windows of a policy, or of a cron expression to try out.
+    ///
+    /// Start and end in UTC and on the policy zone's clock (with its offset),
+    /// computed by the daemon's own planner: a start time skipped by a
+    /// daylight-saving gap opens at the first instant after the gap, and a
+    /// fixed time repeated by the fall-back hour opens once. Example:
+    /// recsched next --cron "30 2 * * *" --tz Europe/Amsterdam --window 3600
+    #[command(override_usage = "recsched next [OPTIONS] <POLICY>\n       \
+                                recsched next [OPTIONS] --cron <EXPR> --window <SECS> [--tz <ZONE>]")]
+    Next(next::NextArgs),
     /// Serve the built-in CXone API simulator (for dry runs and tests).
     Simulate(Box<simulate::SimulateArgs>),
 }
@@ -57,8 +115,15 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(config_file, args).await,
         Command::Demo(args) => demo::run(args).await,
+        // `check` reports a bad config in its own output.
+        Command::Check(args) => check::run(args, config_file).await,
+        Command::Migrate(args) => migrate::run(args, &load_config(config_file)?).await,
+        Command::Policy(command) => policy::run(command, &load_config(config_file)?).await,
+        // `next --cron` needs neither the config nor the database.
+        Command::Next(args) => next::run(args, config_file).await,
+        Command::Recordings(args) => recordings::run(args, &load_config(config_file)?).await,
+        // The simulator stands in for the vendor and reads none of our config.
         Command::Simulate(args) => {
-            let _ = config_file;
             simulate::run(*args, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -70,6 +135,56 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 pub fn load_config(file: Option<&Path>) -> anyhow::Result<Config> {
     let chosen = config::choose_file(file);
     Ok(config::load(chosen.as_deref(), std::env::vars())?)
+}
+
+/// Parses an RFC 3339 instant given as a flag (`--since`, `--from`).
+pub fn instant(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    crate::clock::parse_utc(raw).map_err(|e| {
+        format!(
+            "`{raw}` is not an RFC 3339 time such as 2026-03-29T00:00:00Z or \
+             2026-03-29T02:00:00+02:00 ({e})"
+        )
+    })
+}
+
+/// Opens the database to change it. Unlike the daemon and `migrate`, a
+/// command that edits policies never creates the file: a typo in
+/// `database.path` must not leave the edit in a new, unused database.
+/// Applies pending migrations, as the daemon would.
+pub async fn open_for_writing(config: &Config) -> anyhow::Result<Store> {
+    let path = &config.database.path;
+    if !path.exists() {
+        anyhow::bail!(
+            "database {}: the file does not exist; run `recsched migrate` to create it, or fix \
+             database.path in the config (or RECSCHED_DATABASE__PATH)",
+            path.display()
+        );
+    }
+    Store::open(&config.database).await.map_err(with_cli_fix)
+}
+
+/// Opens the database to read it; never creates or migrates anything.
+pub async fn open_for_reading(config: &Config) -> anyhow::Result<Store> {
+    Store::open_read_only(&config.database)
+        .await
+        .map_err(with_cli_fix)
+}
+
+/// A store error, with the CLI command that fixes it where there is one.
+fn with_cli_fix(err: StoreError) -> anyhow::Error {
+    match err {
+        StoreError::FileMissing { path } => anyhow::anyhow!(
+            "database {}: the file does not exist; create it with `recsched migrate`, or fix \
+             database.path in the config (or RECSCHED_DATABASE__PATH)",
+            path.display()
+        ),
+        StoreError::NotMigrated { path } => anyhow::anyhow!(
+            "database {}: its schema is older than this build; bring it up to date with \
+             `recsched migrate`",
+            path.display()
+        ),
+        other => other.into(),
+    }
 }
 
 /// Completes on SIGTERM or SIGINT.
@@ -85,5 +200,33 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn walk(cmd: &clap::Command, path: &str, check: &mut dyn FnMut(&str, &clap::Command)) {
+        check(path, cmd);
+        for sub in cmd.get_subcommands() {
+            walk(sub, &format!("{path} {}", sub.get_name()), check);
+        }
+    }
+
+    #[test]
+    fn every_command_and_flag_has_help_text() {
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        walk(&cmd, "recsched", &mut |path, cmd| {
+            assert!(cmd.get_about().is_some(), "`{path}` has no help");
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" {
+                    assert!(arg.get_help().is_some(), "`{path}`: {id} has no help");
+                }
+            }
+        });
     }
 }

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one link step.
 
+mod cli;
 mod common;
 mod cxone;
 mod daemon;

@@ -1,4 +1,5 @@
 //! Helpers shared by the integration-test modules.
 
+pub mod bin;
 pub mod daemon;
 pub mod sim;

@@ -72,13 +72,20 @@ async fn sql_edits_take_effect_within_two_seconds() {
             .any(|r| r.end_reason == Some(EndReason::Stopped)),
         "{sim:?}"
     );
-    let rows = rig.rows().await;
+    // The rows follow the answers to the stops.
+    let rows = wait_for(WITHIN, "rows to be marked stopped", || async {
+        let rows = rig.rows().await;
+        rows.iter()
+            .all(|r| r.state != RecordingState::Recording)
+            .then_some(rows)
+    })
+    .await;
     let stopped: Vec<_> = rows
         .iter()
         .filter(|r| r.state == RecordingState::Stopped)
         .collect();
     assert!(stopped.iter().all(|r| r.ended_at.is_some()), "{stopped:?}");
-    assert!(!stopped.is_empty());
+    assert!(!stopped.is_empty(), "{rows:?}");
 
     // Changing the cron (and enabling again) starts recording again.
     let t = Instant::now();

@@ -62,7 +62,9 @@ async fn sigterm_during_a_burst_exits_cleanly_and_leaves_nothing_unresolved() {
     for u in &users {
         let mine: Vec<_> = sim
             .iter()
-            .filter(|r| &r.user_id == u && r.started_at >= w)
+            .filter(|r| {
+                &r.user_id == u && r.started_at >= w && r.started_at < w + Duration::seconds(15)
+            })
             .collect();
         assert_eq!(mine.len(), 1, "{u}: {mine:?}");
         let row = rows

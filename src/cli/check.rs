@@ -1,0 +1,131 @@
+//! `recsched check`: is the configuration valid, and does every policy
+//! row parse? For operators after an edit, and for scripts (exit status).
+//!
+//! It reads the rows exactly as the daemon does ([`Store::policy_rows`])
+//! and judges them with the daemon's own parser ([`policy::problems`]),
+//! so "check is clean" means "the daemon will skip nothing". It reports
+//! every problem of every row, not only the first, and never writes.
+//!
+//! [`Store::policy_rows`]: crate::store::Store::policy_rows
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use crate::policy::{self, PolicyError};
+
+use super::output::{print_json, print_text};
+
+/// Flags of `recsched check` (its help text is on `Command::Check`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    /// Print the problems as one JSON array (empty when all is well).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One problem, for `--json`.
+#[derive(Debug, Serialize)]
+struct ProblemJson {
+    /// `config` or `policy`.
+    source: &'static str,
+    policy_id: Option<i64>,
+    policy: Option<String>,
+    /// The column of `policies` (or `users`), when it is a policy's.
+    column: Option<&'static str>,
+    /// The whole message, as printed in text form.
+    message: String,
+}
+
+impl From<&PolicyError> for ProblemJson {
+    fn from(e: &PolicyError) -> Self {
+        Self {
+            source: "policy",
+            policy_id: Some(e.id.get()),
+            policy: Some(e.name.clone()),
+            column: Some(e.column().as_str()),
+            message: e.to_string(),
+        }
+    }
+}
+
+pub async fn run(args: CheckArgs, config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = match super::load_config(config_file) {
+        Ok(config) => config,
+        Err(e) => {
+            let message = format!("{e:#}");
+            if args.json {
+                print_json(&[ProblemJson {
+                    source: "config",
+                    policy_id: None,
+                    policy: None,
+                    column: None,
+                    message,
+                }])?;
+            } else {
+                print_text(&format!("{message}\n"))?;
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+
+    let store = super::open_for_reading(&config).await?;
+    let rows = store.policy_rows().await?;
+    store.close().await;
+
+    let mut problems = Vec::new();
+    let mut bad_policies = 0;
+    for row in &rows {
+        let found = policy::problems(row);
+        bad_policies += usize::from(!found.is_empty());
+        problems.extend(found);
+    }
+
+    if args.json {
+        let list: Vec<ProblemJson> = problems.iter().map(ProblemJson::from).collect();
+        print_json(&list)?;
+    } else {
+        let mut text = String::new();
+        for problem in &problems {
+            text.push_str(&problem.to_string());
+            text.push('\n');
+        }
+        let enabled = rows.iter().filter(|r| r.enabled).count();
+        let source = crate::config::choose_file(config_file)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "built-in defaults".to_owned());
+        let db = config.database.path.display();
+        if problems.is_empty() {
+            let policies = match rows.len() {
+                0 => format!("no policies in {db}"),
+                1 => format!("the one policy in {db} validates ({enabled} enabled)"),
+                n => format!("all {n} policies in {db} validate ({enabled} enabled)"),
+            };
+            text.push_str(&format!("ok: config ({source}) is valid; {policies}\n"));
+        } else {
+            text.push_str(&format!(
+                "{} {} in {bad_policies} {} ({} checked); the daemon skips {}\n",
+                problems.len(),
+                plural(problems.len(), "problem", "problems"),
+                plural(bad_policies, "policy", "policies"),
+                rows.len(),
+                plural(bad_policies, "it", "them"),
+            ));
+        }
+        print_text(&text)?;
+    }
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}

@@ -1,0 +1,95 @@
+//! The shipped `config/recsched.toml` loads, names every default, and the
+//! environment beats it when the binary runs.
+
+use std::path::Path;
+
+use recsched::config;
+
+fn shipped() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/recsched.toml"))
+}
+
+#[test]
+fn the_shipped_config_loads_and_matches_the_built_in_defaults() {
+    let from_file = config::load(Some(shipped()), Vec::new()).unwrap();
+    let defaults = config::load(None, Vec::new()).unwrap();
+    assert_eq!(
+        from_file.database.path,
+        Path::new("/var/lib/recsched/recsched.db")
+    );
+    // Everything but the systemd path is the built-in default.
+    assert_eq!(
+        from_file.database.busy_timeout,
+        defaults.database.busy_timeout
+    );
+    assert_eq!(
+        format!("{:?}", from_file.cxone),
+        format!("{:?}", defaults.cxone)
+    );
+    assert_eq!(
+        format!("{:?}", from_file.schedule),
+        format!("{:?}", defaults.schedule)
+    );
+    assert_eq!(from_file.retry, defaults.retry);
+    assert!(from_file.cxone.client_secret.is_none());
+    assert!(from_file.cxone.access_key_secret.is_none());
+    assert!(from_file.cxone.bearer_token.is_none());
+}
+
+#[test]
+fn the_shipped_config_shows_every_key() {
+    let text = std::fs::read_to_string(shipped()).unwrap();
+    for key in [
+        "path",
+        "busy_timeout_seconds",
+        "api_base",
+        "path_prefix",
+        "token_url",
+        "client_id",
+        "client_secret",
+        "client_secret_file",
+        "access_key_id",
+        "access_key_secret",
+        "access_key_secret_file",
+        "bearer_token",
+        "bearer_token_file",
+        "user_param",
+        "duration_param",
+        "contact_param",
+        "request_timeout_seconds",
+        "connect_timeout_seconds",
+        "token_renew_margin_seconds",
+        "pool_max_idle_per_host",
+        "segment_limit_seconds",
+        "max_concurrency",
+        "max_requests_per_second",
+        "reload_poll_ms",
+        "shutdown_grace_seconds",
+        "missed_lookback_seconds",
+        "stop_grace_seconds",
+        "base_ms",
+        "cap_ms",
+        "max_server_errors",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start_matches("# ").starts_with(&format!("{key} = "))),
+            "config/recsched.toml does not show `{key}`"
+        );
+    }
+}
+
+#[test]
+fn the_binary_reads_the_shipped_file_and_the_environment_beats_it() {
+    // The file says /var/lib/recsched/recsched.db; RECSCHED_DATABASE__PATH wins.
+    let r = super::Recsched::new();
+    std::fs::copy(shipped(), &r.config).unwrap();
+    let run = r.ok(&["migrate"]);
+    assert!(run.stdout.contains(&r.db.display().to_string()), "{run:?}");
+    assert!(r.db.exists());
+    let run = r.ok(&["check"]);
+    assert!(
+        run.stdout.contains(&r.config.display().to_string()),
+        "{run:?}"
+    );
+}
