@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// Exponential backoff with full jitter, bounded by a deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RetryPolicy {
     /// First backoff ceiling, in milliseconds (default 500).
     pub base_ms: u64,

@@ -21,7 +21,7 @@ pub enum StoreError {
     /// writer held the database. Safe to retry.
     #[error(
         "database {}: still locked by another writer after the busy timeout while {context}; \
-         retry, or raise store.busy_timeout_seconds if this keeps happening",
+         retry, or raise database.busy_timeout_seconds if this keeps happening",
         path.display()
     )]
     Busy {
@@ -42,7 +42,7 @@ pub enum StoreError {
 
     #[error(
         "database {}: directory {} does not exist; create it (systemd: StateDirectory=recsched) \
-         or fix store.path",
+         or fix database.path",
         path.display(),
         dir.display()
     )]
@@ -50,7 +50,7 @@ pub enum StoreError {
 
     #[error(
         "database {}: the file does not exist; start the daemon once to create it, or fix \
-         store.path",
+         database.path",
         path.display()
     )]
     FileMissing { path: PathBuf },
@@ -85,7 +85,7 @@ pub enum StoreError {
     },
 
     #[error(
-        "database {}: the file is not a SQLite database (or is encrypted); fix store.path",
+        "database {}: the file is not a SQLite database (or is encrypted); fix database.path",
         path.display()
     )]
     NotADatabase { path: PathBuf },

@@ -57,7 +57,7 @@ use crate::{policy::PolicyRow, recording::ContactId, recording::RecordingState};
 
 /// Where the database lives and how long a write waits for a lock.
 ///
-/// In TOML (section `[store]`): `path = "/var/lib/recsched/recsched.db"`,
+/// In TOML (section `[database]`): `path = "/var/lib/recsched/recsched.db"`,
 /// `busy_timeout_seconds = 15`.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]

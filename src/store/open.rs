@@ -135,7 +135,7 @@ async fn connect(path: &Path, options: SqliteConnectOptions) -> Result<SqlitePoo
 }
 
 /// The file's directory must exist: creating it is the installer's job
-/// (systemd `StateDirectory=`), and a typo in `store.path` should not
+/// (systemd `StateDirectory=`), and a typo in `database.path` should not
 /// silently make a new tree.
 fn check_directory(path: &Path) -> Result<(), StoreError> {
     let dir = match path.parent() {
