@@ -18,6 +18,7 @@ pub struct Config {
     pub cxone: crate::cxone::Settings,
     pub schedule: crate::daemon::Settings,
     pub retry: crate::retry::RetryPolicy,
+    pub metrics: crate::metrics::Settings,
 }
 
 /// Why the configuration could not be loaded.

@@ -28,6 +28,8 @@
 //!   misreading of the API cannot end up on both sides of a test.
 //! - [`daemon`]: the only home of timers and tasks.
 //! - [`config`]: layers defaults, the TOML file and `RECSCHED_*` variables.
+//! - [`metrics`]: Prometheus registry and the `/metrics` + `/healthz`
+//!   listener.
 //! - [`cli`]: clap commands, one module each.
 //! - [`telemetry`]: the tracing subscriber.
 //!
@@ -39,6 +41,7 @@ pub mod clock;
 pub mod config;
 pub mod cxone;
 pub mod daemon;
+pub mod metrics;
 pub mod planner;
 pub mod policy;
 pub mod recording;

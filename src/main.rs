@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    recsched::telemetry::init(cli.log_format, cli.log.as_deref());
+    let under_systemd = std::env::var_os("JOURNAL_STREAM").is_some();
+    recsched::telemetry::init(cli.log_format, cli.log.as_deref(), under_systemd);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -114,8 +114,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     println!("  windows open at the next whole minute (a window already open is caught up now); Ctrl-C stops\n");
 
-    let reload = daemon::reload::Trigger::default();
-    super::run::spawn_signal_handlers(cancel.clone(), reload.clone())?;
+    let hooks = daemon::Hooks::default();
+    super::run::spawn_signal_handlers(cancel.clone(), hooks.reload.clone())?;
+    let metrics = crate::metrics::Settings {
+        listen: "127.0.0.1:0".into(),
+    };
+    if let Some(addr) =
+        super::run::serve_metrics(&metrics, &hooks, clock.clone(), cancel.clone()).await?
+    {
+        println!("  metrics:   http://{addr}/metrics and http://{addr}/healthz\n");
+    }
     if let Some(secs) = args.seconds {
         let c = cancel.clone();
         tokio::spawn(async move {
@@ -130,7 +138,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         schedule,
         retry: crate::retry::RetryPolicy::default(),
     };
-    daemon::run_with(ctx, cancel, reload, Arc::default(), || {}).await?;
+    daemon::run_with(ctx, cancel, hooks, || {}).await?;
     let made = sim.recordings();
     println!("\nthe simulator recorded {} recording(s)", made.len());
     Ok(ExitCode::SUCCESS)

@@ -44,7 +44,7 @@ pub struct Cli {
         long,
         global = true,
         value_enum,
-        default_value_t = LogFormat::Text,
+        default_value_t = LogFormat::Auto,
         help_heading = "Global options"
     )]
     pub log_format: LogFormat,

@@ -3,7 +3,8 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::cxone::Client;
-use crate::daemon::{self, Context};
+use crate::daemon::{self, Context, Hooks, Notifier};
+use crate::metrics;
 use crate::store::Store;
 use anyhow::Context as _;
 use std::path::Path;
@@ -31,8 +32,12 @@ pub async fn run(config_file: Option<&Path>, _args: RunArgs) -> anyhow::Result<E
     let store = Store::open(&cfg.database).await?;
     let cancel = CancellationToken::new();
     let client = client.with_shutdown(cancel.clone());
-    let reload = daemon::reload::Trigger::default();
-    spawn_signal_handlers(cancel.clone(), reload.clone())?;
+    let hooks = Hooks {
+        notifier: Notifier::from_env(),
+        ..Hooks::default()
+    };
+    spawn_signal_handlers(cancel.clone(), hooks.reload.clone())?;
+    serve_metrics(&cfg.metrics, &hooks, clock.clone(), cancel.clone()).await?;
     let ctx = Context {
         store,
         client: Arc::new(client),
@@ -40,8 +45,44 @@ pub async fn run(config_file: Option<&Path>, _args: RunArgs) -> anyhow::Result<E
         schedule: cfg.schedule,
         retry: cfg.retry,
     };
-    daemon::run_with(ctx, cancel, reload, Arc::default(), || {}).await?;
+    daemon::run_with(ctx, cancel, hooks, || {}).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Binds `metrics.listen` (unless empty) and serves `/metrics` and
+/// `/healthz` until `cancel`. Returns the bound address (port 0 picks one).
+pub async fn serve_metrics(
+    settings: &metrics::Settings,
+    hooks: &Hooks,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    if settings.listen.trim().is_empty() {
+        return Ok(None);
+    }
+    let listener = tokio::net::TcpListener::bind(settings.listen.trim())
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen for metrics on metrics.listen = {:?}; pick a free loopback port, or set it to \"\" to turn metrics off",
+                settings.listen
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    tracing::info!(url = %format!("http://{addr}/metrics"), "metrics listening");
+    let liveness = hooks.liveness.clone();
+    let health: metrics::HealthCheck = Arc::new(move || liveness.check(clock.now()));
+    let registry = hooks.metrics.clone();
+    tokio::spawn(async move {
+        if let Err(e) = metrics::serve(listener, registry, health, async move {
+            cancel.cancelled().await
+        })
+        .await
+        {
+            tracing::error!(error = %e, "metrics listener failed");
+        }
+    });
+    Ok(Some(addr))
 }
 
 /// SIGTERM and SIGINT cancel `cancel`; SIGHUP fires `reload`.

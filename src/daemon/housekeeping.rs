@@ -29,9 +29,17 @@ pub async fn start(shared: Arc<Shared>) -> Result<Housekeeping, DaemonError> {
         let shared = shared.clone();
         let wake = job_wake.clone();
         Box::pin(async move {
-            let now = format_utc(shared.clock.now());
-            if let Err(e) = shared.store.set_state_value(LAST_SEEN_KEY, &now).await {
-                tracing::warn!(error = %e, "could not write the heartbeat");
+            let at = shared.clock.now();
+            match shared
+                .store
+                .set_state_value(LAST_SEEN_KEY, &format_utc(at))
+                .await
+            {
+                Ok(()) => shared.liveness.write_ok(at),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not write the heartbeat");
+                    shared.liveness.write_failed(e.to_string());
+                }
             }
             wake.notify_one();
         })

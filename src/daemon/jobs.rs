@@ -11,6 +11,7 @@ use super::pass::{EndReason, Tracked};
 use super::Shared;
 use crate::cxone::retrying::{GiveUp, Observer, Retrying};
 use crate::cxone::{CxoneError, Exchange, Operation, Stopped};
+use crate::metrics::{OperationLabel, StatusLabel};
 use crate::planner::Segment;
 use crate::policy::EndMode;
 use crate::recording::{ContactId, RecordingState, UserId};
@@ -89,7 +90,7 @@ async fn start_in_span(shared: &Shared, job: StartJob, previous: Option<ContactI
         shared.release(id.get());
         return;
     }
-    let mut writer = AttemptWriter::new(shared, id);
+    let mut writer = AttemptWriter::new(shared, id, Some(segment.start));
     let mut jitter = jitter_source();
     let outcome = loop {
         let mut retrying = Retrying {
@@ -152,7 +153,7 @@ async fn start_in_span(shared: &Shared, job: StartJob, previous: Option<ContactI
                 saved,
                 "recording"
             );
-            shared.metrics_started(&exchange, late, "started");
+            shared.metrics.start("started");
             shared.update(id.get(), |t| {
                 t.state = RecordingState::Recording;
                 t.contact = Some(started.contact_id);
@@ -226,7 +227,7 @@ async fn end_in_span(shared: &Shared, t: Tracked, reason: EndReason, successor: 
         .await;
     }
     let deadline = if early { t.end } else { t.end.max(now) + grace };
-    let mut writer = AttemptWriter::new(shared, id);
+    let mut writer = AttemptWriter::new(shared, id, None);
     let mut jitter = jitter_source();
     let mut retrying = Retrying {
         client: &shared.client,
@@ -372,14 +373,17 @@ fn new_attempt(
 struct AttemptWriter<'a> {
     shared: &'a Shared,
     id: RecordingId,
+    /// For a start: the planned instant, to measure fire-to-request lag.
+    planned: Option<DateTime<Utc>>,
     last_ok: Option<(Exchange, u32)>,
 }
 
 impl<'a> AttemptWriter<'a> {
-    fn new(shared: &'a Shared, id: RecordingId) -> Self {
+    fn new(shared: &'a Shared, id: RecordingId, planned: Option<DateTime<Utc>>) -> Self {
         Self {
             shared,
             id,
+            planned,
             last_ok: None,
         }
     }
@@ -387,6 +391,15 @@ impl<'a> AttemptWriter<'a> {
 
 impl Observer for AttemptWriter<'_> {
     async fn exchange(&mut self, ex: &Exchange, attempt: u32, error: Option<&CxoneError>) {
+        let m = &self.shared.metrics;
+        let operation = ex.operation.as_str();
+        m.request_seconds
+            .get_or_create(&OperationLabel { operation })
+            .observe(ex.latency.as_secs_f64());
+        if let (1, Some(planned)) = (attempt, self.planned) {
+            let lag = (ex.at - planned).num_microseconds().unwrap_or(i64::MAX);
+            m.fire_lag_seconds.observe(lag.max(0) as f64 / 1e6);
+        }
         let Some(error) = error else {
             self.last_ok = Some((ex.clone(), attempt));
             return;
@@ -399,7 +412,14 @@ impl Observer for AttemptWriter<'_> {
             error = %error,
             "attempt failed"
         );
-        self.shared.metrics_retry(ex);
+        if matches!(error.action(), crate::cxone::Action::Retry { .. }) {
+            let status = ex
+                .status
+                .map_or_else(|| "transport".to_owned(), |s| s.to_string());
+            m.retries
+                .get_or_create(&StatusLabel { operation, status })
+                .inc();
+        }
         let new = new_attempt(self.id, ex, attempt, Some(error));
         let text = error.to_string();
         let _ = persist(self.shared, "record an attempt", || {

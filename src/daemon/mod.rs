@@ -17,14 +17,19 @@
 
 mod housekeeping;
 mod jobs;
+mod liveness;
+mod notify;
 pub mod pass;
 pub mod reload;
 mod settings;
 
+pub use liveness::Liveness;
+pub use notify::Notifier;
 pub use settings::Settings;
 
 use crate::clock::{format_utc, parse_utc, Clock};
-use crate::cxone::{Client, Exchange};
+use crate::cxone::Client;
+use crate::metrics::Metrics;
 use crate::planner::SegmentLimit;
 use crate::policy::Policy;
 use crate::recording::{RecordingState, UserId};
@@ -33,7 +38,6 @@ use crate::store::{NewRecording, Store, StoreError};
 use chrono::{DateTime, Utc};
 use pass::{EndReason, Tracked};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -60,17 +64,14 @@ pub struct Context {
     pub retry: RetryPolicy,
 }
 
-/// Counters the status line and metrics read.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub started: AtomicU64,
-    pub failed: AtomicU64,
-    pub stopped: AtomicU64,
-    pub expired: AtomicU64,
-    pub retries: AtomicU64,
-    pub store_errors: AtomicU64,
-    pub passes: AtomicU64,
-    pub invalid_policies: AtomicU64,
+/// What the daemon reports to the outside: systemd, metrics, health.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// SIGHUP: reload policies now.
+    pub reload: reload::Trigger,
+    pub metrics: Arc<Metrics>,
+    pub liveness: Arc<Liveness>,
+    pub notifier: Notifier,
 }
 
 /// State shared by the loop and its jobs.
@@ -86,7 +87,8 @@ pub(crate) struct Shared {
     tracked: Mutex<HashMap<i64, Tracked>>,
     /// One lock per user: requests for one user never overlap.
     user_locks: Mutex<HashMap<UserId, Arc<tokio::sync::Mutex<()>>>>,
-    pub(crate) stats: Arc<Stats>,
+    metrics: Arc<Metrics>,
+    liveness: Arc<Liveness>,
 }
 
 impl Shared {
@@ -117,22 +119,14 @@ impl Shared {
         tracked.remove(&id);
     }
 
-    fn metrics_started(&self, _exchange: &Exchange, _late: chrono::Duration, _what: &str) {
-        self.stats.started.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn metrics_outcome(&self, what: &str) {
-        let counter = match what {
-            "failed" => &self.stats.failed,
-            "stopped" => &self.stats.stopped,
-            "expired" => &self.stats.expired,
-            _ => &self.stats.store_errors,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn metrics_retry(&self, _exchange: &Exchange) {
-        self.stats.retries.fetch_add(1, Ordering::Relaxed);
+    fn metrics_outcome(&self, what: &'static str) {
+        match what {
+            "failed" => self.metrics.start("failed"),
+            "stopped" | "expired" => self.metrics.end(what),
+            _ => {
+                self.metrics.store_errors.inc();
+            }
+        }
     }
 }
 
@@ -140,23 +134,15 @@ impl Shared {
 /// scheduling loop; on shutdown, lets requests in flight finish (bounded
 /// by `schedule.shutdown_grace_seconds`) and returns.
 pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), DaemonError> {
-    run_with(
-        ctx,
-        shutdown,
-        reload::Trigger::default(),
-        Arc::default(),
-        || {},
-    )
-    .await
+    run_with(ctx, shutdown, Hooks::default(), || {}).await
 }
 
-/// [`run`] with a reload trigger (SIGHUP), shared counters, and a callback
-/// called once reconcile is done (systemd's READY=1).
+/// [`run`] with its [`Hooks`] to the outside, and a callback called once
+/// migrations and reconcile are done (when systemd hears READY=1).
 pub async fn run_with(
     ctx: Context,
     shutdown: CancellationToken,
-    reload_trigger: reload::Trigger,
-    stats: Arc<Stats>,
+    hooks: Hooks,
     on_ready: impl FnOnce(),
 ) -> Result<(), DaemonError> {
     let limit =
@@ -171,16 +157,20 @@ pub async fn run_with(
         cancel: jobs_cancel.clone(),
         tracked: Mutex::default(),
         user_locks: Mutex::default(),
-        stats,
+        metrics: hooks.metrics.clone(),
+        liveness: hooks.liveness.clone(),
     });
+    let notifier = hooks.notifier.clone();
     let tracker = TaskTracker::new();
 
     // Policies first: a broken row is logged and skipped, never fatal.
     let mut policies = reload::Watcher::new(
         shared.store.clone(),
         shared.schedule.reload_poll(),
-        reload_trigger,
-        shared.stats.clone(),
+        hooks.reload.clone(),
+        shared.metrics.clone(),
+        notifier.clone(),
+        shared.clock.clone(),
     );
     let current = policies.load_now().await?;
 
@@ -190,32 +180,38 @@ pub async fn run_with(
     let from = reconcile(&shared, &tracker, now).await?;
     let housekeeping = housekeeping::start(shared.clone()).await?;
     on_ready();
+    notifier.ready();
     tracing::info!(policies = current.len(), "recsched running");
 
     let mut policies_rx = policies.subscribe();
     let watcher = tracker.spawn(policies.run(shutdown.clone()));
     let mut from = Some(from);
     let mut current = current;
+    let mut last_status = String::new();
     loop {
         let now = shared.clock.now();
-        let next = match pass(
-            &shared,
-            &tracker,
-            &current,
-            from.take().unwrap_or(now),
-            now,
-            limit,
-        )
-        .await
-        {
+        shared.liveness.loop_turned(now);
+        notifier.watchdog();
+        let from_now = from.take().unwrap_or(now);
+        let next = match pass(&shared, &tracker, &current, from_now, now, limit).await {
             Ok(next) => next,
             Err(e) => {
                 tracing::error!(error = %e, "planning pass failed; trying again in 1 s");
-                Some(now + chrono::Duration::seconds(1))
+                Next::default().at(now + chrono::Duration::seconds(1))
             }
         };
-        let horizon = now + chrono::Duration::seconds(60);
-        let wake_at = next.map_or(horizon, |n| n.min(horizon));
+        let line = status_line(&shared, &current, &next);
+        if line != last_status {
+            notifier.status(&line);
+            last_status = line;
+        }
+        let mut wake_at = now + chrono::Duration::seconds(60);
+        if let Some(n) = next.at {
+            wake_at = wake_at.min(n);
+        }
+        if let Some(every) = notifier.ping_every() {
+            wake_at = wake_at.min(now + chrono::Duration::from_std(every).unwrap_or_default());
+        }
         let sleep = (wake_at - shared.clock.now())
             .to_std()
             .unwrap_or(Duration::ZERO);
@@ -232,6 +228,7 @@ pub async fn run_with(
     }
 
     tracing::info!("shutting down: finishing requests in flight");
+    notifier.stopping();
     housekeeping.stop().await;
     tracker.close();
     let grace = shared.schedule.shutdown_grace();
@@ -315,8 +312,7 @@ async fn pass(
     from: DateTime<Utc>,
     now: DateTime<Utc>,
     limit: SegmentLimit,
-) -> Result<Option<DateTime<Utc>>, DaemonError> {
-    shared.stats.passes.fetch_add(1, Ordering::Relaxed);
+) -> Result<Next, DaemonError> {
     let horizon = chrono::Duration::seconds(i64::from(limit.as_secs()));
     let coverage = pass::coverage(policies, from, now, horizon);
     let since = pass::earliest(&coverage).unwrap_or(now).min(from);
@@ -358,6 +354,7 @@ async fn pass(
             last_error: Some("the window passed while recsched was not running".into()),
         });
         tracing::warn!(policy = seg.policy.get(), user = %seg.user, segment_start = %format_utc(seg.start), "missed");
+        shared.metrics.start("missed");
     }
     let ids = if new.is_empty() {
         Vec::new()
@@ -408,14 +405,73 @@ async fn pass(
     }
     // Wake at the end of what was just started too: the plan was made
     // before these rows existed.
-    let mut next = plan.next;
+    let mut next = Next {
+        at: plan.next,
+        start: plan.next_start,
+    };
     for (_, start) in work.values() {
         if let Some(job) = start {
-            next = Some(next.map_or(job.segment.end, |n| n.min(job.segment.end)));
+            next = next.at(job.segment.end);
         }
     }
+    let active = live_count(shared);
+    shared.metrics.active_recordings.set(active as i64);
     for (user, (ends, start)) in work {
         tracker.spawn(jobs::run_user(shared.clone(), user, ends, start));
     }
     Ok(next)
+}
+
+/// When the loop must look again, and the next window start (for the
+/// status line).
+#[derive(Debug, Default, Clone, Copy)]
+struct Next {
+    at: Option<DateTime<Utc>>,
+    start: Option<(DateTime<Utc>, crate::policy::PolicyId)>,
+}
+
+impl Next {
+    fn at(mut self, t: DateTime<Utc>) -> Self {
+        self.at = Some(self.at.map_or(t, |n| n.min(t)));
+        self
+    }
+}
+
+/// Rows recording now (or being stopped).
+fn live_count(shared: &Shared) -> usize {
+    shared
+        .tracked
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .filter(|t| {
+            matches!(
+                t.state,
+                RecordingState::Recording | RecordingState::Stopping
+            )
+        })
+        .count()
+}
+
+/// systemd's STATUS line: "12 recording, next window 09:00 Europe/Amsterdam
+/// (back-office), 0 failed".
+fn status_line(shared: &Shared, policies: &[Policy], next: &Next) -> String {
+    let recording = live_count(shared);
+    let failed = shared.metrics.count(&shared.metrics.starts, "failed");
+    let next = match next.start {
+        Some((at, id)) => match policies.iter().find(|p| p.id == id) {
+            Some(p) => {
+                let tz = p.cron.timezone();
+                format!(
+                    "next window {} {} ({})",
+                    at.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S"),
+                    tz.name(),
+                    p.name
+                )
+            }
+            None => format!("next window {} UTC", at.format("%Y-%m-%d %H:%M:%S")),
+        },
+        None => "no window in the next hours".to_owned(),
+    };
+    format!("{recording} recording, {next}, {failed} failed since start")
 }

@@ -49,6 +49,8 @@ pub struct Plan {
     pub ends: Vec<(i64, EndReason)>,
     /// When the next start or end is due, if any within the horizon.
     pub next: Option<DateTime<Utc>>,
+    /// The next segment start and its policy.
+    pub next_start: Option<(DateTime<Utc>, crate::policy::PolicyId)>,
 }
 
 /// The coverage a pass works on: windows from `from` (normally now; after
@@ -117,6 +119,9 @@ pub fn plan<'a>(
                 Due::Missed => out.missed.push(seg),
                 Due::Upcoming { at } => {
                     next(at, &mut out);
+                    if out.next_start.is_none_or(|(n, _)| at < n) {
+                        out.next_start = Some((at, seg.policy));
+                    }
                     // Later segments of this user follow this one.
                     break;
                 }

@@ -9,11 +9,12 @@
 //! [`Trigger`]. A row that does not parse is logged once, by name, and
 //! skipped; every other policy goes on.
 
-use super::{DaemonError, Stats};
+use super::{DaemonError, Notifier};
+use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::policy::{self, Policy};
 use crate::store::Store;
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -34,7 +35,9 @@ pub struct Watcher {
     store: Store,
     poll: Duration,
     trigger: Trigger,
-    stats: Arc<Stats>,
+    metrics: Arc<Metrics>,
+    notifier: Notifier,
+    clock: Arc<dyn Clock>,
     tx: watch::Sender<Arc<Vec<Policy>>>,
     revision: Option<i64>,
     /// Problems already logged, so an unchanged bad row is not logged on
@@ -43,12 +46,21 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    pub fn new(store: Store, poll: Duration, trigger: Trigger, stats: Arc<Stats>) -> Self {
+    pub fn new(
+        store: Store,
+        poll: Duration,
+        trigger: Trigger,
+        metrics: Arc<Metrics>,
+        notifier: Notifier,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             store,
             poll,
             trigger,
-            stats,
+            metrics,
+            notifier,
+            clock,
             tx: watch::Sender::new(Arc::new(Vec::new())),
             revision: None,
             reported: HashSet::new(),
@@ -75,10 +87,12 @@ impl Watcher {
             now_reported.insert(text);
         }
         self.reported = now_reported;
-        self.stats
-            .invalid_policies
-            .store(errors.len() as u64, Ordering::Relaxed);
+        self.metrics.invalid_policies.set(errors.len() as i64);
         let enabled: Vec<Policy> = parsed.into_iter().filter(|p| p.enabled).collect();
+        self.metrics.policies.set(enabled.len() as i64);
+        self.metrics
+            .last_reload_timestamp_seconds
+            .set(self.clock.now().timestamp_millis() as f64 / 1000.0);
         if self.revision.is_some() {
             tracing::info!(
                 revision,
@@ -103,6 +117,7 @@ impl Watcher {
             };
             if forced {
                 tracing::info!("reload requested");
+                self.notifier.reloading();
             } else {
                 match self.store.policy_revision().await {
                     Ok(r) if Some(r) == self.revision => continue,
@@ -115,6 +130,9 @@ impl Watcher {
             }
             if let Err(e) = self.load_now().await {
                 tracing::warn!(error = %e, "could not reload policies; keeping the previous set");
+            }
+            if forced {
+                self.notifier.ready();
             }
         }
     }

@@ -3,6 +3,7 @@
 
 mod chaos;
 mod edits;
+mod operate;
 mod shutdown;
 
 use crate::common::daemon::{started, Rig};

@@ -81,7 +81,11 @@ impl Rig {
             .env("RECSCHED_CXONE__CLIENT_SECRET", &c.client_secret)
             .env("RECSCHED_CXONE__ACCESS_KEY_ID", &c.access_key_id)
             .env("RECSCHED_CXONE__ACCESS_KEY_SECRET", &c.access_key_secret)
-            .env("RECSCHED_SCHEDULE__RELOAD_POLL_MS", "200");
+            .env("RECSCHED_SCHEDULE__RELOAD_POLL_MS", "200")
+            .env("RECSCHED_METRICS__LISTEN", "")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("JOURNAL_STREAM");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

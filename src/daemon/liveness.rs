@@ -1,0 +1,93 @@
+//! What `/healthz` answers: is the scheduling loop turning, and can the
+//! database be written? Updated by the loop and the heartbeat; read by the
+//! metrics listener.
+
+use chrono::{DateTime, Utc};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
+
+/// How stale the loop or the last successful write may be.
+const STALE_MS: i64 = 30_000;
+
+#[derive(Debug, Default)]
+pub struct Liveness {
+    /// Unix ms of the loop's last turn; 0 before the first.
+    loop_at: AtomicI64,
+    /// Unix ms of the last successful heartbeat write.
+    write_ok_at: AtomicI64,
+    /// The last write error, if the last heartbeat write failed.
+    write_error: Mutex<Option<String>>,
+}
+
+impl Liveness {
+    pub fn loop_turned(&self, at: DateTime<Utc>) {
+        self.loop_at.store(at.timestamp_millis(), Ordering::Relaxed);
+    }
+
+    pub fn write_ok(&self, at: DateTime<Utc>) {
+        self.write_ok_at
+            .store(at.timestamp_millis(), Ordering::Relaxed);
+        *self.write_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    pub fn write_failed(&self, error: String) {
+        *self.write_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+    }
+
+    /// `Err` names what is wrong.
+    pub fn check(&self, now: DateTime<Utc>) -> Result<(), String> {
+        let now = now.timestamp_millis();
+        let turned = self.loop_at.load(Ordering::Relaxed);
+        if turned == 0 {
+            return Err("starting: the scheduling loop has not run yet".into());
+        }
+        if now - turned > STALE_MS {
+            return Err(format!(
+                "the scheduling loop has not run for {} s",
+                (now - turned) / 1000
+            ));
+        }
+        if let Some(e) = self
+            .write_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            return Err(format!("the database is not writable: {e}"));
+        }
+        let wrote = self.write_ok_at.load(Ordering::Relaxed);
+        if wrote != 0 && now - wrote > STALE_MS {
+            return Err(format!(
+                "no successful database write for {} s",
+                (now - wrote) / 1000
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn healthy_only_while_the_loop_turns_and_writes_succeed() {
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
+        let l = Liveness::default();
+        assert!(l.check(t0).unwrap_err().contains("not run yet"));
+        l.loop_turned(t0);
+        l.write_ok(t0);
+        assert_eq!(l.check(t0 + chrono::Duration::seconds(10)), Ok(()));
+        assert!(l
+            .check(t0 + chrono::Duration::seconds(31))
+            .unwrap_err()
+            .contains("loop has not run for 31 s"));
+        l.loop_turned(t0 + chrono::Duration::seconds(40));
+        l.write_failed("database /x.db: disk is full".into());
+        assert!(l
+            .check(t0 + chrono::Duration::seconds(41))
+            .unwrap_err()
+            .contains("disk is full"));
+    }
+}

@@ -1,0 +1,251 @@
+//! Prometheus metrics and the health check, served on their own loopback
+//! listener (`metrics.listen`, default `127.0.0.1:9187`; empty = off), so
+//! they are never exposed with anything else.
+//!
+//! The registry belongs to one daemon (no process-wide recorder), so tests
+//! read their own. Labels stay bounded: operation, outcome, HTTP status
+//! code; never a user id.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::future::Future;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+/// `[metrics]` in the config file.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where `/metrics` and `/healthz` are served; empty turns them off.
+    /// Keep it on loopback.
+    pub listen: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9187".to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub operation: &'static str,
+    /// The HTTP status, or `transport` when there was no answer.
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabel {
+    pub operation: &'static str,
+}
+
+/// Every metric recsched exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Segments by how their start ended: started, failed, missed.
+    pub starts: Family<OutcomeLabel, Counter>,
+    /// Recordings by how they ended: stopped, expired.
+    pub ends: Family<OutcomeLabel, Counter>,
+    /// Exchanges that will be retried, by status.
+    pub retries: Family<StatusLabel, Counter>,
+    pub active_recordings: Gauge,
+    pub request_seconds: Family<OperationLabel, Histogram>,
+    /// From a segment's planned start to its first request leaving.
+    pub fire_lag_seconds: Histogram,
+    pub invalid_policies: Gauge,
+    pub policies: Gauge,
+    pub last_reload_timestamp_seconds: Gauge<f64, AtomicU64>,
+    pub store_errors: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("recsched");
+        let starts = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "starts",
+            "Segments by the outcome of their start",
+            starts.clone(),
+        );
+        let ends = Family::<OutcomeLabel, Counter>::default();
+        registry.register("ends", "Recordings by how they ended", ends.clone());
+        let retries = Family::<StatusLabel, Counter>::default();
+        registry.register(
+            "retries",
+            "Exchanges answered with a retryable error, by status",
+            retries.clone(),
+        );
+        let active_recordings = Gauge::default();
+        registry.register(
+            "active_recordings",
+            "Recordings running now",
+            active_recordings.clone(),
+        );
+        let request_seconds = Family::<OperationLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 14))
+        });
+        registry.register(
+            "request_duration_seconds",
+            "Latency of vendor API requests",
+            request_seconds.clone(),
+        );
+        let fire_lag_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "fire_lag_seconds",
+            "From a segment's planned start to its start request leaving",
+            fire_lag_seconds.clone(),
+        );
+        let invalid_policies = Gauge::default();
+        registry.register(
+            "invalid_policies",
+            "Policy rows that do not validate (skipped)",
+            invalid_policies.clone(),
+        );
+        let policies = Gauge::default();
+        registry.register("policies", "Enabled, valid policies", policies.clone());
+        let last_reload_timestamp_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "last_reload_timestamp_seconds",
+            "When policies were last (re)loaded, Unix time",
+            last_reload_timestamp_seconds.clone(),
+        );
+        let store_errors = Counter::default();
+        registry.register(
+            "store_errors",
+            "Database writes that failed after retrying",
+            store_errors.clone(),
+        );
+        Self {
+            registry,
+            starts,
+            ends,
+            retries,
+            active_recordings,
+            request_seconds,
+            fire_lag_seconds,
+            invalid_policies,
+            policies,
+            last_reload_timestamp_seconds,
+            store_errors,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn start(&self, outcome: &'static str) {
+        self.starts.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    pub fn end(&self, outcome: &'static str) {
+        self.ends.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    pub fn count(&self, family: &Family<OutcomeLabel, Counter>, outcome: &'static str) -> u64 {
+        family.get_or_create(&OutcomeLabel { outcome }).get()
+    }
+}
+
+/// Health as `/healthz` reports it: `Err` holds the reason.
+pub type HealthCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// Serves `/metrics` and `/healthz` on an already-bound listener until
+/// `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    health: HealthCheck,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::http::{header, StatusCode};
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        metrics.encode(),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/healthz",
+            get(move || {
+                let health = health.clone();
+                async move {
+                    match health() {
+                        Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
+                        Err(why) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("unhealthy: {why}\n"),
+                        ),
+                    }
+                }
+            }),
+        );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_names_every_metric() {
+        let m = Metrics::new();
+        m.start("started");
+        m.fire_lag_seconds.observe(0.012);
+        m.request_seconds
+            .get_or_create(&OperationLabel { operation: "start" })
+            .observe(0.02);
+        m.retries
+            .get_or_create(&StatusLabel {
+                operation: "start",
+                status: "425".into(),
+            })
+            .inc();
+        let text = m.encode();
+        for name in [
+            "recsched_starts_total{outcome=\"started\"} 1",
+            "recsched_retries_total{operation=\"start\",status=\"425\"} 1",
+            "recsched_active_recordings",
+            "recsched_request_duration_seconds_bucket",
+            "recsched_fire_lag_seconds_count 1",
+            "recsched_invalid_policies",
+            "recsched_last_reload_timestamp_seconds",
+        ] {
+            assert!(text.contains(name), "{name} missing from:\n{text}");
+        }
+    }
+}
