@@ -15,7 +15,7 @@ use crate::metrics::{OperationLabel, StatusLabel};
 use crate::planner::Segment;
 use crate::policy::EndMode;
 use crate::recording::{ContactId, RecordingState, UserId};
-use crate::store::{AttemptOutcome, NewAttempt, RecordingId, StoreError};
+use crate::store::{NewAttempt, OwnedOutcome, RecordingId, RowWrite};
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use std::sync::Arc;
@@ -134,13 +134,17 @@ async fn start_in_span(shared: &Shared, job: StartJob, previous: Option<ContactI
                 .take()
                 .unwrap_or_else(|| (placeholder_exchange(shared, Operation::Start), attempts));
             let new = new_attempt(id, &exchange, attempt, None);
-            let outcome = AttemptOutcome::Started {
+            let outcome = OwnedOutcome::Started {
                 contact_id: started.contact_id,
-                interaction_id: started.interaction_id.as_ref(),
+                interaction_id: started.interaction_id.clone(),
             };
-            let saved = persist(shared, "store the start's contact id", || {
-                shared.store.finish_attempt(&new, outcome)
-            })
+            let saved = persist(
+                shared,
+                "store the start's contact id",
+                id,
+                Some(new),
+                outcome,
+            )
             .await;
             tracing::info!(
                 contact_id = %started.contact_id,
@@ -169,11 +173,13 @@ async fn start_in_span(shared: &Shared, job: StartJob, previous: Option<ContactI
         }
         Err(e) => {
             let reason = e.to_string();
-            let saved = persist(shared, "mark the segment failed", || {
-                shared
-                    .store
-                    .set_state(id, RecordingState::Failed, Some(&reason), None)
-            })
+            let saved = persist(
+                shared,
+                "mark the segment failed",
+                id,
+                None,
+                moved(RecordingState::Failed, Some(&reason), None),
+            )
             .await;
             tracing::warn!(attempts = e.attempts(), error = %reason, saved, "failed");
             shared.metrics_outcome("failed");
@@ -207,11 +213,13 @@ async fn end_in_span(shared: &Shared, t: Tracked, reason: EndReason, successor: 
         Some(c) if wants_stop && now < t.end + grace => c,
         _ => {
             // The vendor's own timer ends it.
-            let saved = persist(shared, "mark the recording expired", || {
-                shared
-                    .store
-                    .set_state(id, RecordingState::Expired, None, None)
-            })
+            let saved = persist(
+                shared,
+                "mark the recording expired",
+                id,
+                None,
+                moved(RecordingState::Expired, None, None),
+            )
             .await;
             tracing::info!(saved, "expired");
             shared.forget(t.id);
@@ -219,11 +227,13 @@ async fn end_in_span(shared: &Shared, t: Tracked, reason: EndReason, successor: 
         }
     };
     if t.state == RecordingState::Recording {
-        let _ = persist(shared, "mark the recording stopping", || {
-            shared
-                .store
-                .set_state(id, RecordingState::Stopping, None, None)
-        })
+        let _ = persist(
+            shared,
+            "mark the recording stopping",
+            id,
+            None,
+            moved(RecordingState::Stopping, None, None),
+        )
         .await;
     }
     let deadline = if early { t.end } else { t.end.max(now) + grace };
@@ -248,16 +258,13 @@ async fn end_in_span(shared: &Shared, t: Tracked, reason: EndReason, successor: 
             let (exchange, attempt) =
                 last.unwrap_or_else(|| (placeholder_exchange(shared, Operation::Stop), attempts));
             let new = new_attempt(id, &exchange, attempt, None);
-            let saved = persist(shared, "record the stop", || {
-                shared.store.finish_attempt(
-                    &new,
-                    AttemptOutcome::Moved {
-                        to,
-                        last_error: None,
-                        ended_at,
-                    },
-                )
-            })
+            let saved = persist(
+                shared,
+                "record the stop",
+                id,
+                Some(new),
+                moved(to, None, ended_at),
+            )
             .await;
             tracing::info!(
                 attempt,
@@ -276,22 +283,26 @@ async fn end_in_span(shared: &Shared, t: Tracked, reason: EndReason, successor: 
         }
         Err(e) if !early => {
             let reason = format!("stop failed, left to the vendor's timer: {e}");
-            let saved = persist(shared, "mark the recording expired", || {
-                shared
-                    .store
-                    .set_state(id, RecordingState::Expired, Some(&reason), None)
-            })
+            let saved = persist(
+                shared,
+                "mark the recording expired",
+                id,
+                None,
+                moved(RecordingState::Expired, Some(&reason), None),
+            )
             .await;
             tracing::warn!(error = %reason, saved, "expired");
             shared.forget(t.id);
         }
         Err(e) => {
             let reason = format!("stop failed: {e}");
-            let _ = persist(shared, "note the failed stop", || {
-                shared
-                    .store
-                    .set_state(id, RecordingState::Recording, Some(&reason), None)
-            })
+            let _ = persist(
+                shared,
+                "note the failed stop",
+                id,
+                None,
+                moved(RecordingState::Recording, Some(&reason), None),
+            )
             .await;
             tracing::warn!(error = %reason, "stop failed; will try again");
             shared.update(t.id, |t| {
@@ -302,29 +313,39 @@ async fn end_in_span(shared: &Shared, t: Tracked, reason: EndReason, successor: 
     }
 }
 
-/// Retries a database write until it lands, the database says something
-/// other than "busy", or a minute has passed. Returns whether it landed.
-async fn persist<T, F, Fut>(shared: &Shared, what: &str, mut write: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, StoreError>>,
-{
-    let mut delay = Duration::from_millis(100);
-    let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        match write().await {
-            Ok(_) => return true,
-            Err(e) if e.is_busy() && tokio::time::Instant::now() < give_up => {
-                tracing::warn!(error = %e, "database busy; retrying to {what}");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "could not {what}");
-                shared.metrics_outcome("store_error");
-                return false;
-            }
+/// Hands a row update to the writer and waits until it is committed
+/// (the writer retries a busy database). Returns whether it landed.
+async fn persist(
+    shared: &Shared,
+    what: &str,
+    id: RecordingId,
+    attempt: Option<NewAttempt>,
+    outcome: OwnedOutcome,
+) -> bool {
+    let write = RowWrite {
+        recording_id: id,
+        attempt,
+        outcome,
+    };
+    match shared.writer.write(write).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "could not {what}");
+            shared.metrics_outcome("store_error");
+            false
         }
+    }
+}
+
+fn moved(
+    to: RecordingState,
+    last_error: Option<&str>,
+    ended_at: Option<DateTime<Utc>>,
+) -> OwnedOutcome {
+    OwnedOutcome::Moved {
+        to,
+        last_error: last_error.map(str::to_owned),
+        ended_at,
     }
 }
 
@@ -422,11 +443,13 @@ impl Observer for AttemptWriter<'_> {
         }
         let new = new_attempt(self.id, ex, attempt, Some(error));
         let text = error.to_string();
-        let _ = persist(self.shared, "record an attempt", || {
-            self.shared
-                .store
-                .finish_attempt(&new, AttemptOutcome::Retrying { last_error: &text })
-        })
+        let _ = persist(
+            self.shared,
+            "record an attempt",
+            self.id,
+            Some(new),
+            OwnedOutcome::Retrying { last_error: text },
+        )
         .await;
     }
 }

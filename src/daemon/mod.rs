@@ -22,6 +22,7 @@ mod notify;
 pub mod pass;
 pub mod reload;
 mod settings;
+mod writer;
 
 pub use liveness::Liveness;
 pub use notify::Notifier;
@@ -89,6 +90,8 @@ pub(crate) struct Shared {
     user_locks: Mutex<HashMap<UserId, Arc<tokio::sync::Mutex<()>>>>,
     metrics: Arc<Metrics>,
     liveness: Arc<Liveness>,
+    /// The one writer of recording rows (batched commits).
+    writer: writer::Writer,
 }
 
 impl Shared {
@@ -148,6 +151,7 @@ pub async fn run_with(
     let limit =
         SegmentLimit::from_secs(i64::from(ctx.schedule.segment_limit_seconds)).unwrap_or_default();
     let jobs_cancel = shutdown.child_token();
+    let (writer, writer_task) = writer::Writer::spawn(ctx.store.clone());
     let shared = Arc::new(Shared {
         store: ctx.store,
         client: ctx.client,
@@ -159,6 +163,7 @@ pub async fn run_with(
         user_locks: Mutex::default(),
         metrics: hooks.metrics.clone(),
         liveness: hooks.liveness.clone(),
+        writer,
     });
     let notifier = hooks.notifier.clone();
     let tracker = TaskTracker::new();
@@ -236,6 +241,8 @@ pub async fn run_with(
         tracing::warn!(grace_seconds = grace.as_secs(), "requests still in flight after the grace period; their rows stay open for the next start");
     }
     drop(watcher);
+    // Every job has waited for its writes; nothing is left to commit.
+    writer_task.abort();
     let _ = shared
         .store
         .set_state_value(LAST_SEEN_KEY, &format_utc(shared.clock.now()))

@@ -93,6 +93,59 @@ pub struct AttemptRow {
     pub response_body: Option<String>,
 }
 
+/// One write of [`Store::write_batch`]: an exchange (if any) and what it
+/// did to its recording row, owned so it can travel to a writer task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowWrite {
+    pub recording_id: RecordingId,
+    pub attempt: Option<NewAttempt>,
+    pub outcome: OwnedOutcome,
+}
+
+/// [`AttemptOutcome`], owned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnedOutcome {
+    Retrying {
+        last_error: String,
+    },
+    Started {
+        contact_id: ContactId,
+        interaction_id: Option<InteractionId>,
+    },
+    Moved {
+        to: RecordingState,
+        last_error: Option<String>,
+        ended_at: Option<DateTime<Utc>>,
+    },
+    /// Only the audit row.
+    Nothing,
+}
+
+impl OwnedOutcome {
+    fn borrowed(&self) -> AttemptOutcome<'_> {
+        match self {
+            Self::Retrying { last_error } => AttemptOutcome::Retrying { last_error },
+            Self::Started {
+                contact_id,
+                interaction_id,
+            } => AttemptOutcome::Started {
+                contact_id: *contact_id,
+                interaction_id: interaction_id.as_ref(),
+            },
+            Self::Moved {
+                to,
+                last_error,
+                ended_at,
+            } => AttemptOutcome::Moved {
+                to: *to,
+                last_error: last_error.as_deref(),
+                ended_at: *ended_at,
+            },
+            Self::Nothing => AttemptOutcome::Nothing,
+        }
+    }
+}
+
 /// What an exchange did to its recording row, for [`Store::finish_attempt`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum AttemptOutcome<'a> {
@@ -109,6 +162,8 @@ pub enum AttemptOutcome<'a> {
         last_error: Option<&'a str>,
         ended_at: Option<DateTime<Utc>>,
     },
+    /// Only the audit row.
+    Nothing,
 }
 
 impl Store {
@@ -137,18 +192,73 @@ impl Store {
         outcome: AttemptOutcome<'_>,
     ) -> Result<bool, StoreError> {
         let context = "recording an attempt and its outcome";
-        let id = attempt.recording_id;
         let mut tx = self.begin_immediate(context).await?;
-        self.insert_attempt(&mut tx, attempt).await?;
-        if attempt.operation == Operation::Start {
-            sqlx::query("UPDATE recordings SET attempts = MAX(attempts, ?) WHERE id = ?")
-                .bind(i64::from(attempt.attempt))
-                .bind(id.get())
-                .execute(&mut *tx)
-                .await
-                .map_err(self.err(context))?;
+        let moved = self
+            .apply_on(&mut tx, attempt.recording_id, Some(attempt), outcome)
+            .await;
+        // An illegal move still keeps the audit row: the request happened.
+        tx.commit().await.map_err(self.err(context))?;
+        moved
+    }
+
+    /// Applies many row writes (each an optional audit row and its effect)
+    /// in ONE `BEGIN IMMEDIATE` transaction: one lock and one fsync for a
+    /// whole burst instead of one per start. The outer error means nothing
+    /// was written (busy, disk full); the inner results are per write
+    /// (e.g. an illegal move, which changes only that row's audit trail).
+    pub async fn write_batch(
+        &self,
+        writes: &[RowWrite],
+    ) -> Result<Vec<Result<bool, StoreError>>, StoreError> {
+        let context = "writing a batch of recording updates";
+        let mut tx = self.begin_immediate(context).await?;
+        let mut results = Vec::with_capacity(writes.len());
+        for w in writes {
+            let r = self
+                .apply_on(
+                    &mut tx,
+                    w.recording_id,
+                    w.attempt.as_ref(),
+                    w.outcome.borrowed(),
+                )
+                .await;
+            // A database-level failure aborts the whole batch.
+            match r {
+                Err(e)
+                    if !matches!(
+                        e,
+                        StoreError::IllegalMove { .. } | StoreError::RecordingNotFound(_)
+                    ) =>
+                {
+                    return Err(e)
+                }
+                r => results.push(r),
+            }
         }
-        let moved = match outcome {
+        tx.commit().await.map_err(self.err(context))?;
+        Ok(results)
+    }
+
+    async fn apply_on(
+        &self,
+        tx: &mut SqliteConnection,
+        id: RecordingId,
+        attempt: Option<&NewAttempt>,
+        outcome: AttemptOutcome<'_>,
+    ) -> Result<bool, StoreError> {
+        let context = "recording an attempt and its outcome";
+        if let Some(attempt) = attempt {
+            self.insert_attempt(&mut *tx, attempt).await?;
+            if attempt.operation == Operation::Start {
+                sqlx::query("UPDATE recordings SET attempts = MAX(attempts, ?) WHERE id = ?")
+                    .bind(i64::from(attempt.attempt))
+                    .bind(id.get())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(self.err(context))?;
+            }
+        }
+        match outcome {
             AttemptOutcome::Retrying { last_error } => {
                 sqlx::query("UPDATE recordings SET last_error = ? WHERE id = ?")
                     .bind(last_error)
@@ -156,29 +266,22 @@ impl Store {
                     .execute(&mut *tx)
                     .await
                     .map_err(self.err(context))?;
-                false
+                Ok(false)
             }
             AttemptOutcome::Started {
                 contact_id,
                 interaction_id,
             } => {
-                self.started_on(&mut tx, id, contact_id, interaction_id, None)
-                    .await?
+                self.started_on(&mut *tx, id, contact_id, interaction_id, None)
+                    .await
             }
             AttemptOutcome::Moved {
                 to,
                 last_error,
                 ended_at,
-            } => match self.move_on(&mut tx, id, to, last_error, ended_at).await {
-                Err(illegal @ StoreError::IllegalMove { .. }) => {
-                    tx.commit().await.map_err(self.err(context))?;
-                    return Err(illegal);
-                }
-                other => other?,
-            },
-        };
-        tx.commit().await.map_err(self.err(context))?;
-        Ok(moved)
+            } => self.move_on(&mut *tx, id, to, last_error, ended_at).await,
+            AttemptOutcome::Nothing => Ok(false),
+        }
     }
 
     async fn insert_attempt(

@@ -47,7 +47,10 @@ use std::time::Duration;
 
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
-pub use attempts::{AttemptOutcome, AttemptRow, NewAttempt, Operation, RESPONSE_BODY_MAX_BYTES};
+pub use attempts::{
+    AttemptOutcome, AttemptRow, NewAttempt, Operation, OwnedOutcome, RowWrite,
+    RESPONSE_BODY_MAX_BYTES,
+};
 pub use error::StoreError;
 pub use policies::NewPolicy;
 pub use recordings::{EndMode, NewRecording, RecordingFilter, RecordingId, RecordingRow};
