@@ -169,3 +169,59 @@ async fn an_illegal_move_still_leaves_the_exchange_in_the_audit_trail() {
         RecordingState::Expired
     );
 }
+
+#[tokio::test]
+async fn a_batch_commits_many_writes_at_once_and_reports_each() {
+    let (_dir, store) = temp_store().await;
+    let a = store
+        .claim(&segment("b1", at(9, 0, 0)))
+        .await
+        .unwrap()
+        .unwrap();
+    let b = store
+        .claim(&segment("b2", at(9, 0, 0)))
+        .await
+        .unwrap()
+        .unwrap();
+    let writes = vec![
+        recsched::store::RowWrite {
+            recording_id: a,
+            attempt: Some(exchange(a, 1, Some(200))),
+            outcome: recsched::store::OwnedOutcome::Started {
+                contact_id: ContactId::new(77).unwrap(),
+                interaction_id: Some(InteractionId("i-77".into())),
+            },
+        },
+        // Illegal: pending -> stopped. Reported, and the others still land.
+        recsched::store::RowWrite {
+            recording_id: b,
+            attempt: None,
+            outcome: recsched::store::OwnedOutcome::Moved {
+                to: RecordingState::Stopped,
+                last_error: None,
+                ended_at: None,
+            },
+        },
+        recsched::store::RowWrite {
+            recording_id: b,
+            attempt: Some(exchange(b, 1, Some(425))),
+            outcome: recsched::store::OwnedOutcome::Retrying {
+                last_error: "HTTP 425".into(),
+            },
+        },
+    ];
+    let results = store.write_batch(&writes).await.unwrap();
+    assert_eq!(results.len(), 3);
+    assert!(matches!(results[0], Ok(true)));
+    assert!(matches!(results[1], Err(StoreError::IllegalMove { .. })));
+    assert!(matches!(results[2], Ok(false)));
+    let ra = store.recording(a).await.unwrap().unwrap();
+    assert_eq!(ra.state, RecordingState::Recording);
+    assert_eq!(ra.contact_id, Some(ContactId::new(77).unwrap()));
+    let rb = store.recording(b).await.unwrap().unwrap();
+    assert_eq!(rb.state, RecordingState::Pending);
+    assert_eq!(rb.last_error.as_deref(), Some("HTTP 425"));
+    assert_eq!(store.attempts_for(a).await.unwrap().len(), 1);
+    assert_eq!(store.attempts_for(b).await.unwrap().len(), 1);
+    let _ = AttemptOutcome::Nothing;
+}
