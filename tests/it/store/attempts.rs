@@ -223,5 +223,4 @@ async fn a_batch_commits_many_writes_at_once_and_reports_each() {
     assert_eq!(rb.last_error.as_deref(), Some("HTTP 425"));
     assert_eq!(store.attempts_for(a).await.unwrap().len(), 1);
     assert_eq!(store.attempts_for(b).await.unwrap().len(), 1);
-    let _ = AttemptOutcome::Nothing;
 }
