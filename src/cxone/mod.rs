@@ -173,39 +173,26 @@ impl Client {
         query: &[(&str, &str)],
         requested: Option<RecordingDuration>,
     ) -> Attempt<Answer> {
-        let token = match self.tokens.bearer().await {
-            Ok(t) => t,
-            Err(e) => {
-                let exchange = Exchange {
-                    operation,
-                    at: self.clock.now(),
-                    status: None,
-                    latency: Duration::ZERO,
-                    body: String::new(),
-                    requested,
-                };
-                return Attempt {
-                    exchange,
-                    result: Err(e),
-                    token: None,
-                };
-            }
-        };
-        // Held until the answer is read: it is what caps requests in flight.
-        let Some(_permit) = self.limiter.admit_unless(&self.shutdown).await else {
-            let exchange = Exchange {
+        // A request that never leaves still reports its (empty) exchange.
+        let unsent = |error| Attempt {
+            exchange: Exchange {
                 operation,
                 at: self.clock.now(),
                 status: None,
                 latency: Duration::ZERO,
                 body: String::new(),
                 requested,
-            };
-            return Attempt {
-                exchange,
-                result: Err(CxoneError::Shutdown),
-                token: None,
-            };
+            },
+            result: Err(error),
+            token: None,
+        };
+        let token = match self.tokens.bearer().await {
+            Ok(t) => t,
+            Err(e) => return unsent(e),
+        };
+        // Held until the answer is read: it is what caps requests in flight.
+        let Some(_permit) = self.limiter.admit_unless(&self.shutdown).await else {
+            return unsent(CxoneError::Shutdown);
         };
         // The exchange's time is when the request leaves, after the caps.
         let at = self.clock.now();

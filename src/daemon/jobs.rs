@@ -93,14 +93,7 @@ async fn start_in_span(shared: &Shared, job: StartJob, previous: Option<ContactI
     let mut writer = AttemptWriter::new(shared, id, Some(segment.start));
     let mut jitter = jitter_source();
     let outcome = loop {
-        let mut retrying = Retrying {
-            client: &shared.client,
-            policy: &shared.retry,
-            clock: shared.clock.as_ref(),
-            jitter: &mut jitter,
-            observer: &mut writer,
-            cancel: &shared.cancel,
-        };
+        let mut retrying = shared.retrying(&mut jitter, &mut writer);
         // A recording our stop will end asks for a little more, so the
         // stop, not a race with the vendor's timer, ends it.
         let overrun = match segment.end_mode {
@@ -239,14 +232,7 @@ async fn end_in_span(shared: &Shared, t: Tracked, reason: EndReason, successor: 
     let deadline = if early { t.end } else { t.end.max(now) + grace };
     let mut writer = AttemptWriter::new(shared, id, None);
     let mut jitter = jitter_source();
-    let mut retrying = Retrying {
-        client: &shared.client,
-        policy: &shared.retry,
-        clock: shared.clock.as_ref(),
-        jitter: &mut jitter,
-        observer: &mut writer,
-        cancel: &shared.cancel,
-    };
+    let mut retrying = shared.retrying(&mut jitter, &mut writer);
     let result = retrying.stop(&t.user, contact, deadline).await;
     let last = writer.last_ok.take();
     match result {
@@ -309,6 +295,24 @@ async fn end_in_span(shared: &Shared, t: Tracked, reason: EndReason, successor: 
                 t.state = RecordingState::Recording;
                 t.busy = false;
             });
+        }
+    }
+}
+
+impl Shared {
+    /// A retry driver for one job, writing its exchanges with `observer`.
+    fn retrying<'a, O: Observer>(
+        &'a self,
+        jitter: &'a mut (dyn FnMut() -> f64 + Send),
+        observer: &'a mut O,
+    ) -> Retrying<'a, O> {
+        Retrying {
+            client: &self.client,
+            policy: &self.retry,
+            clock: self.clock.as_ref(),
+            jitter,
+            observer,
+            cancel: &self.cancel,
         }
     }
 }
