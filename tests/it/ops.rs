@@ -1,4 +1,6 @@
-//! The operator's surface: `recsched status` against seeded databases
-//! and a running daemon.
+//! The operator's surface: the shipped systemd unit, checked by systemd's
+//! own tools, and `recsched status` against seeded databases and a
+//! running daemon.
 
 mod status;
+mod unit;
