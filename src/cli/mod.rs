@@ -11,6 +11,7 @@ pub mod policy;
 pub mod recordings;
 pub mod run;
 pub mod simulate;
+pub mod status;
 
 use crate::config::{self, Config};
 use crate::store::{Store, StoreError};
@@ -107,6 +108,19 @@ pub enum Command {
     Next(next::NextArgs),
     /// Serve the built-in CXone API simulator (for dry runs and tests).
     Simulate(Box<simulate::SimulateArgs>),
+    /// One screen: is the daemon alive, who is recorded now, what opens next, what failed.
+    ///
+    /// Read from the database alone (opened read-only), so it works whether
+    /// the daemon runs or not and changes nothing: the daemon's heartbeat
+    /// (written every 5 s; older than 30 s means it is not running), the
+    /// recordings not yet ended (pending, recording, stopping), the next
+    /// windows of the enabled, valid policies (UTC and the policy's local
+    /// time), the failed recordings of the last 24 h with their errors and
+    /// the number missed, every problem of a policy row the daemon skips
+    /// (as `recsched check` prints them), and the rows of the last 24 h by
+    /// state. On a systemd host run it as root or as the service user:
+    /// sudo -u recsched recsched status
+    Status(status::StatusArgs),
 }
 
 /// Runs the parsed command line.
@@ -122,6 +136,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         // `next --cron` needs neither the config nor the database.
         Command::Next(args) => next::run(args, config_file).await,
         Command::Recordings(args) => recordings::run(args, &load_config(config_file)?).await,
+        Command::Status(args) => status::run(args, &load_config(config_file)?).await,
         // The simulator stands in for the vendor and reads none of our config.
         Command::Simulate(args) => {
             simulate::run(*args, shutdown_signal()).await?;

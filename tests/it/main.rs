@@ -4,5 +4,6 @@ mod cli;
 mod common;
 mod cxone;
 mod daemon;
+mod ops;
 mod simulator;
 mod store;
