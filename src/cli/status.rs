@@ -48,7 +48,7 @@ pub struct StatusArgs {
 /// The `daemon_state` key the daemon's housekeeping writes its heartbeat
 /// under (`daemon::LAST_SEEN_KEY`). `tests/it/ops/status.rs` runs the real
 /// daemon and reads it back through this command, so the two cannot drift.
-pub const HEARTBEAT_KEY: &str = "last_seen";
+pub const HEARTBEAT_KEY: &str = crate::daemon::LAST_SEEN_KEY;
 
 /// A heartbeat older than this means the daemon is not running: it writes
 /// one every 5 s, and systemd's watchdog (`WatchdogSec=30s`) restarts a

@@ -98,8 +98,8 @@ impl CxoneError {
 
 /// The classification of an error status as a pure function.
 ///
-/// A 404 here is final: for a stop, the client turns 404 into
-/// [`Action::AlreadyEnded`] itself (see `classify`).
+/// A 404 here is final: for a stop, `classify` turns 404 into
+/// `Stopped::AlreadyEnded` before this is ever asked.
 pub fn classify_status(status: u16, retry_after: Option<Duration>) -> Action {
     match status {
         401 => Action::Reauthenticate,

@@ -4,7 +4,7 @@
 //! ([`pass::plan`], pure) over the parsed policies and the durable rows,
 //! claims every due segment in one transaction (the write-ahead row,
 //! committed before any request), and hands each user's work to a job
-//! ([`jobs`]). It then sleeps with tokio's own timer until the next
+//! (`jobs`). It then sleeps with tokio's own timer until the next
 //! instant the planner computed, a policy edit, or shutdown.
 //! tokio-cron-scheduler runs only periodic housekeeping (a heartbeat and a
 //! sweep that wakes the loop); it never fires a window and never sees a
@@ -44,8 +44,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// The `daemon_state` key of the instant the loop was last seen alive.
-const LAST_SEEN_KEY: &str = "last_seen";
+/// The `daemon_state` key of the instant the loop was last seen alive
+/// (written every few seconds; `recsched status` reads it).
+pub const LAST_SEEN_KEY: &str = "last_seen";
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
