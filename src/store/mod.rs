@@ -16,6 +16,8 @@
 //! `sqlx::Any`: the two dialects differ exactly where it matters, in
 //! locking, time types and notifications):
 //! - `sqlite`: the embedded default, one file, one active instance.
+//! - `postgres`: one database, several active instances; open rows carry
+//!   an owner and a lease, and a dead instance's rows are taken over.
 //!
 //! # Invariants (every backend)
 //! - Exactly once: a recording row is claimed with
@@ -32,13 +34,14 @@
 //! - `error`: [`StoreError`] and the classification of database codes.
 //! - `policies`, `recordings`, `attempts`: the vocabulary of each table,
 //!   shared by the backends.
-//! - `sqlite/`: the SQLite backend.
+//! - `sqlite/`, `postgres/`: the backends.
 //!
 //! Depends on `policy` and `recording` only.
 
 mod attempts;
 mod error;
 mod policies;
+mod postgres;
 mod recordings;
 mod sqlite;
 
@@ -53,31 +56,118 @@ pub use attempts::{
 };
 pub use error::StoreError;
 pub use policies::NewPolicy;
-pub use recordings::{EndMode, NewRecording, RecordingFilter, RecordingId, RecordingRow};
+pub use postgres::{PgStore, PolicyListener};
+pub use recordings::{Adopted, EndMode, NewRecording, RecordingFilter, RecordingId, RecordingRow};
 pub use sqlite::SqliteStore;
 
 use crate::policy::PolicyRow;
 use crate::recording::{ContactId, InteractionId, RecordingState, UserId};
+use crate::secret::Secret;
 
-/// Where the database lives and how long a write waits for a lock.
+/// Which database, and how it is used.
 ///
 /// In TOML (section `[database]`): `path = "/var/lib/recsched/recsched.db"`,
-/// `busy_timeout_seconds = 15`.
+/// `busy_timeout_seconds = 15` for SQLite (the default); or
+/// `url = "postgres://recsched@db.example/recsched"` (or `url_file`) for
+/// PostgreSQL, with `lease_seconds = 30`.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// The SQLite file; created (mode 0600) if missing. Its directory must
-    /// exist.
+    /// exist. Unused when `url` or `url_file` is set.
     pub path: PathBuf,
-    /// How long a statement waits for another writer's lock before it
-    /// fails with [`StoreError::Busy`].
+    /// How long a statement waits for another writer's lock (SQLite) or
+    /// for a free pooled connection (PostgreSQL) before it fails with
+    /// [`StoreError::Busy`] or [`StoreError::Conflict`].
     #[serde(rename = "busy_timeout_seconds", deserialize_with = "seconds")]
     pub busy_timeout: Duration,
+    /// A PostgreSQL URL (`postgres://user:password@host:port/database?sslmode=verify-full`)
+    /// selects the PostgreSQL backend. It may hold a password, so it is
+    /// never printed; prefer `RECSCHED_DATABASE__URL` or `url_file` to
+    /// keep it out of the config file.
+    pub url: Option<Secret>,
+    /// A file holding the PostgreSQL URL (trailing newline ignored); a
+    /// relative name is looked up in systemd's `$CREDENTIALS_DIRECTORY`.
+    pub url_file: Option<PathBuf>,
+    /// PostgreSQL: how long an open recording row stays this instance's
+    /// without renewal. Renewed every third of it; a dead instance's rows
+    /// are taken over by another one after at most about this long.
+    #[serde(rename = "lease_seconds", deserialize_with = "seconds")]
+    pub lease: Duration,
+    /// PostgreSQL: connections in each instance's pool.
+    pub max_connections: u32,
+    /// Where `url_file` is looked up when relative: systemd's
+    /// `$CREDENTIALS_DIRECTORY`, filled in by the CLI (never from the file).
+    #[serde(skip)]
+    pub credentials_dir: Option<PathBuf>,
 }
 
 impl Settings {
     pub const DEFAULT_PATH: &'static str = "./recsched.db";
     pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(15);
+    pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+    pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+
+    /// The PostgreSQL URL, when one is configured: `url`, else the content
+    /// of `url_file`. `None` means SQLite.
+    pub fn postgres_url(&self) -> Result<Option<Secret>, StoreError> {
+        let url = match (&self.url, &self.url_file) {
+            (Some(_), Some(_)) => {
+                return Err(StoreError::BadUrl(
+                    "both database.url and database.url_file are set; keep one".into(),
+                ))
+            }
+            (Some(url), None) => url.clone(),
+            (None, Some(file)) => {
+                let file = match &self.credentials_dir {
+                    Some(dir) if file.is_relative() => dir.join(file),
+                    _ => file.clone(),
+                };
+                let text = std::fs::read_to_string(&file).map_err(|e| {
+                    StoreError::BadUrl(format!(
+                        "cannot read database.url_file {}: {e}",
+                        file.display()
+                    ))
+                })?;
+                Secret::new(text.trim())
+            }
+            (None, None) => return Ok(None),
+        };
+        let text = url.expose();
+        if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+            return Err(StoreError::BadUrl(
+                "must start with postgres:// (for SQLite, leave it unset and set database.path)"
+                    .into(),
+            ));
+        }
+        Ok(Some(url))
+    }
+
+    /// The database as an operator would name it: the SQLite file, or the
+    /// PostgreSQL URL without its password.
+    pub fn describe(&self) -> String {
+        match self.postgres_url() {
+            Ok(Some(url)) => redact_url(url.expose()),
+            Ok(None) => self.path.display().to_string(),
+            Err(_) => "the PostgreSQL database (database.url is not valid)".to_owned(),
+        }
+    }
+}
+
+/// `scheme://user@host/db...` without the password or the query string.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "postgres://...".to_owned();
+    };
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let rest = match rest.rsplit_once('@') {
+        Some((user, host)) => {
+            let user = user.split(':').next().unwrap_or_default();
+            format!("{user}@{host}")
+        }
+        None => rest.to_owned(),
+    };
+    format!("{scheme}://{rest}")
 }
 
 impl Default for Settings {
@@ -85,6 +175,11 @@ impl Default for Settings {
         Self {
             path: PathBuf::from(Self::DEFAULT_PATH),
             busy_timeout: Self::DEFAULT_BUSY_TIMEOUT,
+            url: None,
+            url_file: None,
+            lease: Self::DEFAULT_LEASE,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            credentials_dir: None,
         }
     }
 }
@@ -106,6 +201,8 @@ fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error>
 pub enum Store {
     /// The embedded default: one SQLite file.
     Sqlite(SqliteStore),
+    /// A PostgreSQL database, shared by several active instances.
+    Postgres(PgStore),
 }
 
 /// Runs `$body` with `$s` bound to the backend's own handle.
@@ -113,34 +210,127 @@ macro_rules! each {
     ($self:expr, $s:ident => $body:expr) => {
         match $self {
             Store::Sqlite($s) => $body,
+            Store::Postgres($s) => $body,
         }
     };
 }
 
 impl Store {
-    /// Opens the database for the daemon and the CLI's writing commands,
-    /// creating (SQLite: the file, mode 0600) and migrating as needed.
+    /// Opens the database for the daemon and the CLI's writing commands:
+    /// PostgreSQL when `database.url` (or `url_file`) is set, else the
+    /// SQLite file (created mode 0600 if missing); migrates either.
     pub async fn open(settings: &Settings) -> Result<Self, StoreError> {
-        SqliteStore::open(settings).await.map(Self::Sqlite)
+        match settings.postgres_url()? {
+            Some(url) => PgStore::open(&url, settings).await.map(Self::Postgres),
+            None => SqliteStore::open(settings).await.map(Self::Sqlite),
+        }
     }
 
     /// Opens an existing, already migrated database without the right to
     /// write. Never creates or migrates anything.
     pub async fn open_read_only(settings: &Settings) -> Result<Self, StoreError> {
-        SqliteStore::open_read_only(settings)
-            .await
-            .map(Self::Sqlite)
+        match settings.postgres_url()? {
+            Some(url) => PgStore::open_read_only(&url, settings)
+                .await
+                .map(Self::Postgres),
+            None => SqliteStore::open_read_only(settings)
+                .await
+                .map(Self::Sqlite),
+        }
     }
 
-    /// The SQLite file this handle writes to.
+    /// The SQLite file this handle writes to; empty for PostgreSQL (see
+    /// [`Store::describe`]).
     pub fn path(&self) -> &Path {
-        each!(self, s => s.path())
+        match self {
+            Self::Sqlite(s) => s.path(),
+            Self::Postgres(_) => Path::new(""),
+        }
+    }
+
+    /// The database as errors name it: the file, or the URL without its
+    /// password.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(s) => s.path().display().to_string(),
+            Self::Postgres(s) => s.target().to_owned(),
+        }
+    }
+
+    /// Whether several instances may share this database, all active.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Self::Postgres(_))
     }
 
     /// Closes every connection; pending statements finish first. Further
     /// calls fail.
     pub async fn close(&self) {
         each!(self, s => s.close().await)
+    }
+
+    // ---- instances and leases ---------------------------------------
+
+    /// The same database, writing its claims as instance `owner` (and, on
+    /// PostgreSQL, with a lease on them). SQLite keeps no owner.
+    pub fn for_instance(&self, owner: &str) -> Self {
+        match self {
+            Self::Sqlite(s) => Self::Sqlite(s.clone()),
+            Self::Postgres(s) => Self::Postgres(s.for_instance(owner)),
+        }
+    }
+
+    /// How long a lease lasts, where leases exist (PostgreSQL). The owner
+    /// renews every third of it.
+    pub fn lease(&self) -> Option<Duration> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres(s) => Some(s.lease()),
+        }
+    }
+
+    /// The open rows this instance should look after now. SQLite (one
+    /// instance per file): every open row. PostgreSQL: the open rows whose
+    /// lease has run out, which this call makes this instance's.
+    pub async fn adopt_open_rows(&self) -> Result<Vec<Adopted>, StoreError> {
+        match self {
+            Self::Sqlite(s) => Ok(s
+                .open_rows()
+                .await?
+                .into_iter()
+                .map(|row| Adopted {
+                    row,
+                    previous_owner: None,
+                })
+                .collect()),
+            Self::Postgres(s) => s.take_over().await,
+        }
+    }
+
+    /// Renews this instance's leases; returns the open rows it still owns.
+    /// Empty on SQLite, which keeps no leases.
+    pub async fn renew_leases(&self) -> Result<Vec<RecordingId>, StoreError> {
+        match self {
+            Self::Sqlite(_) => Ok(Vec::new()),
+            Self::Postgres(s) => s.renew_leases().await,
+        }
+    }
+
+    /// Ends this instance's leases now, so another instance takes its open
+    /// rows over without waiting (clean shutdown). Returns how many.
+    pub async fn release_leases(&self) -> Result<u64, StoreError> {
+        match self {
+            Self::Sqlite(_) => Ok(0),
+            Self::Postgres(s) => s.release_leases().await,
+        }
+    }
+
+    /// A listener woken on every policy change, where the database can
+    /// push them (PostgreSQL `LISTEN`); `None` on SQLite.
+    pub async fn listen_policies(&self) -> Result<Option<PolicyListener>, StoreError> {
+        match self {
+            Self::Sqlite(_) => Ok(None),
+            Self::Postgres(s) => s.listen_policies().await.map(Some),
+        }
     }
 
     // ---- recordings -------------------------------------------------

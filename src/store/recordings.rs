@@ -106,3 +106,13 @@ pub struct RecordingFilter {
     /// At most this many rows, newest segment first.
     pub limit: Option<u32>,
 }
+
+/// An open row this instance has just become responsible for, at start
+/// (reconcile) or when another instance's lease ran out (takeover).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Adopted {
+    pub row: RecordingRow,
+    /// The instance that owned it before; `None` on SQLite (single owner)
+    /// and for rows claimed outside a daemon.
+    pub previous_owner: Option<String>,
+}
