@@ -22,9 +22,12 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use recsched::secret::Secret;
-use recsched::store::{Settings, Store};
+use recsched::simulator::Faults;
+use recsched::store::{RecordingFilter, RecordingRow, Settings, Store};
 use sqlx::{Connection, PgConnection};
 use tempfile::TempDir;
+
+use super::daemon::{Daemon, Rig};
 
 /// The running server shared by the tests alive now.
 static SERVER: Mutex<Weak<PgServer>> = Mutex::new(Weak::new());
@@ -312,5 +315,96 @@ impl PgDb {
             .await
             .unwrap_or_else(|e| panic!("{statements}: {e}"));
         conn.close().await.ok();
+    }
+}
+
+/// The end-to-end rig ([`Rig`]: simulator, real binary) pointed at a
+/// PostgreSQL database instead of its SQLite file.
+pub struct PgRig {
+    pub rig: Rig,
+    pub db: PgDb,
+    /// The test's own handle on the database.
+    pub store: Store,
+}
+
+impl PgRig {
+    /// `None` when PostgreSQL is not installed (see [`pg`]).
+    pub async fn new() -> Option<Self> {
+        Self::with_faults(Faults::default()).await
+    }
+
+    pub async fn with_faults(faults: Faults) -> Option<Self> {
+        let db = pg().await?;
+        let mut rig = Rig::with_faults(faults).await;
+        rig.set("RECSCHED_DATABASE__URL", &db.url);
+        let store = db.store().await;
+        Some(Self { rig, db, store })
+    }
+
+    /// An extra `RECSCHED_*` setting for every daemon started.
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.rig.set(key, value);
+    }
+
+    /// Starts `recsched run` on the database.
+    pub fn spawn(&self) -> Daemon {
+        self.rig.spawn()
+    }
+
+    /// Inserts a policy with plain SQL, as an operator's psql would.
+    pub async fn add_policy(
+        &self,
+        name: &str,
+        cron: &str,
+        window: i64,
+        end_mode: &str,
+        users: &[&str],
+    ) {
+        let mut conn = self.db.conn().await;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO policies (name, cron, timezone, window_seconds, end_mode) \
+             VALUES ($1, $2, 'UTC', $3, $4) RETURNING id",
+        )
+        .bind(name)
+        .bind(cron)
+        .bind(window)
+        .bind(end_mode)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO policy_users (policy_id, user_id) SELECT $1, u FROM UNNEST($2::text[]) u",
+        )
+        .bind(id)
+        .bind(users)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.ok();
+    }
+
+    /// Every recording row, oldest segment first.
+    pub async fn rows(&self) -> Vec<RecordingRow> {
+        let mut rows = self
+            .store
+            .recordings(&RecordingFilter {
+                limit: Some(1_000_000),
+                ..RecordingFilter::default()
+            })
+            .await
+            .unwrap();
+        rows.sort_by_key(|r| (r.segment_start, r.user_id.clone()));
+        rows
+    }
+
+    /// `(id, owner, state)` of every row.
+    pub async fn owners(&self) -> Vec<(i64, Option<String>, String)> {
+        let mut conn = self.db.conn().await;
+        let rows = sqlx::query_as("SELECT id, owner, state FROM recordings ORDER BY id")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.ok();
+        rows
     }
 }
