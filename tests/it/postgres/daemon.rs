@@ -73,3 +73,60 @@ async fn every_window_is_recorded_once_with_its_contact_id_and_edits_arrive_by_n
     .unwrap();
     assert_eq!(held, 0, "leases left after a clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_instance_takes_over_and_sends_a_dead_instances_pending_start() {
+    let Some(mut rig) = PgRig::new().await else {
+        return;
+    };
+    rig.set("RECSCHED_DATABASE__LEASE_SECONDS", "2");
+    let daemon = rig.spawn();
+    wait_for(
+        std::time::Duration::from_secs(20),
+        "the daemon to run",
+        || async { daemon.log().contains("recsched running").then_some(()) },
+    )
+    .await;
+    // Another instance claimed this segment, then died before its start
+    // was answered; its lease has run out.
+    rig.db
+        .sql(
+            "INSERT INTO recordings (user_id, policy_id, segment_start, segment_end, \
+             requested_seconds, end_mode, state, owner, lease_until) \
+             VALUES ('orphan', 1, now() - interval '1 second', now() + interval '9 seconds', \
+             10, 'stop', 'pending', 'dead-host-1-abcdef', now() - interval '1 second')",
+        )
+        .await;
+    let row = wait_for(
+        std::time::Duration::from_secs(10),
+        "the orphaned start to be taken over and answered",
+        || async {
+            let rows = rig.rows().await;
+            rows.into_iter()
+                .find(|r| r.user_id.as_str() == "orphan" && r.contact_id.is_some())
+        },
+    )
+    .await;
+    assert_eq!(row.state, RecordingState::Recording, "{row:?}");
+    let sim = rig.rig.recordings();
+    let mine: Vec<_> = sim.iter().filter(|r| r.user_id == "orphan").collect();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(
+        Some(mine[0].contact_id as i64),
+        row.contact_id.map(|c| c.get())
+    );
+    let owner = rig
+        .owners()
+        .await
+        .into_iter()
+        .find(|(id, ..)| *id == row.id.get())
+        .and_then(|(_, owner, _)| owner);
+    assert!(
+        owner.as_deref().is_some_and(|o| o != "dead-host-1-abcdef"),
+        "{owner:?}"
+    );
+    let (status, log) = daemon.term(std::time::Duration::from_secs(15));
+    assert!(status.success(), "{log}");
+    assert!(log.contains("took over open rows"), "{log}");
+    assert!(log.contains("dead-host-1-abcdef"), "{log}");
+}
