@@ -95,6 +95,13 @@ impl Config {
                 "schedule.segment_limit_seconds = {limit}: must be between 5 and 13200 (the API's limits)"
             )));
         }
+        let lease = self.database.lease;
+        if lease < std::time::Duration::from_secs(1) {
+            return Err(ConfigError::Invalid(format!(
+                "database.lease_seconds = {}: must be at least 1 (it is renewed every third of it)",
+                lease.as_secs_f64()
+            )));
+        }
         if self.schedule.max_concurrency == 0 {
             return Err(ConfigError::Invalid(
                 "schedule.max_concurrency = 0: must be at least 1".into(),
@@ -167,6 +174,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing.toml"), "{e}");
+    }
+
+    #[test]
+    fn a_database_url_from_the_environment_selects_postgres_and_never_prints() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.toml");
+        std::fs::write(
+            &path,
+            "[database]\nurl = \"postgres://file@h/db\"\nlease_seconds = 9\n",
+        )
+        .unwrap();
+        let c = load(
+            Some(&path),
+            env(&[(
+                "RECSCHED_DATABASE__URL",
+                "postgres://recsched:pa55word@db.example:5433/rs?sslmode=verify-full",
+            )]),
+        )
+        .unwrap();
+        let url = c.database.postgres_url().unwrap().unwrap();
+        assert!(url.expose().contains("pa55word"));
+        assert_eq!(c.database.lease, std::time::Duration::from_secs(9));
+        assert!(!format!("{c:?}").contains("pa55word"));
+        assert_eq!(
+            c.database.describe(),
+            "postgres://recsched@db.example:5433/rs"
+        );
+        let e = load(None, env(&[("RECSCHED_DATABASE__LEASE_SECONDS", "0.5")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("database.lease_seconds"), "{e}");
     }
 
     #[test]

@@ -95,7 +95,7 @@ pub async fn run(args: CheckArgs, config_file: Option<&Path>) -> anyhow::Result<
         let source = crate::config::choose_file(config_file)
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "built-in defaults".to_owned());
-        let db = config.database.path.display();
+        let db = config.database.describe();
         if problems.is_empty() {
             let policies = match rows.len() {
                 0 => format!("no policies in {db}"),

@@ -18,7 +18,8 @@ pub struct MigrateArgs {}
 
 pub async fn run(_args: MigrateArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let path = &config.database.path;
-    let existed = path.exists();
+    let postgres = config.database.postgres_url()?.is_some();
+    let existed = postgres || path.exists();
     let store = Store::open(&config.database).await?;
     store.close().await;
     let what = if existed {
@@ -26,6 +27,9 @@ pub async fn run(_args: MigrateArgs, config: &Config) -> anyhow::Result<ExitCode
     } else {
         "created (mode 0600); schema is up to date"
     };
-    print_text(&format!("database {}: {what}\n", path.display()))?;
+    print_text(&format!(
+        "database {}: {what}\n",
+        config.database.describe()
+    ))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -30,7 +30,8 @@ use std::process::ExitCode;
 pub struct Cli {
     /// Config file (TOML). Default: /etc/recsched/recsched.toml when it
     /// exists, else built-in defaults. RECSCHED_* variables override it
-    /// (e.g. RECSCHED_DATABASE__PATH, RECSCHED_CXONE__API_BASE).
+    /// (e.g. RECSCHED_DATABASE__PATH, RECSCHED_DATABASE__URL,
+    /// RECSCHED_CXONE__API_BASE).
     #[arg(
         long,
         global = true,
@@ -149,7 +150,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 /// then the process environment.
 pub fn load_config(file: Option<&Path>) -> anyhow::Result<Config> {
     let chosen = config::choose_file(file);
-    Ok(config::load(chosen.as_deref(), std::env::vars())?)
+    let mut config = config::load(chosen.as_deref(), std::env::vars())?;
+    // A relative `database.url_file` is a systemd credential.
+    config.database.credentials_dir = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    Ok(config)
 }
 
 /// Parses an RFC 3339 instant given as a flag (`--since`, `--from`).
@@ -168,7 +172,9 @@ pub fn instant(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 /// Applies pending migrations, as the daemon would.
 pub async fn open_for_writing(config: &Config) -> anyhow::Result<Store> {
     let path = &config.database.path;
-    if !path.exists() {
+    // PostgreSQL: the server refuses an unknown database by itself.
+    let sqlite = config.database.postgres_url()?.is_none();
+    if sqlite && !path.exists() {
         anyhow::bail!(
             "database {}: the file does not exist; run `recsched migrate` to create it, or fix \
              database.path in the config (or RECSCHED_DATABASE__PATH)",

@@ -14,8 +14,23 @@
 //! The durable record is the `recordings` table: after a crash, a new
 //! process reads it back, resumes pending starts, tracks live recordings
 //! and records what was missed. In-memory state only mirrors it.
+//!
+//! # Several instances (PostgreSQL)
+//! Every instance plans every segment and races to claim it; the unique
+//! key gives each to one. The winner is the row's `owner` ([`instance`])
+//! and holds a lease on it while it is open, renewed by housekeeping every
+//! third of `database.lease_seconds`. An instance whose lease on a row ran
+//! out (it died, or lost the database for longer than the lease) loses the
+//! row: housekeeping in another instance takes it over and adopts it
+//! exactly as reconcile adopts the rows of a crashed predecessor
+//! ([`adopt`]): a pending start is sent again (the vendor never makes a
+//! second recording for a user, it answers with the running one's contact
+//! id), a live recording is tracked and ended or stopped on time. A clean
+//! shutdown releases its leases so the others take over at once. On
+//! SQLite there is one instance per file and no lease.
 
 mod housekeeping;
+mod instance;
 mod jobs;
 mod liveness;
 mod notify;
@@ -24,6 +39,7 @@ pub mod reload;
 mod settings;
 mod writer;
 
+pub use instance::InstanceId;
 pub use liveness::Liveness;
 pub use notify::Notifier;
 pub use settings::Settings;
@@ -35,7 +51,7 @@ use crate::planner::SegmentLimit;
 use crate::policy::Policy;
 use crate::recording::{RecordingState, UserId};
 use crate::retry::RetryPolicy;
-use crate::store::{NewRecording, Store, StoreError};
+use crate::store::{Adopted, NewRecording, Store, StoreError};
 use chrono::{DateTime, Utc};
 use pass::{EndReason, Tracked};
 use std::collections::{BTreeMap, HashMap};
@@ -78,7 +94,9 @@ pub struct Hooks {
 
 /// State shared by the loop and its jobs.
 pub(crate) struct Shared {
+    /// Writes claims as this instance (see [`instance`]).
     store: Store,
+    instance: InstanceId,
     client: Arc<Client>,
     clock: Arc<dyn Clock>,
     schedule: Settings,
@@ -152,9 +170,12 @@ pub async fn run_with(
     let limit =
         SegmentLimit::from_secs(i64::from(ctx.schedule.segment_limit_seconds)).unwrap_or_default();
     let jobs_cancel = shutdown.child_token();
-    let (writer, writer_task) = writer::Writer::spawn(ctx.store.clone());
+    let instance = InstanceId::generate();
+    let store = ctx.store.for_instance(instance.as_str());
+    let (writer, writer_task) = writer::Writer::spawn(store.clone());
     let shared = Arc::new(Shared {
-        store: ctx.store,
+        store,
+        instance,
         client: ctx.client,
         clock: ctx.clock,
         schedule: ctx.schedule,
@@ -184,10 +205,15 @@ pub async fn run_with(
     // the previous process was last seen.
     let now = shared.clock.now();
     let from = reconcile(&shared, &tracker, now).await?;
-    let housekeeping = housekeeping::start(shared.clone()).await?;
+    let housekeeping = housekeeping::start(shared.clone(), tracker.clone()).await?;
     on_ready();
     notifier.ready();
-    tracing::info!(policies = current.len(), "recsched running");
+    tracing::info!(
+        policies = current.len(),
+        instance = %shared.instance,
+        database = %shared.store.describe(),
+        "recsched running"
+    );
 
     let mut policies_rx = policies.subscribe();
     let watcher = tracker.spawn(policies.run(shutdown.clone()));
@@ -244,6 +270,15 @@ pub async fn run_with(
     drop(watcher);
     // Every job has waited for its writes; nothing is left to commit.
     writer_task.abort();
+    // Open rows go on at the vendor: let another instance take them over
+    // now rather than when the lease runs out.
+    match shared.store.release_leases().await {
+        Ok(0) => {}
+        Ok(released) => tracing::info!(released, "released leases on open rows"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not release leases; other instances take the rows over when they run out")
+        }
+    }
     let _ = shared
         .store
         .set_state_value(LAST_SEEN_KEY, &format_utc(shared.clock.now()))
@@ -252,18 +287,42 @@ pub async fn run_with(
     Ok(())
 }
 
-/// Adopts the open rows of earlier processes and resumes their pending
-/// starts. Returns where the first pass should plan from: when the loop
-/// was last seen, so windows that passed while it was down are recorded.
+/// Adopts the open rows of earlier processes (on PostgreSQL: those whose
+/// lease ran out) and resumes their pending starts. Returns where the first
+/// pass should plan from: when the loop was last seen, so windows that
+/// passed while it was down are recorded.
 async fn reconcile(
     shared: &Arc<Shared>,
     tracker: &TaskTracker,
     now: DateTime<Utc>,
 ) -> Result<DateTime<Utc>, DaemonError> {
-    let rows = shared.store.open_rows().await?;
+    let rows = shared.store.adopt_open_rows().await?;
+    let (adopted, resumed) = adopt(shared, tracker, rows, now).await?;
+    let lookback = chrono::Duration::seconds(shared.schedule.missed_lookback_seconds as i64);
+    let last_seen = shared
+        .store
+        .get_state(LAST_SEEN_KEY)
+        .await?
+        .and_then(|v| parse_utc(&v).ok());
+    let from = last_seen.map_or(now, |t| t.max(now - lookback)).min(now);
+    tracing::info!(adopted, resumed, since = %format_utc(from), "reconciled");
+    Ok(from)
+}
+
+/// Starts tracking open rows this instance has just become responsible
+/// for (at start, or taken over from a lost instance): a pending start is
+/// resumed if its window still has time, else marked failed; a recording
+/// is tracked, to be ended by the loop. Rows already tracked are skipped.
+/// Returns (tracked without a job, resumed starts).
+pub(crate) async fn adopt(
+    shared: &Arc<Shared>,
+    tracker: &TaskTracker,
+    rows: Vec<Adopted>,
+    now: DateTime<Utc>,
+) -> Result<(usize, usize), DaemonError> {
     let mut resumed = 0;
     let mut adopted = 0;
-    for row in rows {
+    for Adopted { row, .. } in rows {
         let pending = row.state == RecordingState::Pending;
         let t = Tracked {
             id: row.id.get(),
@@ -276,11 +335,13 @@ async fn reconcile(
             contact: row.contact_id,
             busy: pending,
         };
-        shared
-            .tracked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(t.id, t.clone());
+        {
+            let mut tracked = shared.tracked.lock().unwrap_or_else(|e| e.into_inner());
+            if tracked.contains_key(&t.id) {
+                continue;
+            }
+            tracked.insert(t.id, t.clone());
+        }
         if !pending {
             adopted += 1;
             continue;
@@ -298,15 +359,7 @@ async fn reconcile(
             tracing::warn!(user = %t.user, segment_start = %format_utc(t.start), "failed: {reason}");
         }
     }
-    let lookback = chrono::Duration::seconds(shared.schedule.missed_lookback_seconds as i64);
-    let last_seen = shared
-        .store
-        .get_state(LAST_SEEN_KEY)
-        .await?
-        .and_then(|v| parse_utc(&v).ok());
-    let from = last_seen.map_or(now, |t| t.max(now - lookback)).min(now);
-    tracing::info!(adopted, resumed, since = %format_utc(from), "reconciled");
-    Ok(from)
+    Ok((adopted, resumed))
 }
 
 /// One user's work at one instant: what ends, then what starts.

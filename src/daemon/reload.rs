@@ -8,15 +8,22 @@
 //! would `PRAGMA data_version`). SIGHUP forces a reload through a
 //! [`Trigger`]. A row that does not parse is logged once, by name, and
 //! skipped; every other policy goes on.
+//!
+//! On PostgreSQL the same triggers also `NOTIFY recsched_policies`, and
+//! the watcher `LISTEN`s on a connection of its own: an edit is seen at
+//! its commit, not at the next poll. Polling goes on as the fallback (a
+//! notification sent while the listening connection was down is lost);
+//! a broken listener is dropped and opened again a little later.
 
 use super::{DaemonError, Notifier};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::policy::{self, Policy};
+use crate::store::PolicyListener;
 use crate::store::Store;
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +34,17 @@ pub struct Trigger(Arc<Notify>);
 impl Trigger {
     pub fn fire(&self) {
         self.0.notify_one();
+    }
+}
+
+/// How long after a listener broke the watcher tries to listen again.
+const RELISTEN_AFTER: Duration = Duration::from_secs(10);
+
+/// Waits for the next notification, or forever without a listener.
+async fn notified(listener: &mut Option<PolicyListener>) -> Result<(), crate::store::StoreError> {
+    match listener {
+        Some(l) => l.changed().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -107,12 +125,42 @@ impl Watcher {
         Ok(enabled)
     }
 
-    /// Polls until `cancel`.
+    /// Opens the listener where the database pushes changes; logs and
+    /// goes on polling where it cannot.
+    async fn listen(&self) -> Option<PolicyListener> {
+        match self.store.listen_policies().await {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for policy changes; polling only");
+                None
+            }
+        }
+    }
+
+    /// Polls (and listens, where it can) until `cancel`.
     pub async fn run(mut self, cancel: CancellationToken) {
+        let mut listener = self.listen().await;
+        let shared = self.store.is_shared();
+        let mut broke_at = (shared && listener.is_none()).then(Instant::now);
         loop {
+            if shared
+                && listener.is_none()
+                && broke_at.is_some_and(|t| t.elapsed() >= RELISTEN_AFTER)
+            {
+                listener = self.listen().await;
+                broke_at = listener.is_none().then(Instant::now);
+            }
             let forced = tokio::select! {
                 () = tokio::time::sleep(self.poll) => false,
                 () = self.trigger.0.notified() => true,
+                heard = notified(&mut listener) => {
+                    if let Err(e) = heard {
+                        tracing::warn!(error = %e, "lost the policy change listener; polling until it is back");
+                        listener = None;
+                        broke_at = Some(Instant::now());
+                    }
+                    false
+                }
                 () = cancel.cancelled() => return,
             };
             if forced {

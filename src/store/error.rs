@@ -1,7 +1,8 @@
 //! [`StoreError`]: every failure of the store layer, in the store's terms.
 //!
 //! Kept apart from the queries so the classification of SQLite result
-//! codes (busy, full, read-only...) lives in one place. Each variant names
+//! codes (busy, full, read-only...) lives in one place; PostgreSQL's
+//! SQLSTATEs are classified beside it, in `from_pg`. Each variant names
 //! its subject (the database file, the policy, the row and column) and,
 //! where an operator can fix it, what to do. Callers match on [`Busy`]
 //! to retry; everything else is reported.
@@ -133,7 +134,7 @@ pub enum StoreError {
 
     /// A stored value that does not read back into its type.
     #[error(
-        "table {table}, row {id}: column {column}: {problem}; fix or delete the row with sqlite3"
+        "table {table}, row {id}: column {column}: {problem}; fix or delete the row (sqlite3 or psql)"
     )]
     BadRow {
         table: &'static str,
@@ -141,6 +142,45 @@ pub enum StoreError {
         column: &'static str,
         problem: String,
     },
+
+    /// PostgreSQL: the server could not be reached or refused us.
+    #[error(
+        "database {target}: cannot connect while {context}; check database.url (or \
+         database.url_file), that the server runs and accepts connections from this host, and \
+         the user's password"
+    )]
+    Unreachable {
+        target: String,
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// PostgreSQL: a serialization failure, a deadlock with another
+    /// instance's transaction, or no pooled connection free in time. Safe
+    /// to retry.
+    #[error(
+        "database {target}: {context} collided with another transaction or found no free \
+         connection in time; retry"
+    )]
+    Conflict {
+        target: String,
+        context: &'static str,
+    },
+
+    /// PostgreSQL: any other failure, with the server's message.
+    #[error("database {target}: {context}")]
+    Postgres {
+        target: String,
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// `database.url` (or the file named by `database.url_file`) is not a
+    /// PostgreSQL URL, or cannot be read.
+    #[error("database.url: {0}")]
+    BadUrl(String),
 
     #[error("database {}: {context}", path.display())]
     Sqlx {
@@ -230,6 +270,49 @@ impl StoreError {
         }
     }
 
+    /// Classifies a sqlx error from the PostgreSQL database `target` (its
+    /// URL without the password) while doing `context`.
+    pub(crate) fn from_pg(target: &str, context: &'static str, source: sqlx::Error) -> Self {
+        let target = target.to_owned();
+        match &source {
+            sqlx::Error::PoolTimedOut => return Self::Conflict { target, context },
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => {
+                return Self::Unreachable {
+                    target,
+                    context,
+                    source,
+                }
+            }
+            _ => {}
+        }
+        let code = source
+            .as_database_error()
+            .and_then(|d| d.code())
+            .map(|c| c.into_owned());
+        match code.as_deref() {
+            // serialization_failure, deadlock_detected, lock_not_available
+            Some("40001" | "40P01" | "55P03") => Self::Conflict { target, context },
+            // connection exceptions, too many connections, server shutting
+            // down, authentication, unknown database
+            Some(c)
+                if c.starts_with("08")
+                    || c.starts_with("28")
+                    || matches!(c, "53300" | "57P01" | "57P02" | "57P03" | "3D000") =>
+            {
+                Self::Unreachable {
+                    target,
+                    context,
+                    source,
+                }
+            }
+            _ => Self::Postgres {
+                target,
+                context,
+                source,
+            },
+        }
+    }
+
     /// A value read from `table` row `id`, column `column`, is not valid.
     pub(crate) fn bad_row(
         table: &'static str,
@@ -247,7 +330,7 @@ impl StoreError {
 
     /// Whether retrying the same call later may succeed.
     pub fn is_busy(&self) -> bool {
-        matches!(self, Self::Busy { .. })
+        matches!(self, Self::Busy { .. } | Self::Conflict { .. })
     }
 }
 

@@ -1,51 +1,54 @@
 //! The durable state of recsched: policy rows, recording rows and their
-//! audit trail, in one SQLite file through sqlx.
+//! audit trail, behind one handle whatever the database.
 //!
 //! # Why a layer of its own
 //! Every other module works with typed values; this one is the only place
-//! that speaks SQL, knows the schema (`migrations/sqlite/`) and turns
-//! SQLite's result codes into a [`StoreError`] an operator can act on. It
-//! converts rows to the vocabulary of `policy` ([`PolicyRow`]) and
-//! `recording` ([`RecordingState`], [`ContactId`], ...), never the reverse.
+//! that speaks SQL, knows the schemas (`migrations/sqlite/`,
+//! `migrations/postgres/`) and turns database errors into a [`StoreError`]
+//! an operator can act on. It converts rows to the vocabulary of `policy`
+//! ([`PolicyRow`]) and `recording` ([`RecordingState`], [`ContactId`], ...),
+//! never the reverse.
 //!
-//! # Invariants
+//! # One handle, one implementation per backend
+//! [`Store`] is an enum over the backends with the same methods, so the
+//! planner, the daemon and the CLI never know which one they use. Each
+//! backend has its own module, its own SQL and its own migrations (no
+//! `sqlx::Any`: the two dialects differ exactly where it matters, in
+//! locking, time types and notifications):
+//! - `sqlite`: the embedded default, one file, one active instance.
+//! - `postgres`: one database, several active instances; open rows carry
+//!   an owner and a lease, and a dead instance's rows are taken over.
+//!
+//! # Invariants (every backend)
 //! - Exactly once: a recording row is claimed with
-//!   `INSERT .. ON CONFLICT (user_id, segment_start) DO NOTHING` inside
-//!   `BEGIN IMMEDIATE` before any request is sent; whoever gets an id owns
-//!   the segment, across tasks, handles and processes.
+//!   `INSERT .. ON CONFLICT (user_id, segment_start) DO NOTHING` before any
+//!   request is sent; whoever gets an id owns the segment, across tasks,
+//!   handles, processes and hosts.
 //! - A recording row only moves along [`RecordingState::can_move_to`], and
 //!   the guard is in SQL (`WHERE state = ?`), so a concurrent writer can
 //!   never make a row go backwards.
-//! - Timestamps are UTC text in the one canonical form of
-//!   [`crate::clock::format_utc`]; the store never reads the clock (the
-//!   `created_at`/`updated_at` columns are SQLite's own, so edits made with
-//!   `sqlite3` are stamped too).
+//! - The store never reads the daemon's clock.
 //! - Values always travel as bind parameters.
 //!
 //! # Layout
-//! - `error`: [`StoreError`] and the classification of SQLite codes.
-//! - `open`: creating the file (mode 0600), connecting, migrating.
-//! - `policies`: policy rows and their users; the revision counter.
-//! - `recordings`: claiming segments and moving rows through their states.
-//! - `attempts`: the per-exchange audit trail.
-//! - `daemon_state`: small key/value facts that survive a restart.
-//! - `row`: reading columns back into types, naming the row on failure.
+//! - `error`: [`StoreError`] and the classification of database codes.
+//! - `policies`, `recordings`, `attempts`: the vocabulary of each table,
+//!   shared by the backends.
+//! - `sqlite/`, `postgres/`: the backends.
 //!
 //! Depends on `policy` and `recording` only.
 
 mod attempts;
-mod daemon_state;
 mod error;
-mod open;
 mod policies;
+mod postgres;
 mod recordings;
-mod row;
+mod sqlite;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use chrono::{DateTime, Utc};
 
 pub use attempts::{
     AttemptOutcome, AttemptRow, NewAttempt, Operation, OwnedOutcome, RowWrite,
@@ -53,30 +56,118 @@ pub use attempts::{
 };
 pub use error::StoreError;
 pub use policies::NewPolicy;
-pub use recordings::{EndMode, NewRecording, RecordingFilter, RecordingId, RecordingRow};
+pub use postgres::{PgStore, PolicyListener};
+pub use recordings::{Adopted, EndMode, NewRecording, RecordingFilter, RecordingId, RecordingRow};
+pub use sqlite::SqliteStore;
 
-#[cfg(doc)]
-use crate::{policy::PolicyRow, recording::ContactId, recording::RecordingState};
+use crate::policy::PolicyRow;
+use crate::recording::{ContactId, InteractionId, RecordingState, UserId};
+use crate::secret::Secret;
 
-/// Where the database lives and how long a write waits for a lock.
+/// Which database, and how it is used.
 ///
 /// In TOML (section `[database]`): `path = "/var/lib/recsched/recsched.db"`,
-/// `busy_timeout_seconds = 15`.
+/// `busy_timeout_seconds = 15` for SQLite (the default); or
+/// `url = "postgres://recsched@db.example/recsched"` (or `url_file`) for
+/// PostgreSQL, with `lease_seconds = 30`.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// The SQLite file; created (mode 0600) if missing. Its directory must
-    /// exist.
+    /// exist. Unused when `url` or `url_file` is set.
     pub path: PathBuf,
-    /// How long a statement waits for another writer's lock before it
-    /// fails with [`StoreError::Busy`].
+    /// How long a statement waits for another writer's lock (SQLite) or
+    /// for a free pooled connection (PostgreSQL) before it fails with
+    /// [`StoreError::Busy`] or [`StoreError::Conflict`].
     #[serde(rename = "busy_timeout_seconds", deserialize_with = "seconds")]
     pub busy_timeout: Duration,
+    /// A PostgreSQL URL (`postgres://user:password@host:port/database?sslmode=verify-full`)
+    /// selects the PostgreSQL backend. It may hold a password, so it is
+    /// never printed; prefer `RECSCHED_DATABASE__URL` or `url_file` to
+    /// keep it out of the config file.
+    pub url: Option<Secret>,
+    /// A file holding the PostgreSQL URL (trailing newline ignored); a
+    /// relative name is looked up in systemd's `$CREDENTIALS_DIRECTORY`.
+    pub url_file: Option<PathBuf>,
+    /// PostgreSQL: how long an open recording row stays this instance's
+    /// without renewal. Renewed every third of it; a dead instance's rows
+    /// are taken over by another one after at most about this long.
+    #[serde(rename = "lease_seconds", deserialize_with = "seconds")]
+    pub lease: Duration,
+    /// PostgreSQL: connections in each instance's pool.
+    pub max_connections: u32,
+    /// Where `url_file` is looked up when relative: systemd's
+    /// `$CREDENTIALS_DIRECTORY`, filled in by the CLI (never from the file).
+    #[serde(skip)]
+    pub credentials_dir: Option<PathBuf>,
 }
 
 impl Settings {
     pub const DEFAULT_PATH: &'static str = "./recsched.db";
     pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(15);
+    pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+    pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+
+    /// The PostgreSQL URL, when one is configured: `url`, else the content
+    /// of `url_file`. `None` means SQLite.
+    pub fn postgres_url(&self) -> Result<Option<Secret>, StoreError> {
+        let url = match (&self.url, &self.url_file) {
+            (Some(_), Some(_)) => {
+                return Err(StoreError::BadUrl(
+                    "both database.url and database.url_file are set; keep one".into(),
+                ))
+            }
+            (Some(url), None) => url.clone(),
+            (None, Some(file)) => {
+                let file = match &self.credentials_dir {
+                    Some(dir) if file.is_relative() => dir.join(file),
+                    _ => file.clone(),
+                };
+                let text = std::fs::read_to_string(&file).map_err(|e| {
+                    StoreError::BadUrl(format!(
+                        "cannot read database.url_file {}: {e}",
+                        file.display()
+                    ))
+                })?;
+                Secret::new(text.trim())
+            }
+            (None, None) => return Ok(None),
+        };
+        let text = url.expose();
+        if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+            return Err(StoreError::BadUrl(
+                "must start with postgres:// (for SQLite, leave it unset and set database.path)"
+                    .into(),
+            ));
+        }
+        Ok(Some(url))
+    }
+
+    /// The database as an operator would name it: the SQLite file, or the
+    /// PostgreSQL URL without its password.
+    pub fn describe(&self) -> String {
+        match self.postgres_url() {
+            Ok(Some(url)) => redact_url(url.expose()),
+            Ok(None) => self.path.display().to_string(),
+            Err(_) => "the PostgreSQL database (database.url is not valid)".to_owned(),
+        }
+    }
+}
+
+/// `scheme://user@host/db...` without the password or the query string.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "postgres://...".to_owned();
+    };
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let rest = match rest.rsplit_once('@') {
+        Some((user, host)) => {
+            let user = user.split(':').next().unwrap_or_default();
+            format!("{user}@{host}")
+        }
+        None => rest.to_owned(),
+    };
+    format!("{scheme}://{rest}")
 }
 
 impl Default for Settings {
@@ -84,6 +175,11 @@ impl Default for Settings {
         Self {
             path: PathBuf::from(Self::DEFAULT_PATH),
             busy_timeout: Self::DEFAULT_BUSY_TIMEOUT,
+            url: None,
+            url_file: None,
+            lease: Self::DEFAULT_LEASE,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            credentials_dir: None,
         }
     }
 }
@@ -97,52 +193,310 @@ fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error>
     })
 }
 
-/// A cheap-to-clone handle on the database: an `Arc`'d sqlx pool plus the
-/// file's path, which every error names.
+/// A cheap-to-clone handle on the database, whichever backend holds it.
+///
+/// Each method is the same contract on every backend; the backend modules
+/// document how they keep it.
 #[derive(Debug, Clone)]
-pub struct Store {
-    pool: SqlitePool,
-    /// Kept only to name the file in errors.
-    path: Arc<Path>,
+pub enum Store {
+    /// The embedded default: one SQLite file.
+    Sqlite(SqliteStore),
+    /// A PostgreSQL database, shared by several active instances.
+    Postgres(PgStore),
+}
+
+/// Runs `$body` with `$s` bound to the backend's own handle.
+macro_rules! each {
+    ($self:expr, $s:ident => $body:expr) => {
+        match $self {
+            Store::Sqlite($s) => $body,
+            Store::Postgres($s) => $body,
+        }
+    };
 }
 
 impl Store {
-    /// The database file this handle writes to.
+    /// Opens the database for the daemon and the CLI's writing commands:
+    /// PostgreSQL when `database.url` (or `url_file`) is set, else the
+    /// SQLite file (created mode 0600 if missing); migrates either.
+    pub async fn open(settings: &Settings) -> Result<Self, StoreError> {
+        match settings.postgres_url()? {
+            Some(url) => PgStore::open(&url, settings).await.map(Self::Postgres),
+            None => SqliteStore::open(settings).await.map(Self::Sqlite),
+        }
+    }
+
+    /// Opens an existing, already migrated database without the right to
+    /// write. Never creates or migrates anything.
+    pub async fn open_read_only(settings: &Settings) -> Result<Self, StoreError> {
+        match settings.postgres_url()? {
+            Some(url) => PgStore::open_read_only(&url, settings)
+                .await
+                .map(Self::Postgres),
+            None => SqliteStore::open_read_only(settings)
+                .await
+                .map(Self::Sqlite),
+        }
+    }
+
+    /// The SQLite file this handle writes to; empty for PostgreSQL (see
+    /// [`Store::describe`]).
     pub fn path(&self) -> &Path {
-        &self.path
+        match self {
+            Self::Sqlite(s) => s.path(),
+            Self::Postgres(_) => Path::new(""),
+        }
+    }
+
+    /// The database as errors name it: the file, or the URL without its
+    /// password.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(s) => s.path().display().to_string(),
+            Self::Postgres(s) => s.target().to_owned(),
+        }
+    }
+
+    /// Whether several instances may share this database, all active.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Self::Postgres(_))
     }
 
     /// Closes every connection; pending statements finish first. Further
     /// calls fail.
     pub async fn close(&self) {
-        self.pool.close().await;
+        each!(self, s => s.close().await)
     }
 
-    /// Turns a sqlx error on this database into a [`StoreError`].
-    fn err(&self, context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
-        move |source| StoreError::from_sqlx(&self.path, context, source)
+    // ---- instances and leases ---------------------------------------
+
+    /// The same database, writing its claims as instance `owner` (and, on
+    /// PostgreSQL, with a lease on them). SQLite keeps no owner.
+    pub fn for_instance(&self, owner: &str) -> Self {
+        match self {
+            Self::Sqlite(s) => Self::Sqlite(s.clone()),
+            Self::Postgres(s) => Self::Postgres(s.for_instance(owner)),
+        }
     }
 
-    /// A write transaction that holds the write lock from its first
-    /// statement (`BEGIN IMMEDIATE`), so its reads cannot be overtaken by
-    /// another writer and it never fails half-way with a lock upgrade
-    /// error. Waits up to the busy timeout for the lock.
-    async fn begin_immediate(
+    /// How long a lease lasts, where leases exist (PostgreSQL). The owner
+    /// renews every third of it.
+    pub fn lease(&self) -> Option<Duration> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres(s) => Some(s.lease()),
+        }
+    }
+
+    /// The open rows this instance should look after now. SQLite (one
+    /// instance per file): every open row. PostgreSQL: the open rows whose
+    /// lease has run out, which this call makes this instance's.
+    pub async fn adopt_open_rows(&self) -> Result<Vec<Adopted>, StoreError> {
+        match self {
+            Self::Sqlite(s) => Ok(s
+                .open_rows()
+                .await?
+                .into_iter()
+                .map(|row| Adopted {
+                    row,
+                    previous_owner: None,
+                })
+                .collect()),
+            Self::Postgres(s) => s.take_over().await,
+        }
+    }
+
+    /// Renews this instance's leases; returns the open rows it still owns.
+    /// Empty on SQLite, which keeps no leases.
+    pub async fn renew_leases(&self) -> Result<Vec<RecordingId>, StoreError> {
+        match self {
+            Self::Sqlite(_) => Ok(Vec::new()),
+            Self::Postgres(s) => s.renew_leases().await,
+        }
+    }
+
+    /// Ends this instance's leases now, so another instance takes its open
+    /// rows over without waiting (clean shutdown). Returns how many.
+    pub async fn release_leases(&self) -> Result<u64, StoreError> {
+        match self {
+            Self::Sqlite(_) => Ok(0),
+            Self::Postgres(s) => s.release_leases().await,
+        }
+    }
+
+    /// A listener woken on every policy change, where the database can
+    /// push them (PostgreSQL `LISTEN`); `None` on SQLite.
+    pub async fn listen_policies(&self) -> Result<Option<PolicyListener>, StoreError> {
+        match self {
+            Self::Sqlite(_) => Ok(None),
+            Self::Postgres(s) => s.listen_policies().await.map(Some),
+        }
+    }
+
+    // ---- recordings -------------------------------------------------
+
+    /// Claims one segment: inserts its row unless one already exists for
+    /// the same user and segment start. `Some(id)` means the caller owns
+    /// the segment and may send the start; `None` means someone else
+    /// already has it (another task, process, instance or an earlier run).
+    pub async fn claim(&self, new: &NewRecording) -> Result<Option<RecordingId>, StoreError> {
+        each!(self, s => s.claim(new).await)
+    }
+
+    /// Claims many segments in one transaction, for the burst of thousands
+    /// of users whose windows open at the same instant. The answer is in
+    /// input order.
+    pub async fn claim_many(
         &self,
-        context: &'static str,
-    ) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(self.err(context))
+        new: &[NewRecording],
+    ) -> Result<Vec<Option<RecordingId>>, StoreError> {
+        each!(self, s => s.claim_many(new).await)
     }
 
-    /// A read transaction: several queries see one snapshot.
-    async fn begin_read(
+    /// Records the start's answer: keeps the contact id (and interaction
+    /// id) and the number of start attempts, and moves the row from
+    /// `pending` to `recording`. Returns whether the state moved.
+    pub async fn mark_started(
         &self,
-        context: &'static str,
-    ) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool.begin().await.map_err(self.err(context))
+        id: RecordingId,
+        contact_id: ContactId,
+        interaction_id: Option<&InteractionId>,
+        attempts: u32,
+    ) -> Result<bool, StoreError> {
+        each!(self, s => s.mark_started(id, contact_id, interaction_id, attempts).await)
+    }
+
+    /// Moves a row to `to`, if the state diagram allows it from where the
+    /// row stands; `Ok(false)` if it was already there, and
+    /// [`StoreError::IllegalMove`] for a move the diagram forbids.
+    pub async fn set_state(
+        &self,
+        id: RecordingId,
+        to: RecordingState,
+        last_error: Option<&str>,
+        ended_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        each!(self, s => s.set_state(id, to, last_error, ended_at).await)
+    }
+
+    /// Counts one more start attempt; returns the new count.
+    pub async fn bump_attempts(&self, id: RecordingId) -> Result<u32, StoreError> {
+        each!(self, s => s.bump_attempts(id).await)
+    }
+
+    /// One row by id.
+    pub async fn recording(&self, id: RecordingId) -> Result<Option<RecordingRow>, StoreError> {
+        each!(self, s => s.recording(id).await)
+    }
+
+    /// Rows matching `filter`, newest segment first. A row that does not
+    /// read back fails the call with [`StoreError::BadRow`] naming it.
+    pub async fn recordings(
+        &self,
+        filter: &RecordingFilter,
+    ) -> Result<Vec<RecordingRow>, StoreError> {
+        each!(self, s => s.recordings(filter).await)
+    }
+
+    /// Rows not yet final (`pending`, `recording`, `stopping`), oldest
+    /// segment first.
+    pub async fn open_rows(&self) -> Result<Vec<RecordingRow>, StoreError> {
+        each!(self, s => s.open_rows().await)
+    }
+
+    /// Every segment, in any state, still occupying its user after `since`,
+    /// as `(user, segment_start, effective_end)`, by user then start.
+    pub async fn occupied_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(UserId, DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+        each!(self, s => s.occupied_since(since).await)
+    }
+
+    // ---- attempts ---------------------------------------------------
+
+    /// Writes one exchange to the audit trail; returns its row id.
+    pub async fn record_attempt(&self, attempt: &NewAttempt) -> Result<i64, StoreError> {
+        each!(self, s => s.record_attempt(attempt).await)
+    }
+
+    /// Writes one exchange and its effect on the recording row in one
+    /// transaction. An illegal move still keeps the audit row.
+    pub async fn finish_attempt(
+        &self,
+        attempt: &NewAttempt,
+        outcome: AttemptOutcome<'_>,
+    ) -> Result<bool, StoreError> {
+        each!(self, s => s.finish_attempt(attempt, outcome).await)
+    }
+
+    /// Applies many row writes in ONE transaction. The outer error means
+    /// nothing was written; the inner results are per write.
+    pub async fn write_batch(
+        &self,
+        writes: &[RowWrite],
+    ) -> Result<Vec<Result<bool, StoreError>>, StoreError> {
+        each!(self, s => s.write_batch(writes).await)
+    }
+
+    /// The audit trail of one recording, oldest first.
+    pub async fn attempts_for(&self, id: RecordingId) -> Result<Vec<AttemptRow>, StoreError> {
+        each!(self, s => s.attempts_for(id).await)
+    }
+
+    // ---- daemon state -----------------------------------------------
+
+    /// The value stored under `key`, if any.
+    pub async fn get_state(&self, key: &str) -> Result<Option<String>, StoreError> {
+        each!(self, s => s.get_state(key).await)
+    }
+
+    /// Stores `value` under `key`, replacing any earlier value.
+    pub async fn set_state_value(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        each!(self, s => s.set_state_value(key, value).await)
+    }
+
+    // ---- policies ---------------------------------------------------
+
+    /// Every policy with its users, by id. One snapshot.
+    pub async fn policy_rows(&self) -> Result<Vec<PolicyRow>, StoreError> {
+        each!(self, s => s.policy_rows().await)
+    }
+
+    /// The policy named `name`, with its users.
+    pub async fn policy_row(&self, name: &str) -> Result<Option<PolicyRow>, StoreError> {
+        each!(self, s => s.policy_row(name).await)
+    }
+
+    /// Inserts a policy and its users in one transaction; returns its id.
+    pub async fn insert_policy(&self, new: &NewPolicy) -> Result<i64, StoreError> {
+        each!(self, s => s.insert_policy(new).await)
+    }
+
+    /// Turns a policy on or off.
+    pub async fn set_policy_enabled(&self, name: &str, enabled: bool) -> Result<(), StoreError> {
+        each!(self, s => s.set_policy_enabled(name, enabled).await)
+    }
+
+    /// Deletes a policy and its user list; its `recordings` rows stay.
+    pub async fn remove_policy(&self, name: &str) -> Result<(), StoreError> {
+        each!(self, s => s.remove_policy(name).await)
+    }
+
+    /// Adds `user` to a policy; `false` if it was already there.
+    pub async fn add_policy_user(&self, name: &str, user: &str) -> Result<bool, StoreError> {
+        each!(self, s => s.add_policy_user(name, user).await)
+    }
+
+    /// Removes `user` from a policy; `false` if it was not there.
+    pub async fn remove_policy_user(&self, name: &str, user: &str) -> Result<bool, StoreError> {
+        each!(self, s => s.remove_policy_user(name, user).await)
+    }
+
+    /// A number that moves whenever `policies` or `policy_users` change, by
+    /// any writer (triggers keep it). Poll it; reload when it differs.
+    pub async fn policy_revision(&self) -> Result<i64, StoreError> {
+        each!(self, s => s.policy_revision().await)
     }
 }
 

@@ -5,5 +5,6 @@ mod common;
 mod cxone;
 mod daemon;
 mod ops;
+mod postgres;
 mod simulator;
 mod store;

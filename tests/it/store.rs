@@ -24,6 +24,7 @@ fn settings_in(dir: &Path, name: &str) -> Settings {
     Settings {
         path: dir.join(name),
         busy_timeout: Duration::from_secs(15),
+        ..Settings::default()
     }
 }
 

@@ -2,4 +2,5 @@
 
 pub mod bin;
 pub mod daemon;
+pub mod pg;
 pub mod sim;

@@ -16,7 +16,8 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-use super::{Settings, Store, StoreError};
+use super::SqliteStore;
+use crate::store::{Settings, StoreError};
 
 /// The schema, embedded at build time.
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -26,7 +27,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 /// readers do not block the writer).
 const MAX_CONNECTIONS: u32 = 4;
 
-impl Store {
+impl SqliteStore {
     /// Opens the database for the daemon and the CLI's writing commands:
     /// creates the file with mode 0600 if it is missing, turns on WAL,
     /// foreign keys, `synchronous = FULL` and the busy timeout, then applies

@@ -4,9 +4,10 @@
 //! A table of its own rather than columns elsewhere, so a new fact needs
 //! no migration; the daemon owns the keys and the meaning of the values.
 
-use super::{Store, StoreError};
+use super::SqliteStore;
+use crate::store::StoreError;
 
-impl Store {
+impl SqliteStore {
     /// The value stored under `key`, if any.
     pub async fn get_state(&self, key: &str) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar("SELECT value FROM daemon_state WHERE key = ?")

@@ -14,7 +14,7 @@ use sqlx::{Decode, Row, Sqlite, Type};
 
 use crate::clock::parse_utc;
 
-use super::StoreError;
+use crate::store::StoreError;
 
 /// One fetched row of `table`, identified by its `id` column in errors.
 pub(crate) struct Cols<'r> {

@@ -1,0 +1,14 @@
+//! The PostgreSQL backend against a real server the harness starts
+//! itself (`common::pg`): the store's contract, the CLI, the daemon end to
+//! end, and several active instances on one database.
+//!
+//! Each test asks [`pg`] for a database of its own; without PostgreSQL
+//! binaries (and `CI` unset) it returns `None` and the test passes after
+//! printing why.
+
+mod cli;
+mod daemon;
+mod instances;
+mod store;
+
+use crate::common::pg::pg;
