@@ -19,8 +19,10 @@
 //! - [`policy`]: policy rows parsed into typed values; `PolicyError`.
 //! - [`planner`]: pure time arithmetic: window starts (DST rules),
 //!   coverage, segments, catch-up.
-//! - [`store`]: SQLite through sqlx: migrations, policy rows, recording
-//!   rows, attempts; `StoreError`.
+//! - [`store`]: the durable state through sqlx, one enum over two
+//!   backends: SQLite (embedded default) and PostgreSQL (several active
+//!   instances with leases); migrations, policy rows, recording rows,
+//!   attempts; `StoreError`.
 //! - [`cxone`]: the vendor client: tokens, start, stop, outcome
 //!   classification; `CxoneError`.
 //! - [`simulator`]: an axum stand-in for the vendor API, faithful to
