@@ -4,5 +4,6 @@ mod cli;
 mod common;
 mod cxone;
 mod daemon;
+mod faults;
 mod simulator;
 mod store;
