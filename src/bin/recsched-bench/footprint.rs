@@ -75,6 +75,12 @@ pub struct Footprint {
     pub users: usize,
     /// `run_with` to `on_ready`: open, load, parse, reconcile.
     pub ready_ms: f64,
+    /// Resident set with the simulator and the open store, before the
+    /// daemon starts, bytes.
+    pub base_rss: u64,
+    /// Peak resident set when the daemon is ready (policies loaded, not
+    /// yet planned), bytes.
+    pub ready_peak_rss: u64,
     /// The process's peak resident set (VmHWM) after loading, planning
     /// and idling, bytes.
     pub peak_rss: u64,
@@ -102,7 +108,9 @@ pub async fn measure(dir: &Path, idle: Duration) -> anyhow::Result<Footprint> {
     let sim = rig::simulator().await?;
     let t = Instant::now();
     let (store, _) = rig::store(dir).await?;
+    let base_rss = machine::rss();
     let running = rig::start_daemon(store.clone(), &sim, t).await?;
+    let ready_peak_rss = machine::peak_rss();
     // A pass begins after the previous one ended: the second shows the
     // first (the full plan) is done.
     let planned = rig::poll_until(Duration::from_secs(60), Duration::from_millis(10), || {
@@ -133,6 +141,8 @@ pub async fn measure(dir: &Path, idle: Duration) -> anyhow::Result<Footprint> {
         policies: POLICIES,
         users: POLICIES * USERS_PER_POLICY,
         ready_ms,
+        base_rss,
+        ready_peak_rss,
         peak_rss,
         rss,
         idle_secs: idle.as_secs(),

@@ -57,7 +57,7 @@ fn fs_type(dir: &Path) -> String {
 }
 
 /// Mean milliseconds of `rounds` × (write 4 KiB, fdatasync) in `dir`.
-fn fsync_ms(dir: &Path, rounds: u32) -> std::io::Result<f64> {
+pub fn fsync_ms(dir: &Path, rounds: u32) -> std::io::Result<f64> {
     let path = dir.join(format!("fsync-probe-{}", std::process::id()));
     let mut file = std::fs::File::create(&path)?;
     let block = [7u8; 4096];

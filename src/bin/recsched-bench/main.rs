@@ -17,6 +17,7 @@
 //! `machine` (`/proc` readers, fsync probe), `report` (the table).
 
 mod burst;
+mod diagnose;
 mod footprint;
 mod machine;
 mod report;
@@ -26,6 +27,7 @@ mod rig;
 use anyhow::Context as _;
 use burst::{DaemonBurst, RawBurst, Sequential};
 use clap::Parser;
+use diagnose::Pieces;
 use footprint::Footprint;
 use report::{mib, ms, per_sec, Table, Verdict};
 use restart::Restart;
@@ -116,6 +118,9 @@ fn run_child(child: &[String], log: bool) -> anyhow::Result<()> {
                 serde_json::to_string(&burst::daemon(number(1)?, Path::new(arg(2)?)).await?)?
             }
             "raw" => serde_json::to_string(&burst::raw(number(1)?).await?)?,
+            "pieces" => {
+                serde_json::to_string(&diagnose::pieces(number(1)?, Path::new(arg(2)?)).await?)?
+            }
             "sequential" => serde_json::to_string(&burst::sequential(number(1)?).await?)?,
             "footprint-prepare" => {
                 serde_json::to_string(&footprint::prepare(Path::new(arg(1)?)).await?)?
@@ -137,8 +142,18 @@ fn run_child(child: &[String], log: bool) -> anyhow::Result<()> {
 
 /// Runs `--child what...` and reads its JSON answer.
 fn child<T: serde::de::DeserializeOwned>(log: bool, what: &[&str]) -> anyhow::Result<T> {
+    child_env(log, what, ("RECSCHED_BENCH_CHILD", "1"))
+}
+
+/// [`child`] with one more environment variable.
+fn child_env<T: serde::de::DeserializeOwned>(
+    log: bool,
+    what: &[&str],
+    (key, value): (&str, &str),
+) -> anyhow::Result<T> {
     let exe = std::env::current_exe().context("cannot find this binary")?;
     let mut cmd = Command::new(exe);
+    cmd.env(key, value);
     if log {
         cmd.arg("--log");
     }
@@ -228,12 +243,24 @@ fn run_in(args: &Args, base: &Path, tmp: &Path) -> anyhow::Result<()> {
         let r: anyhow::Result<RawBurst> = child(args.log, &["raw", &n.to_string()]);
         burst_lines(&mut table, n, d, r, seq.as_ref());
     }
+    if let Some(&n) = args.users.iter().max() {
+        eprintln!("recsched-bench: the pieces of a burst of {n}, without HTTP ...");
+        let p: anyhow::Result<Pieces> =
+            dir("pieces").and_then(|d| child(args.log, &["pieces", &n.to_string(), &d]));
+        pieces_lines(&mut table, p);
+    }
     eprintln!("recsched-bench: footprint, idling {idle_secs} s ...");
     let f = dir("footprint").and_then(|d| {
         child::<f64>(args.log, &["footprint-prepare", &d])?;
         child::<Footprint>(args.log, &["footprint", &d, &idle_secs.to_string()])
     });
-    footprint_lines(&mut table, f, args.quick);
+    // The same once more with one malloc arena, for the peak RSS only:
+    // how much of it is glibc's per-thread arenas rather than live data.
+    let one_arena = dir("footprint-one-arena").and_then(|d| {
+        child::<f64>(args.log, &["footprint-prepare", &d])?;
+        child_env::<Footprint>(args.log, &["footprint", &d, "5"], ("MALLOC_ARENA_MAX", "1"))
+    });
+    footprint_lines(&mut table, f, one_arena, args.quick);
     eprintln!("recsched-bench: restart ...");
     let r = dir("restart").and_then(|d| {
         child::<()>(args.log, &["restart-prepare", &d])?;
@@ -241,8 +268,14 @@ fn run_in(args: &Args, base: &Path, tmp: &Path) -> anyhow::Result<()> {
     });
     restart_lines(&mut table, r);
 
+    let fsync_end = machine::fsync_ms(tmp, 200).unwrap_or(f64::NAN);
     print!("{}", table.render());
-    println!("\n{} target(s) missed", table.misses());
+    println!(
+        "\none 4 KiB write+fdatasync: {:.2} ms before the run, {fsync_end:.2} ms after it \
+         (the disk is shared with whatever else runs on this machine)",
+        m.fsync_ms
+    );
+    println!("{} target(s) missed", table.misses());
     if let Some(s) = &seq {
         println!(
             "sequential loop: timed over {} calls each way and extrapolated \
@@ -393,7 +426,73 @@ fn burst_lines(
     );
 }
 
-fn footprint_lines(t: &mut Table, f: anyhow::Result<Footprint>, quick: bool) {
+fn pieces_lines(t: &mut Table, p: anyhow::Result<Pieces>) {
+    let p = match p {
+        Ok(p) => p,
+        Err(e) => {
+            t.section("the pieces of a burst");
+            return t.failed("pieces", &e);
+        }
+    };
+    let n = p.users;
+    t.section(format!(
+        "the pieces of a burst of {n}, without HTTP (what limits the figures above)"
+    ));
+    t.line(
+        "planning pass (coverage + plan), pure",
+        ms(p.plan_ms),
+        "",
+        None,
+        Verdict::Info,
+    );
+    t.line(
+        "write-ahead claim: Store::claim_many, one statement per row",
+        ms(p.claim_many_ms),
+        format!(
+            "multi-row INSERTs of 500: {} (from block_on's thread: {})",
+            ms(p.claim_multirow_ms),
+            ms(p.claim_many_main_ms)
+        ),
+        Some(p.claim_many_ms / p.claim_multirow_ms),
+        Verdict::Info,
+    );
+    t.line(
+        "contact ids: finish_attempt per start, all at once (daemon)",
+        ms(p.finish_concurrent_ms),
+        format!(
+            "{:.0} us/start, {} voluntary context switches",
+            p.finish_concurrent_ms * 1000.0 / n as f64,
+            p.finish_concurrent_switches
+        ),
+        None,
+        Verdict::Info,
+    );
+    t.line(
+        "  finish_attempt one at a time",
+        ms(p.finish_sequential_ms),
+        format!("{:.0} us/start", p.finish_sequential_ms * 1000.0 / n as f64),
+        None,
+        Verdict::Info,
+    );
+    t.line(
+        "  batched writer: one transaction for all",
+        ms(p.finish_batched_ms),
+        format!(
+            "{:.0} us/start; batches of 256: {}",
+            p.finish_batched_ms * 1000.0 / n as f64,
+            ms(p.finish_batched_256_ms)
+        ),
+        Some(p.finish_concurrent_ms / p.finish_batched_ms),
+        Verdict::Info,
+    );
+}
+
+fn footprint_lines(
+    t: &mut Table,
+    f: anyhow::Result<Footprint>,
+    one_arena: anyhow::Result<Footprint>,
+    quick: bool,
+) {
     t.section(format!(
         "footprint: {} users in {} policies, windows opening 10-110 min ahead",
         footprint::POLICIES * footprint::USERS_PER_POLICY,
@@ -411,7 +510,28 @@ fn footprint_lines(t: &mut Table, f: anyhow::Result<Footprint>, quick: bool) {
         Some(f.peak_rss as f64 / limit as f64),
         Verdict::from(f.peak_rss < limit),
     );
-    t.line("  RSS at the end", mib(f.rss), "", None, Verdict::Info);
+    t.line(
+        "  RSS before the daemon / peak when ready / at the end",
+        format!(
+            "{} / {} / {}",
+            mib(f.base_rss),
+            mib(f.ready_peak_rss),
+            mib(f.rss)
+        ),
+        "ready = policies loaded, not yet planned",
+        None,
+        Verdict::Info,
+    );
+    match one_arena {
+        Ok(a) => t.line(
+            "  peak RSS with MALLOC_ARENA_MAX=1 (diagnostic)",
+            mib(a.peak_rss),
+            "glibc's per-thread arenas are the difference",
+            Some(a.peak_rss as f64 / limit as f64),
+            Verdict::Info,
+        ),
+        Err(e) => t.failed("  peak RSS with MALLOC_ARENA_MAX=1", &e),
+    }
     let share = f.idle_cpu_ms / (f.idle_secs as f64 * 1000.0) * 100.0;
     t.line(
         format!(
