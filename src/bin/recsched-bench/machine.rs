@@ -72,6 +72,15 @@ pub fn fsync_ms(dir: &Path, rounds: u32) -> std::io::Result<f64> {
     Ok(ms)
 }
 
+/// The 1-minute load average (`/proc/loadavg`): how busy the shared
+/// machine was around the run.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// This process's peak resident set (`VmHWM`), bytes.
 pub fn peak_rss() -> u64 {
     status_kib("VmHWM:") * 1024

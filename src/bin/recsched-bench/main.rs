@@ -194,6 +194,7 @@ fn run_in(args: &Args, base: &Path, tmp: &Path) -> anyhow::Result<()> {
         std::fs::create_dir(&d)?;
         Ok(d.display().to_string())
     };
+    let load_start = machine::load_average();
     let m = machine::Machine::probe(tmp);
     let idle_secs: u64 = if args.quick { 10 } else { 60 };
     let sample: usize = if args.quick { 30 } else { 100 };
@@ -269,10 +270,12 @@ fn run_in(args: &Args, base: &Path, tmp: &Path) -> anyhow::Result<()> {
     restart_lines(&mut table, r);
 
     let fsync_end = machine::fsync_ms(tmp, 200).unwrap_or(f64::NAN);
+    let load_end = machine::load_average();
     print!("{}", table.render());
     println!(
-        "\none 4 KiB write+fdatasync: {:.2} ms before the run, {fsync_end:.2} ms after it \
-         (the disk is shared with whatever else runs on this machine)",
+        "\none 4 KiB write+fdatasync: {:.2} ms before the run, {fsync_end:.2} ms after it; \
+         load average {load_start} before, {load_end} after (the machine and its disk are \
+         shared with whatever else runs on it)",
         m.fsync_ms
     );
     println!("{} target(s) missed", table.misses());
