@@ -67,6 +67,8 @@ pub struct Metrics {
     pub policies: Gauge,
     pub last_reload_timestamp_seconds: Gauge<f64, AtomicU64>,
     pub store_errors: Counter,
+    /// Planning passes run (each plans every user; idle CPU is mostly these).
+    pub passes: Counter,
 }
 
 impl Default for Metrics {
@@ -132,6 +134,8 @@ impl Metrics {
             "Database writes that failed after retrying",
             store_errors.clone(),
         );
+        let passes = Counter::default();
+        registry.register("planning_passes", "Planning passes run", passes.clone());
         Self {
             registry,
             starts,
@@ -144,6 +148,7 @@ impl Metrics {
             policies,
             last_reload_timestamp_seconds,
             store_errors,
+            passes,
         }
     }
 

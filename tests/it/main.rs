@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod cxone;
 mod daemon;
+mod faults;
 mod ops;
 mod postgres;
 mod simulator;

@@ -1,0 +1,614 @@
+//! `recsched-bench`: how the daemon compares with the raw HTTP limit and
+//! with a cron+curl loop, how much memory and CPU it needs for 100,000
+//! users, and how fast it restarts. Prints one table; never part of the
+//! test gate. Run it with `cargo run --release --bin recsched-bench`
+//! (`-- --quick` for a shorter idle measurement); `docs/benchmarks.md`
+//! explains the figures.
+//!
+//! Every scenario runs in a fresh child process of this binary
+//! (`--child ...`), so peak RSS, CPU time and cold connection pools belong
+//! to that scenario alone. Everything is in-process inside the child: the
+//! simulator on loopback with 20 ms latency per call, the daemon through
+//! `daemon::run_with` on a SQLite file in a temporary directory, and the
+//! baselines.
+//!
+//! Layout: `rig` (simulator, store, daemon), `burst` (scenario 1 and its
+//! baselines), `footprint` (scenario 2), `restart` (scenario 3),
+//! `machine` (`/proc` readers, fsync probe), `report` (the table).
+
+mod burst;
+mod diagnose;
+mod footprint;
+mod machine;
+mod report;
+mod restart;
+mod rig;
+
+use anyhow::Context as _;
+use burst::{DaemonBurst, RawBurst, Sequential};
+use clap::Parser;
+use diagnose::Pieces;
+use footprint::Footprint;
+use report::{mib, ms, per_sec, Table, Verdict};
+use restart::Restart;
+use rig::{CONCURRENCY, LATENCY_MS};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
+
+/// Benchmarks of the recsched daemon against the raw HTTP limit and a
+/// cron+curl loop (simulator on loopback, 20 ms per call).
+#[derive(Debug, Parser)]
+struct Args {
+    /// Shorter run: idle CPU over 10 s instead of 60 s, and 30-call
+    /// sequential samples instead of 100.
+    #[arg(long)]
+    quick: bool,
+
+    /// Burst sizes (users whose windows open at the same instant).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    users: Vec<usize>,
+
+    /// Where the temporary databases go (default: the system temp dir).
+    /// Its file system's fsync speed bounds every commit.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+
+    /// Show the daemon's log on stderr. By default its lines are formatted
+    /// (as production formats them for the journal) into a sink.
+    #[arg(long)]
+    log: bool,
+
+    /// Internal: run one scenario in this process and print its result
+    /// as one JSON line.
+    #[arg(long, hide = true, num_args = 1.., value_name = "SCENARIO")]
+    child: Option<Vec<String>>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match &args.child {
+        Some(child) => run_child(child, args.log),
+        None => run_parent(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("recsched-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one scenario and prints its result as JSON on the last line.
+fn run_child(child: &[String], log: bool) -> anyhow::Result<()> {
+    let directives = std::env::var("RUST_LOG").ok();
+    let sub = if log {
+        recsched::telemetry::subscriber(
+            recsched::telemetry::LogFormat::Text,
+            directives.as_deref(),
+            std::io::stderr,
+            false,
+        )
+    } else {
+        recsched::telemetry::subscriber(
+            recsched::telemetry::LogFormat::Text,
+            directives.as_deref(),
+            std::io::sink,
+            false,
+        )
+    };
+    tracing::subscriber::set_global_default(sub).context("cannot install the log subscriber")?;
+    // As `recsched run` builds it: multi-threaded, one worker per core.
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let arg = |i: usize| {
+        child
+            .get(i)
+            .map(String::as_str)
+            .with_context(|| format!("--child {child:?}: argument {i} missing"))
+    };
+    let number = |i: usize| -> anyhow::Result<usize> {
+        arg(i)?
+            .parse()
+            .with_context(|| format!("--child {child:?}: argument {i} is not a number"))
+    };
+    let json = runtime.block_on(async {
+        Ok::<_, anyhow::Error>(match arg(0)? {
+            "burst" => {
+                serde_json::to_string(&burst::daemon(number(1)?, Path::new(arg(2)?)).await?)?
+            }
+            "raw" => serde_json::to_string(&burst::raw(number(1)?).await?)?,
+            "pieces" => {
+                serde_json::to_string(&diagnose::pieces(number(1)?, Path::new(arg(2)?)).await?)?
+            }
+            "sequential" => serde_json::to_string(&burst::sequential(number(1)?).await?)?,
+            "footprint-prepare" => {
+                serde_json::to_string(&footprint::prepare(Path::new(arg(1)?)).await?)?
+            }
+            "footprint" => {
+                let idle = Duration::from_secs(number(2)? as u64);
+                serde_json::to_string(&footprint::measure(Path::new(arg(1)?), idle).await?)?
+            }
+            "restart-prepare" => {
+                serde_json::to_string(&restart::prepare(Path::new(arg(1)?)).await?)?
+            }
+            "restart" => serde_json::to_string(&restart::measure(Path::new(arg(1)?)).await?)?,
+            other => anyhow::bail!("unknown scenario `{other}`"),
+        })
+    })?;
+    println!("{json}");
+    Ok(())
+}
+
+/// Runs `--child what...` and reads its JSON answer.
+fn child<T: serde::de::DeserializeOwned>(log: bool, what: &[&str]) -> anyhow::Result<T> {
+    child_env(log, what, ("RECSCHED_BENCH_CHILD", "1"))
+}
+
+/// [`child`] with one more environment variable.
+fn child_env<T: serde::de::DeserializeOwned>(
+    log: bool,
+    what: &[&str],
+    (key, value): (&str, &str),
+) -> anyhow::Result<T> {
+    let exe = std::env::current_exe().context("cannot find this binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.env(key, value);
+    if log {
+        cmd.arg("--log");
+    }
+    let out = cmd
+        .arg("--child")
+        .args(what)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run scenario {what:?}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(
+        out.status.success(),
+        "scenario {what:?} failed ({})",
+        out.status
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last)
+        .with_context(|| format!("scenario {what:?} printed no result: {stdout}"))
+}
+
+fn run_parent(args: &Args) -> anyhow::Result<()> {
+    let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    // tempfile is only a dev-dependency: a directory of our own, removed
+    // at the end (and by the next run's operator if this one is killed).
+    let tmp = base.join(format!("recsched-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot make {}", tmp.display()))?;
+    let result = run_in(args, &base, &tmp);
+    if let Err(e) = std::fs::remove_dir_all(&tmp) {
+        eprintln!("recsched-bench: could not remove {}: {e}", tmp.display());
+    }
+    result
+}
+
+fn run_in(args: &Args, base: &Path, tmp: &Path) -> anyhow::Result<()> {
+    let dir = |name: &str| -> anyhow::Result<String> {
+        let d = tmp.join(name);
+        std::fs::create_dir(&d)?;
+        Ok(d.display().to_string())
+    };
+    let load_start = machine::load_average();
+    let m = machine::Machine::probe(tmp);
+    let idle_secs: u64 = if args.quick { 10 } else { 60 };
+    let sample: usize = if args.quick { 30 } else { 100 };
+    let build = if cfg!(debug_assertions) {
+        "DEBUG build: figures are not representative"
+    } else {
+        "release build"
+    };
+    println!("recsched-bench {} ({build})", env!("CARGO_PKG_VERSION"));
+    println!(
+        "machine: {} cores ({}), Linux {}",
+        m.cores, m.cpu_model, m.kernel
+    );
+    println!(
+        "databases: {} ({}), one 4 KiB write+fdatasync = {:.2} ms",
+        base.display(),
+        m.fs_type,
+        m.fsync_ms
+    );
+    println!(
+        "settings: simulator on loopback, {LATENCY_MS} ms per start/stop, unlimited workers; \
+         daemon schedule.max_concurrency = {CONCURRENCY} (raw baseline: the same); \
+         SQLite WAL, synchronous=FULL; daemon log formatted at info{}",
+        if args.log {
+            " to stderr"
+        } else {
+            " into a sink"
+        }
+    );
+    println!(
+        "everything (simulator, daemon, baselines) shares this machine's {} cores\n",
+        m.cores
+    );
+
+    let mut table = Table::default();
+    let seq: Option<Sequential> = match child(args.log, &["sequential", &sample.to_string()]) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            table.failed("sequential loop", &e);
+            None
+        }
+    };
+    for &n in &args.users {
+        eprintln!("recsched-bench: burst of {n} ...");
+        let d: anyhow::Result<DaemonBurst> = dir(&format!("burst-{n}"))
+            .and_then(|d| child(args.log, &["burst", &n.to_string(), &d]));
+        let r: anyhow::Result<RawBurst> = child(args.log, &["raw", &n.to_string()]);
+        burst_lines(&mut table, n, d, r, seq.as_ref());
+    }
+    if let Some(&n) = args.users.iter().max() {
+        eprintln!("recsched-bench: the pieces of a burst of {n}, without HTTP ...");
+        let p: anyhow::Result<Pieces> =
+            dir("pieces").and_then(|d| child(args.log, &["pieces", &n.to_string(), &d]));
+        pieces_lines(&mut table, p);
+    }
+    eprintln!("recsched-bench: footprint, idling {idle_secs} s ...");
+    let f = dir("footprint").and_then(|d| {
+        child::<f64>(args.log, &["footprint-prepare", &d])?;
+        child::<Footprint>(args.log, &["footprint", &d, &idle_secs.to_string()])
+    });
+    // The same once more with one malloc arena, for the peak RSS only:
+    // how much of it is glibc's per-thread arenas rather than live data.
+    let one_arena = dir("footprint-one-arena").and_then(|d| {
+        child::<f64>(args.log, &["footprint-prepare", &d])?;
+        child_env::<Footprint>(args.log, &["footprint", &d, "5"], ("MALLOC_ARENA_MAX", "1"))
+    });
+    footprint_lines(&mut table, f, one_arena, args.quick);
+    eprintln!("recsched-bench: restart ...");
+    let r = dir("restart").and_then(|d| {
+        child::<()>(args.log, &["restart-prepare", &d])?;
+        child::<Restart>(args.log, &["restart", &d])
+    });
+    restart_lines(&mut table, r);
+
+    let fsync_end = machine::fsync_ms(tmp, 200).unwrap_or(f64::NAN);
+    let load_end = machine::load_average();
+    print!("{}", table.render());
+    println!(
+        "\none 4 KiB write+fdatasync: {:.2} ms before the run, {fsync_end:.2} ms after it; \
+         load average {load_start} before, {load_end} after (the machine and its disk are \
+         shared with whatever else runs on it)",
+        m.fsync_ms
+    );
+    println!("{} target(s) missed", table.misses());
+    if let Some(s) = &seq {
+        println!(
+            "sequential loop: timed over {} calls each way and extrapolated \
+             (keep-alive reqwest {:.1} ms/call{})",
+            s.sample,
+            s.reqwest_ms_per_call,
+            s.curl_ms_per_call
+                .map(|c| format!(", one curl process per call {c:.1} ms/call"))
+                .unwrap_or_else(|| ", curl not installed".into())
+        );
+    }
+    Ok(())
+}
+
+fn burst_lines(
+    t: &mut Table,
+    n: usize,
+    d: anyhow::Result<DaemonBurst>,
+    r: anyhow::Result<RawBurst>,
+    seq: Option<&Sequential>,
+) {
+    let bound = (n as f64 / CONCURRENCY as f64 - 1.0).max(0.0) * LATENCY_MS as f64;
+    let target = if n <= 1_000 { 150.0 } else { 1_000.0 };
+    t.section(format!(
+        "burst of {n} users, one window opening at once (bound (N/C-1)xL = {})",
+        ms(bound)
+    ));
+    let (d, r) = match (d, r) {
+        (Ok(d), Ok(r)) => (d, r),
+        (d, r) => {
+            if let Err(e) = d {
+                t.failed("daemon burst", &e);
+            }
+            if let Err(e) = r {
+                t.failed("raw reqwest burst", &e);
+            }
+            return;
+        }
+    };
+    let raw_ref = |v: f64| format!("raw reqwest {}", ms(v));
+    t.line(
+        "lag p50 (window start -> request at simulator)",
+        ms(d.lag.p50),
+        raw_ref(r.lag.p50),
+        Some(d.lag.p50 / r.lag.p50.max(0.1)),
+        Verdict::Info,
+    );
+    t.line(
+        "lag p99",
+        ms(d.lag.p99),
+        format!("< {}", ms(target)),
+        Some(d.lag.p99 / target),
+        Verdict::from(d.lag.p99 < target),
+    );
+    t.line(
+        "lag p99 vs the bound",
+        ms(d.lag.p99),
+        format!("bound {} (raw reqwest p99 {})", ms(bound), ms(r.lag.p99)),
+        Some(d.lag.p99 / bound.max(0.1)),
+        Verdict::Info,
+    );
+    t.line(
+        "lag max",
+        ms(d.lag.max),
+        raw_ref(r.lag.max),
+        Some(d.lag.max / r.lag.max.max(0.1)),
+        Verdict::Info,
+    );
+    t.line(
+        "every row committed with its contact id after",
+        ms(d.all_committed_ms),
+        format!("raw reqwest all answered {}", ms(r.elapsed_ms)),
+        Some(d.all_committed_ms / r.elapsed_ms),
+        Verdict::Info,
+    );
+    let raw_rate = r.per_sec();
+    t.line(
+        "starts/s, committed (N / time to all committed)",
+        per_sec(d.committed_per_sec()),
+        format!(">= 0.8x raw reqwest {}", per_sec(raw_rate)),
+        Some(d.committed_per_sec() / raw_rate),
+        Verdict::from(d.committed_per_sec() >= 0.8 * raw_rate),
+    );
+    t.line(
+        "starts/s, answered (N / last answer)",
+        per_sec(d.answered_per_sec()),
+        format!("raw reqwest {}", per_sec(raw_rate)),
+        Some(d.answered_per_sec() / raw_rate),
+        Verdict::Info,
+    );
+    if let Some(s) = seq {
+        let loop_rate = s.best_per_sec();
+        t.line(
+            "starts/s vs a sequential loop",
+            per_sec(d.committed_per_sec()),
+            format!(
+                ">= 50x loop {} ({} for N)",
+                per_sec(loop_rate),
+                ms(n as f64 / loop_rate * 1000.0)
+            ),
+            Some(d.committed_per_sec() / loop_rate),
+            Verdict::from(d.committed_per_sec() >= 50.0 * loop_rate),
+        );
+    }
+    t.line(
+        "  write-ahead rows claimed after",
+        ms(d.claimed_ms),
+        "one transaction",
+        None,
+        Verdict::Info,
+    );
+    t.line(
+        "  request left the client p50 / p99",
+        format!("{} / {}", ms(d.sent.p50), ms(d.sent.p99)),
+        "after the 256-permit cap",
+        None,
+        Verdict::Info,
+    );
+    t.line(
+        "  contact id written p50 / p99 / max",
+        format!(
+            "{} / {} / {}",
+            ms(d.written.p50),
+            ms(d.written.p99),
+            ms(d.written.max)
+        ),
+        "one transaction per start",
+        None,
+        Verdict::Info,
+    );
+    t.line(
+        "  CPU used (whole process)",
+        ms(d.cpu_ms),
+        format!("raw reqwest {}", ms(r.cpu_ms)),
+        Some(d.cpu_ms / r.cpu_ms.max(0.1)),
+        Verdict::Info,
+    );
+    let complete = d.rows_recording == n && d.start_requests == n && d.sim_recordings == n;
+    t.line(
+        "  rows recording / start requests / vendor recordings",
+        format!(
+            "{} / {} / {}",
+            d.rows_recording, d.start_requests, d.sim_recordings
+        ),
+        format!("{n} each"),
+        None,
+        Verdict::from(complete),
+    );
+}
+
+fn pieces_lines(t: &mut Table, p: anyhow::Result<Pieces>) {
+    let p = match p {
+        Ok(p) => p,
+        Err(e) => {
+            t.section("the pieces of a burst");
+            return t.failed("pieces", &e);
+        }
+    };
+    let n = p.users;
+    t.section(format!(
+        "the pieces of a burst of {n}, without HTTP (what limits the figures above)"
+    ));
+    t.line(
+        "planning pass (coverage + plan), pure",
+        ms(p.plan_ms),
+        "",
+        None,
+        Verdict::Info,
+    );
+    t.line(
+        "write-ahead claim: Store::claim_many, one statement per row",
+        ms(p.claim_many_ms),
+        format!(
+            "multi-row INSERTs of 500: {} (from block_on's thread: {})",
+            ms(p.claim_multirow_ms),
+            ms(p.claim_many_main_ms)
+        ),
+        Some(p.claim_many_ms / p.claim_multirow_ms),
+        Verdict::Info,
+    );
+    t.line(
+        "contact ids: finish_attempt per start, all at once (daemon)",
+        ms(p.finish_concurrent_ms),
+        format!(
+            "{:.0} us/start, {} voluntary context switches",
+            p.finish_concurrent_ms * 1000.0 / n as f64,
+            p.finish_concurrent_switches
+        ),
+        None,
+        Verdict::Info,
+    );
+    t.line(
+        "  finish_attempt one at a time",
+        ms(p.finish_sequential_ms),
+        format!("{:.0} us/start", p.finish_sequential_ms * 1000.0 / n as f64),
+        None,
+        Verdict::Info,
+    );
+    t.line(
+        "  batched writer: one transaction for all",
+        ms(p.finish_batched_ms),
+        format!(
+            "{:.0} us/start; batches of 256: {}",
+            p.finish_batched_ms * 1000.0 / n as f64,
+            ms(p.finish_batched_256_ms)
+        ),
+        Some(p.finish_concurrent_ms / p.finish_batched_ms),
+        Verdict::Info,
+    );
+}
+
+fn footprint_lines(
+    t: &mut Table,
+    f: anyhow::Result<Footprint>,
+    one_arena: anyhow::Result<Footprint>,
+    quick: bool,
+) {
+    t.section(format!(
+        "footprint: {} users in {} policies, windows opening 10-110 min ahead",
+        footprint::POLICIES * footprint::USERS_PER_POLICY,
+        footprint::POLICIES
+    ));
+    let f = match f {
+        Ok(f) => f,
+        Err(e) => return t.failed("footprint", &e),
+    };
+    let limit = 64 * 1024 * 1024;
+    t.line(
+        "peak RSS (VmHWM: runtime, simulator, store, daemon)",
+        mib(f.peak_rss),
+        format!("< {}", mib(limit)),
+        Some(f.peak_rss as f64 / limit as f64),
+        Verdict::from(f.peak_rss < limit),
+    );
+    t.line(
+        "  RSS before the daemon / peak when ready / at the end",
+        format!(
+            "{} / {} / {}",
+            mib(f.base_rss),
+            mib(f.ready_peak_rss),
+            mib(f.rss)
+        ),
+        "ready = policies loaded, not yet planned",
+        None,
+        Verdict::Info,
+    );
+    match one_arena {
+        Ok(a) => t.line(
+            "  peak RSS with MALLOC_ARENA_MAX=1 (diagnostic)",
+            mib(a.peak_rss),
+            "glibc's per-thread arenas are the difference",
+            Some(a.peak_rss as f64 / limit as f64),
+            Verdict::Info,
+        ),
+        Err(e) => t.failed("  peak RSS with MALLOC_ARENA_MAX=1", &e),
+    }
+    let share = f.idle_cpu_ms / (f.idle_secs as f64 * 1000.0) * 100.0;
+    t.line(
+        format!(
+            "CPU while idle between windows ({} s{})",
+            f.idle_secs,
+            if quick { ", --quick" } else { "" }
+        ),
+        format!("{share:.2}% of a core"),
+        "< 0.5%",
+        Some(share / 0.5),
+        Verdict::from(share < 0.5),
+    );
+    t.line(
+        "  planning passes while idle / CPU per pass",
+        format!(
+            "{} / {}",
+            f.idle_passes,
+            ms(f.idle_cpu_ms / f.idle_passes.max(1) as f64)
+        ),
+        "housekeeping wakes the loop every 5 s",
+        None,
+        Verdict::Info,
+    );
+    t.line(
+        "ready (open, load, parse, reconcile)",
+        ms(f.ready_ms),
+        "",
+        None,
+        Verdict::Info,
+    );
+    t.line(
+        "  reading and parsing the policies",
+        ms(f.load_ms),
+        "",
+        None,
+        Verdict::Info,
+    );
+    t.line(
+        "planning: coverage + segments, 1 h horizon (median of 3)",
+        ms(f.plan_1h_ms.p50),
+        format!("{} segments", f.segments_1h),
+        None,
+        Verdict::Info,
+    );
+    t.line(
+        "  the same over the daemon's 3.5 h horizon",
+        ms(f.plan_daemon_ms.p50),
+        "what every pass computes",
+        None,
+        Verdict::Info,
+    );
+}
+
+fn restart_lines(t: &mut Table, r: anyhow::Result<Restart>) {
+    t.section(format!(
+        "restart with {} live recording rows",
+        restart::ROWS
+    ));
+    let r = match r {
+        Ok(r) => r,
+        Err(e) => return t.failed("restart", &e),
+    };
+    t.line(
+        "open + load + reconcile until on_ready",
+        ms(r.ready_ms),
+        "< 2 s",
+        Some(r.ready_ms / 2000.0),
+        Verdict::from(r.ready_ms < 2000.0),
+    );
+    t.line(
+        "  requests sent by the first pass / rows still recording",
+        format!("{} / {}", r.requests, r.still_recording),
+        format!("0 / {}", r.rows),
+        None,
+        Verdict::from(r.requests == 0 && r.still_recording == r.rows),
+    );
+}
