@@ -1,8 +1,8 @@
 //! Periodic housekeeping on tokio-cron-scheduler (the card's choice, used
 //! only where half a second of slack does not matter): every few seconds
 //! write a heartbeat (so a restart knows since when windows were missed)
-//! and wake the loop for a sweep (ends whose job finished after the loop
-//! last looked, rows a failed write left behind).
+//! and, when a row is overdue (an end whose job finished after the loop
+//! last looked), wake the loop for a sweep.
 //!
 //! Where rows carry leases (PostgreSQL), a second job runs every third of
 //! the lease: renew this instance's leases, drop from its mirror the rows
@@ -55,7 +55,12 @@ pub async fn start(shared: Arc<Shared>, tracker: TaskTracker) -> Result<Housekee
                     shared.liveness.write_failed(e.to_string());
                 }
             }
-            wake.notify_one();
+            // The sweep: wake the loop only when a row is overdue (its job
+            // finished after the loop last looked); an idle daemon stays
+            // asleep.
+            if shared.overdue(at) {
+                wake.notify_one();
+            }
         })
     })
     .map_err(err)?;

@@ -11,8 +11,10 @@ const STALE_MS: i64 = 30_000;
 
 #[derive(Debug, Default)]
 pub struct Liveness {
-    /// Unix ms of the loop's last turn; 0 before the first.
-    loop_at: AtomicI64,
+    /// Unix ms by which the loop is due to turn again: the time of its last
+    /// turn while it works, the end of its planned sleep while it sleeps;
+    /// 0 before the first turn.
+    loop_due: AtomicI64,
     /// Unix ms of the last successful heartbeat write.
     write_ok_at: AtomicI64,
     /// The last write error, if the last heartbeat write failed.
@@ -21,7 +23,14 @@ pub struct Liveness {
 
 impl Liveness {
     pub fn loop_turned(&self, at: DateTime<Utc>) {
-        self.loop_at.store(at.timestamp_millis(), Ordering::Relaxed);
+        self.loop_due
+            .store(at.timestamp_millis(), Ordering::Relaxed);
+    }
+
+    /// The loop sleeps, as planned, until `until`.
+    pub fn loop_sleeps_until(&self, until: DateTime<Utc>) {
+        self.loop_due
+            .store(until.timestamp_millis(), Ordering::Relaxed);
     }
 
     pub fn write_ok(&self, at: DateTime<Utc>) {
@@ -37,14 +46,14 @@ impl Liveness {
     /// `Err` names what is wrong.
     pub fn check(&self, now: DateTime<Utc>) -> Result<(), String> {
         let now = now.timestamp_millis();
-        let turned = self.loop_at.load(Ordering::Relaxed);
-        if turned == 0 {
+        let due = self.loop_due.load(Ordering::Relaxed);
+        if due == 0 {
             return Err("starting: the scheduling loop has not run yet".into());
         }
-        if now - turned > STALE_MS {
+        if now - due > STALE_MS {
             return Err(format!(
-                "the scheduling loop has not run for {} s",
-                (now - turned) / 1000
+                "the scheduling loop is {} s overdue",
+                (now - due) / 1000
             ));
         }
         if let Some(e) = self
@@ -82,7 +91,11 @@ mod tests {
         assert!(l
             .check(t0 + chrono::Duration::seconds(31))
             .unwrap_err()
-            .contains("loop has not run for 31 s"));
+            .contains("loop is 31 s overdue"));
+        // A planned sleep is not a stall (the heartbeat goes on writing).
+        l.loop_sleeps_until(t0 + chrono::Duration::seconds(3600));
+        l.write_ok(t0 + chrono::Duration::seconds(595));
+        assert_eq!(l.check(t0 + chrono::Duration::seconds(600)), Ok(()));
         l.loop_turned(t0 + chrono::Duration::seconds(40));
         l.write_failed("database /x.db: disk is full".into());
         assert!(l

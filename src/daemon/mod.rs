@@ -54,7 +54,7 @@ use crate::retry::RetryPolicy;
 use crate::store::{Adopted, NewRecording, Store, StoreError};
 use chrono::{DateTime, Utc};
 use pass::{EndReason, Tracked};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -105,8 +105,9 @@ pub(crate) struct Shared {
     cancel: CancellationToken,
     /// Open rows this process knows, by row id (a mirror of the table).
     tracked: Mutex<HashMap<i64, Tracked>>,
-    /// One lock per user: requests for one user never overlap.
-    user_locks: Mutex<HashMap<UserId, Arc<tokio::sync::Mutex<()>>>>,
+    /// One lock per user: requests for one user never overlap. With the
+    /// map's size at which unheld locks are next swept out.
+    user_locks: Mutex<(UserLocks, usize)>,
     metrics: Arc<Metrics>,
     liveness: Arc<Liveness>,
     /// The one writer of recording rows (batched commits).
@@ -115,10 +116,14 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn user_lock(&self, user: &UserId) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.user_locks.lock().unwrap_or_else(|e| e.into_inner());
-        // Drop locks nobody holds, so the map does not grow without bound.
-        if locks.len() > 4096 {
+        let mut guard = self.user_locks.lock().unwrap_or_else(|e| e.into_inner());
+        let (locks, sweep_at) = &mut *guard;
+        // Drop locks nobody holds, so the map does not grow without bound;
+        // sweep only when it has doubled since the last sweep, so a burst
+        // of N users costs O(N), not a scan per user.
+        if locks.len() >= *sweep_at {
             locks.retain(|_, l| Arc::strong_count(l) > 1);
+            *sweep_at = (locks.len() * 2).max(4096);
         }
         locks.entry(user.clone()).or_default().clone()
     }
@@ -128,6 +133,16 @@ impl Shared {
         if let Some(t) = tracked.get_mut(&id) {
             f(t);
         }
+    }
+
+    /// Whether a row no job holds should have ended by `now`: the loop
+    /// missed it (its job finished after the loop last looked).
+    fn overdue(&self, now: DateTime<Utc>) -> bool {
+        self.tracked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .any(|t| !t.busy && t.end <= now)
     }
 
     /// The job is done with the row, which stays open.
@@ -182,7 +197,7 @@ pub async fn run_with(
         retry: ctx.retry,
         cancel: jobs_cancel.clone(),
         tracked: Mutex::default(),
-        user_locks: Mutex::default(),
+        user_locks: Mutex::new((HashMap::new(), 4096)),
         metrics: hooks.metrics.clone(),
         liveness: hooks.liveness.clone(),
         writer,
@@ -237,25 +252,41 @@ pub async fn run_with(
             notifier.status(&line);
             last_status = line;
         }
-        let mut wake_at = now + chrono::Duration::seconds(60);
+        // Nothing to do before the next start or end: sleep until then (at
+        // most an hour; edits and housekeeping wake the loop earlier). An
+        // idle daemon plans once per event, not on a timer.
+        let mut wake_at = now + chrono::Duration::hours(1);
         if let Some(n) = next.at {
             wake_at = wake_at.min(n);
         }
-        if let Some(every) = notifier.ping_every() {
-            wake_at = wake_at.min(now + chrono::Duration::from_std(every).unwrap_or_default());
-        }
-        let sleep = (wake_at - shared.clock.now())
-            .to_std()
-            .unwrap_or(Duration::ZERO);
-        tokio::select! {
-            () = tokio::time::sleep(sleep) => {}
-            changed = policies_rx.changed() => {
-                if changed.is_ok() {
-                    current = policies_rx.borrow_and_update().clone();
+        let ping = notifier.ping_every();
+        shared.liveness.loop_sleeps_until(wake_at);
+        let woke = loop {
+            let sleep = (wake_at - shared.clock.now())
+                .to_std()
+                .unwrap_or(Duration::ZERO);
+            // The watchdog is pinged from this loop, so a stuck loop stops
+            // the pings; a ping needs no planning pass.
+            let ping_in = ping
+                .unwrap_or(Duration::MAX)
+                .min(sleep.saturating_add(Duration::from_secs(1)));
+            tokio::select! {
+                () = tokio::time::sleep(sleep) => break Woke::Plan,
+                () = tokio::time::sleep(ping_in), if ping.is_some() && ping_in < sleep => {
+                    notifier.watchdog();
                 }
+                changed = policies_rx.changed() => {
+                    if changed.is_ok() {
+                        current = policies_rx.borrow_and_update().clone();
+                    }
+                    break Woke::Plan;
+                }
+                () = housekeeping.wake.notified() => break Woke::Plan,
+                () = shutdown.cancelled() => break Woke::Shutdown,
             }
-            () = housekeeping.wake.notified() => {}
-            () = shutdown.cancelled() => break,
+        };
+        if let Woke::Shutdown = woke {
+            break;
         }
     }
 
@@ -362,8 +393,12 @@ pub(crate) async fn adopt(
     Ok((adopted, resumed))
 }
 
-/// One user's work at one instant: what ends, then what starts.
-type UserWork = (Vec<(Tracked, EndReason)>, Option<jobs::StartJob>);
+/// One async lock per user.
+type UserLocks = HashMap<UserId, Arc<tokio::sync::Mutex<()>>>;
+
+/// Starts claimed per transaction before their jobs are spawned: enough to
+/// keep the request slots busy while the next chunk is claimed.
+const START_CHUNK: usize = 256;
 
 /// One planning pass: plan, claim, spawn. Returns when to look again.
 async fn pass(
@@ -388,99 +423,133 @@ async fn pass(
         .collect();
     let plan = pass::plan(&coverage, &occupied, &tracked, now, limit);
 
-    let mut new = Vec::with_capacity(plan.starts.len() + plan.missed.len());
-    for (seg, late) in &plan.starts {
-        new.push(NewRecording {
-            user_id: seg.user.clone(),
-            policy_id: seg.policy.get(),
-            segment_start: seg.start,
-            segment_end: seg.end,
-            requested_seconds: crate::cxone::retrying::remaining_duration(seg.end, now)
-                .map_or(seg.duration.as_secs(), |d| d.as_secs()),
-            end_mode: seg.end_mode,
-            state: RecordingState::Pending,
-            late_seconds: Some(late.num_milliseconds() as f64 / 1000.0),
-            last_error: None,
-        });
+    // Missed segments: rows, no requests.
+    let missed: Vec<NewRecording> = plan
+        .missed
+        .iter()
+        .map(|seg| {
+            tracing::warn!(policy = seg.policy.get(), user = %seg.user, segment_start = %format_utc(seg.start), "missed");
+            shared.metrics.start("missed");
+            NewRecording {
+                user_id: seg.user.clone(),
+                policy_id: seg.policy.get(),
+                segment_start: seg.start,
+                segment_end: seg.end,
+                requested_seconds: seg.duration.as_secs(),
+                end_mode: seg.end_mode,
+                state: RecordingState::Missed,
+                late_seconds: None,
+                last_error: Some("the window passed while recsched was not running".into()),
+            }
+        })
+        .collect();
+    if !missed.is_empty() {
+        shared.store.claim_many(&missed).await?;
     }
-    for seg in &plan.missed {
-        new.push(NewRecording {
-            user_id: seg.user.clone(),
-            policy_id: seg.policy.get(),
-            segment_start: seg.start,
-            segment_end: seg.end,
-            requested_seconds: seg.duration.as_secs(),
-            end_mode: seg.end_mode,
-            state: RecordingState::Missed,
-            late_seconds: None,
-            last_error: Some("the window passed while recsched was not running".into()),
-        });
-        tracing::warn!(policy = seg.policy.get(), user = %seg.user, segment_start = %format_utc(seg.start), "missed");
-        shared.metrics.start("missed");
-    }
-    let ids = if new.is_empty() {
-        Vec::new()
-    } else {
-        shared.store.claim_many(&new).await?
-    };
 
-    // Group each user's ends and start into one job.
+    // Ends, per user. A user whose next segment starts now gets its ends
+    // and its start in one job, ends first, so the chain never overlaps.
     let by_id: HashMap<i64, &Tracked> = tracked.iter().map(|t| (t.id, t)).collect();
-    let mut work: BTreeMap<UserId, UserWork> = BTreeMap::new();
+    let starting: HashSet<&UserId> = plan.starts.iter().map(|(seg, _)| &seg.user).collect();
+    let mut ends: HashMap<UserId, Vec<(Tracked, EndReason)>> = HashMap::new();
     {
         let mut live = shared.tracked.lock().unwrap_or_else(|e| e.into_inner());
         for (id, reason) in &plan.ends {
             if let (Some(t), Some(l)) = (by_id.get(id), live.get_mut(id)) {
                 l.busy = true;
-                work.entry(t.user.clone())
+                ends.entry(t.user.clone())
                     .or_default()
-                    .0
                     .push(((*t).clone(), *reason));
             }
         }
-        for ((seg, late), id) in plan.starts.iter().zip(&ids) {
-            let Some(id) = id else {
-                // Someone else (an earlier pass of another process on this
-                // file) already has this segment: exactly once.
-                continue;
-            };
-            live.insert(
-                id.get(),
-                Tracked {
-                    id: id.get(),
-                    user: seg.user.clone(),
-                    policy_id: Some(seg.policy.get()),
-                    start: seg.start,
-                    end: seg.end,
-                    end_mode: seg.end_mode,
-                    state: RecordingState::Pending,
-                    contact: None,
-                    busy: true,
-                },
-            );
-            work.entry(seg.user.clone()).or_default().1 = Some(jobs::StartJob {
-                id: *id,
-                segment: seg.clone(),
-                late: *late,
-            });
-        }
     }
-    // Wake at the end of what was just started too: the plan was made
-    // before these rows existed.
+    let (mut ends, end_only): (HashMap<_, _>, HashMap<_, _>) = ends
+        .into_iter()
+        .partition(|(user, _)| starting.contains(user));
+    for (user, e) in end_only {
+        tracker.spawn(jobs::run_user(shared.clone(), user, e, None));
+    }
+
+    // Starts: claimed (the write-ahead rows, committed before any request)
+    // and handed to jobs a chunk at a time, so the first requests leave
+    // while later rows are still being claimed.
     let mut next = Next {
         at: plan.next,
         start: plan.next_start,
     };
-    for (_, start) in work.values() {
-        if let Some(job) = start {
+    for chunk in plan.starts.chunks(START_CHUNK) {
+        let rows: Vec<NewRecording> = chunk
+            .iter()
+            .map(|(seg, late)| NewRecording {
+                user_id: seg.user.clone(),
+                policy_id: seg.policy.get(),
+                segment_start: seg.start,
+                segment_end: seg.end,
+                requested_seconds: crate::cxone::retrying::remaining_duration(seg.end, now)
+                    .map_or(seg.duration.as_secs(), |d| d.as_secs()),
+                end_mode: seg.end_mode,
+                state: RecordingState::Pending,
+                late_seconds: Some(late.num_milliseconds() as f64 / 1000.0),
+                last_error: None,
+            })
+            .collect();
+        let ids = match shared.store.claim_many(&rows).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                // Nothing of this chunk was claimed: the ends waiting for
+                // these starts go back to the next pass, which tries again.
+                for (_, waiting) in ends.drain() {
+                    for (t, _) in waiting {
+                        shared.release(t.id);
+                    }
+                }
+                return Err(e.into());
+            }
+        };
+        let mut claimed = Vec::with_capacity(chunk.len());
+        {
+            let mut live = shared.tracked.lock().unwrap_or_else(|e| e.into_inner());
+            for ((seg, late), id) in chunk.iter().zip(ids) {
+                // `None`: someone else (another process on this database)
+                // already has this segment: exactly once.
+                let Some(id) = id else { continue };
+                live.insert(
+                    id.get(),
+                    Tracked {
+                        id: id.get(),
+                        user: seg.user.clone(),
+                        policy_id: Some(seg.policy.get()),
+                        start: seg.start,
+                        end: seg.end,
+                        end_mode: seg.end_mode,
+                        state: RecordingState::Pending,
+                        contact: None,
+                        busy: true,
+                    },
+                );
+                claimed.push(jobs::StartJob {
+                    id,
+                    segment: seg.clone(),
+                    late: *late,
+                });
+            }
+        }
+        for job in claimed {
+            // Wake at its end too: the plan was made before the row existed.
             next = next.at(job.segment.end);
+            let user = job.segment.user.clone();
+            let user_ends = ends.remove(&user).unwrap_or_default();
+            tracker.spawn(jobs::run_user(shared.clone(), user, user_ends, Some(job)));
         }
     }
-    let active = live_count(shared);
-    shared.metrics.active_recordings.set(active as i64);
-    for (user, (ends, start)) in work {
-        tracker.spawn(jobs::run_user(shared.clone(), user, ends, start));
+    // Ends whose start someone else claimed still run.
+    for (user, e) in ends {
+        tracker.spawn(jobs::run_user(shared.clone(), user, e, None));
     }
+    shared
+        .metrics
+        .active_recordings
+        .set(live_count(shared) as i64);
     Ok(next)
 }
 
@@ -536,4 +605,10 @@ fn status_line(shared: &Shared, policies: &[Policy], next: &Next) -> String {
         None => "no window in the next hours".to_owned(),
     };
     format!("{recording} recording, {next}, {failed} failed since start")
+}
+
+/// Why the loop stopped waiting.
+enum Woke {
+    Plan,
+    Shutdown,
 }

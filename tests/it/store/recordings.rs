@@ -375,3 +375,24 @@ async fn daemon_state_keeps_values_by_key() {
         Some("2026-03-29T10:00:00.000Z")
     );
 }
+
+#[tokio::test]
+async fn claim_many_answers_in_input_order_and_claims_a_repeated_key_once() {
+    let (_dir, store) = super::temp_store().await;
+    let taken = super::segment("dup-a", super::at(9, 0, 0));
+    store.claim(&taken).await.unwrap().unwrap();
+    let batch = vec![
+        super::segment("dup-b", super::at(9, 0, 0)),
+        taken.clone(),
+        super::segment("dup-c", super::at(9, 0, 0)),
+        super::segment("dup-b", super::at(9, 0, 0)),
+    ];
+    let ids = store.claim_many(&batch).await.unwrap();
+    assert!(ids[0].is_some());
+    assert_eq!(ids[1], None, "an existing row is not claimed again");
+    assert!(ids[2].is_some());
+    assert_eq!(ids[3], None, "a key repeated in one batch is claimed once");
+    assert_ne!(ids[0], ids[2]);
+    let b = store.recording(ids[0].unwrap()).await.unwrap().unwrap();
+    assert_eq!(b.user_id.as_str(), "dup-b");
+}
