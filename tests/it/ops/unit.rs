@@ -77,8 +77,11 @@ fn unit_carries_what_the_daemon_and_the_docs_rely_on() {
     assert_eq!(one("StateDirectoryMode"), "0700");
     assert_eq!(one("UMask"), "0077");
     assert_eq!(
-        one("Environment"),
-        "RECSCHED_DATABASE__PATH=/var/lib/recsched/recsched.db"
+        values(&all, "Environment"),
+        [
+            "RECSCHED_DATABASE__PATH=/var/lib/recsched/recsched.db",
+            "MALLOC_ARENA_MAX=2"
+        ]
     );
     // The credential names are the relative file names the config's
     // cxone.*_file keys give (resolved in $CREDENTIALS_DIRECTORY).
