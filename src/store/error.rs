@@ -182,7 +182,7 @@ pub enum StoreError {
     #[error("database.url: {0}")]
     BadUrl(String),
 
-    #[error("database {}: {context}", path.display())]
+    #[error("database {}: {context}: {source}", path.display())]
     Sqlx {
         path: PathBuf,
         context: &'static str,
@@ -196,9 +196,15 @@ pub enum StoreError {
 const SQLITE_BUSY: i32 = 5;
 const SQLITE_LOCKED: i32 = 6;
 const SQLITE_READONLY: i32 = 8;
+const SQLITE_IOERR: i32 = 10;
 const SQLITE_FULL: i32 = 13;
 const SQLITE_CANTOPEN: i32 = 14;
 const SQLITE_NOTADB: i32 = 26;
+
+/// Whether the file can be opened for writing now (a probe; writes nothing).
+fn writable(path: &Path) -> bool {
+    std::fs::OpenOptions::new().append(true).open(path).is_ok()
+}
 
 /// The primary SQLite result code of a database error, if it is one.
 pub(crate) fn primary_code(err: &sqlx::Error) -> Option<i32> {
@@ -235,6 +241,10 @@ impl StoreError {
                 source: Some(source),
             },
             Some(SQLITE_NOTADB) => Self::NotADatabase { path },
+            // An I/O error on write is most often a file that became
+            // unwritable under us (chmod, chattr +i, a remount): say so when
+            // the file itself refuses to be opened for writing.
+            Some(SQLITE_IOERR) if !writable(&path) => Self::ReadOnly { path },
             _ => Self::Sqlx {
                 path,
                 context,

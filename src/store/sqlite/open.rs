@@ -130,6 +130,19 @@ fn connect_options(settings: &Settings) -> SqliteConnectOptions {
 async fn connect(path: &Path, options: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
     SqlitePoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
+        // A write that fails on a full disk or an I/O error is rolled back
+        // by SQLite itself; sqlx's own ROLLBACK then fails and the
+        // connection keeps thinking it is inside a transaction, so every
+        // later BEGIN on it would fail until a restart (sqlx 0.8.6). Such a
+        // connection is closed instead of handed out; the pool opens a
+        // fresh one.
+        .before_acquire(|conn, _meta| {
+            Box::pin(async move {
+                use sqlx::TransactionManager as _;
+                type Manager = <sqlx::Sqlite as sqlx::Database>::TransactionManager;
+                Ok(Manager::get_transaction_depth(conn) == 0)
+            })
+        })
         .connect_with(options)
         .await
         .map_err(|e| StoreError::from_sqlx(path, "opening the database", e))
