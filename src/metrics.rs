@@ -67,7 +67,8 @@ pub struct Metrics {
     pub policies: Gauge,
     pub last_reload_timestamp_seconds: Gauge<f64, AtomicU64>,
     pub store_errors: Counter,
-    /// Planning passes run (each plans every user; idle CPU is mostly these).
+    /// Planning passes completed (each plans every user; idle CPU is
+    /// mostly these).
     pub passes: Counter,
 }
 
@@ -135,7 +136,11 @@ impl Metrics {
             store_errors.clone(),
         );
         let passes = Counter::default();
-        registry.register("planning_passes", "Planning passes run", passes.clone());
+        registry.register(
+            "planning_passes",
+            "Planning passes completed",
+            passes.clone(),
+        );
         Self {
             registry,
             starts,

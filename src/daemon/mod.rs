@@ -409,7 +409,6 @@ async fn pass(
     now: DateTime<Utc>,
     limit: SegmentLimit,
 ) -> Result<Next, DaemonError> {
-    shared.metrics.passes.inc();
     let horizon = chrono::Duration::seconds(i64::from(limit.as_secs()));
     let coverage = pass::coverage(policies, from, now, horizon);
     let since = pass::earliest(&coverage).unwrap_or(now).min(from);
@@ -550,6 +549,7 @@ async fn pass(
         .metrics
         .active_recordings
         .set(live_count(shared) as i64);
+    shared.metrics.passes.inc();
     Ok(next)
 }
 

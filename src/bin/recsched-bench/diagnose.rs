@@ -28,7 +28,7 @@ pub struct Pieces {
     pub users: usize,
     /// `pass::coverage` + `pass::plan` for one policy of N users.
     pub plan_ms: f64,
-    /// `Store::claim_many` of N rows (one transaction, one statement per row).
+    /// `Store::claim_many` of N rows (one transaction, multi-row INSERTs).
     pub claim_many_ms: f64,
     /// The same from `block_on`'s own thread instead of a runtime worker.
     pub claim_many_main_ms: f64,

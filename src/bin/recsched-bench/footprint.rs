@@ -110,11 +110,10 @@ pub async fn measure(dir: &Path, idle: Duration) -> anyhow::Result<Footprint> {
     let base_rss = machine::rss();
     let running = rig::start_daemon(store.clone(), &sim, t).await?;
     let ready_peak_rss = machine::peak_rss();
-    // A pass begins after the previous one ended: the second shows the
-    // first (the full plan) is done.
+    // The counter counts completed passes: one means the full plan is done.
     let planned = rig::poll_until(Duration::from_secs(60), Duration::from_millis(10), || {
         let passes = running.metrics.passes.get();
-        async move { passes >= 2 }
+        async move { passes >= 1 }
     })
     .await;
     anyhow::ensure!(planned, "the daemon did not finish its first pass in 60 s");

@@ -386,7 +386,7 @@ fn burst_lines(
     t.line(
         "  write-ahead rows claimed after",
         ms(d.claimed_ms),
-        "one transaction",
+        "chunks of 256, jobs spawned per chunk",
         None,
         Verdict::Info,
     );
@@ -405,7 +405,7 @@ fn burst_lines(
             ms(d.written.p99),
             ms(d.written.max)
         ),
-        "one transaction per start",
+        "the batched writer",
         None,
         Verdict::Info,
     );
@@ -449,7 +449,7 @@ fn pieces_lines(t: &mut Table, p: anyhow::Result<Pieces>) {
         Verdict::Info,
     );
     t.line(
-        "write-ahead claim: Store::claim_many, one statement per row",
+        "write-ahead claim: Store::claim_many (multi-row INSERTs)",
         ms(p.claim_many_ms),
         format!(
             "multi-row INSERTs of 500: {} (from block_on's thread: {})",
@@ -554,7 +554,7 @@ fn footprint_lines(
             f.idle_passes,
             ms(f.idle_cpu_ms / f.idle_passes.max(1) as f64)
         ),
-        "housekeeping wakes the loop every 5 s",
+        "the loop sleeps until the next start or end",
         None,
         Verdict::Info,
     );

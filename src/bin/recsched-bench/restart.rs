@@ -92,7 +92,7 @@ pub async fn measure(dir: &Path) -> anyhow::Result<Restart> {
     let ready_ms = running.ready_after.as_secs_f64() * 1000.0;
     let planned = rig::poll_until(Duration::from_secs(60), Duration::from_millis(10), || {
         let passes = running.metrics.passes.get();
-        async move { passes >= 2 }
+        async move { passes >= 1 }
     })
     .await;
     anyhow::ensure!(planned, "the daemon did not finish its first pass in 60 s");

@@ -22,6 +22,9 @@ pub struct Rig {
     pub store: Store,
     /// Extra `RECSCHED_*` settings for every daemon started.
     pub env: Vec<(String, String)>,
+    /// Give the daemon its secrets as systemd credentials (files in this
+    /// directory, `cxone.*_file` keys) rather than in the environment.
+    pub credentials: Option<PathBuf>,
 }
 
 impl Rig {
@@ -30,12 +33,15 @@ impl Rig {
     }
 
     pub async fn with_faults(faults: Faults) -> Self {
-        let sim = simulator::spawn(SimConfig {
+        Self::with_config(SimConfig {
             faults,
             ..SimConfig::default()
         })
         .await
-        .expect("simulator binds");
+    }
+
+    pub async fn with_config(config: SimConfig) -> Self {
+        let sim = simulator::spawn(config).await.expect("simulator binds");
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("recsched.db");
         let store = Store::open(&store::Settings {
@@ -50,6 +56,7 @@ impl Rig {
             sim,
             store,
             env: Vec::new(),
+            credentials: None,
         }
     }
 
@@ -86,6 +93,18 @@ impl Rig {
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
             .env_remove("JOURNAL_STREAM");
+        if let Some(dir) = &self.credentials {
+            std::fs::write(dir.join("client_secret"), format!("{}\n", c.client_secret)).unwrap();
+            std::fs::write(dir.join("access_key_secret"), &c.access_key_secret).unwrap();
+            cmd.env_remove("RECSCHED_CXONE__CLIENT_SECRET")
+                .env_remove("RECSCHED_CXONE__ACCESS_KEY_SECRET")
+                .env("CREDENTIALS_DIRECTORY", dir)
+                .env("RECSCHED_CXONE__CLIENT_SECRET_FILE", "client_secret")
+                .env(
+                    "RECSCHED_CXONE__ACCESS_KEY_SECRET_FILE",
+                    "access_key_secret",
+                );
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

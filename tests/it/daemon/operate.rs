@@ -168,3 +168,40 @@ async fn recv(sock: &UnixDatagram, buf: &mut [u8]) -> String {
         .unwrap();
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_come_from_a_credentials_directory_and_never_reach_the_log() {
+    let config = recsched::simulator::SimConfig {
+        client_secret: "cred-CLIENT-s3cret".into(),
+        access_key_secret: "cred-KEY-s3cret".into(),
+        ..recsched::simulator::SimConfig::default()
+    };
+    let mut rig = Rig::with_config(config).await;
+    let creds = rig.dir.path().join("credentials");
+    std::fs::create_dir(&creds).unwrap();
+    rig.credentials = Some(creds);
+    rig.set("RUST_LOG", "trace");
+    add_policy(&rig, "c", "*/2 * * * * *", 10, "expire", &["c1"]).await;
+    let daemon = rig.spawn();
+    wait_for(
+        std::time::Duration::from_secs(10),
+        "a recording made with credentials from files",
+        || async {
+            rig.recordings()
+                .iter()
+                .any(|r| r.user_id == "c1")
+                .then_some(())
+        },
+    )
+    .await;
+    let (status, log) = daemon.term(std::time::Duration::from_secs(15));
+    assert!(status.success(), "{log}");
+    assert!(log.contains("recording"), "{log}");
+    for secret in ["cred-CLIENT-s3cret", "cred-KEY-s3cret"] {
+        assert!(!log.contains(secret), "{secret} in the log");
+    }
+    assert!(
+        !log.to_lowercase().contains("bearer "),
+        "a token in the log"
+    );
+}

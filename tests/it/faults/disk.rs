@@ -119,6 +119,7 @@ fn make_read_only(rig: Rig) -> Result<(Rig, Unwritable, &'static str), String> {
         sim,
         store,
         env,
+        credentials: None,
     };
     Ok((rig, guard, "a read-only bind mount"))
 }
@@ -269,6 +270,7 @@ async fn unwritable_while_running(kind: Breakage, recovery: bool) {
         sim,
         store,
         env: Vec::new(),
+        credentials: None,
     };
     let first = users("first", 3);
     let burst = users("burst", 100);
