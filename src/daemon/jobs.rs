@@ -54,11 +54,15 @@ pub async fn run_user(
 pub async fn resume(shared: Arc<Shared>, t: Tracked) {
     let lock = shared.user_lock(&t.user);
     let _guard = lock.lock().await;
+    // The row is the segment; the start asks for what remains of it, so
+    // the duration here only describes it.
+    let duration = crate::recording::RecordingDuration::from_secs((t.end - t.start).num_seconds())
+        .unwrap_or(crate::recording::RecordingDuration::MIN);
     let segment = Segment {
         user: t.user.clone(),
         start: t.start,
         end: t.end,
-        duration: crate::recording::RecordingDuration::MIN,
+        duration,
         policy: crate::policy::PolicyId::new(t.policy_id.unwrap_or(0)),
         end_mode: t.end_mode,
     };
