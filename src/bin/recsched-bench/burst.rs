@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 const START_PATH: &str =
     "/interaction-recording-management-service/v1/interactions/start-screen-interaction-recording";
 /// Window length of the burst policy: long enough for 10,000 starts.
-const WINDOW_SECS: i64 = 120;
+pub const WINDOW_SECS: i64 = 120;
 
 /// A distribution of milliseconds.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
@@ -191,7 +191,8 @@ pub async fn daemon(n: usize, dir: &std::path::Path) -> anyhow::Result<DaemonBur
     Ok(result)
 }
 
-fn starts(sim: &SimHandle) -> impl Iterator<Item = recsched::simulator::LoggedRequest> {
+/// The successful start requests the simulator logged.
+pub fn starts(sim: &SimHandle) -> impl Iterator<Item = recsched::simulator::LoggedRequest> {
     sim.requests()
         .into_iter()
         .filter(|r| r.path == START_PATH && r.status == 200)

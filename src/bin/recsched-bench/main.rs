@@ -3,7 +3,9 @@
 //! users, and how fast it restarts. Prints one table; never part of the
 //! test gate. Run it with `cargo run --release --bin recsched-bench`
 //! (`-- --quick` for a shorter idle measurement); `docs/benchmarks.md`
-//! explains the figures.
+//! explains the figures. `-- --postgres` runs only the PostgreSQL burst
+//! with one, two and three daemon instances on one database, against a
+//! throwaway server the bench starts itself.
 //!
 //! Every scenario runs in a fresh child process of this binary
 //! (`--child ...`), so peak RSS, CPU time and cold connection pools belong
@@ -14,12 +16,15 @@
 //!
 //! Layout: `rig` (simulator, store, daemon), `burst` (scenario 1 and its
 //! baselines), `footprint` (scenario 2), `restart` (scenario 3),
-//! `machine` (`/proc` readers, fsync probe), `report` (the table).
+//! `machine` (`/proc` readers, fsync probe), `report` (the table), `pg`
+//! (the throwaway PostgreSQL server), `pgburst` (the `--postgres` burst).
 
 mod burst;
 mod diagnose;
 mod footprint;
 mod machine;
+mod pg;
+mod pgburst;
 mod report;
 mod restart;
 mod rig;
@@ -29,6 +34,7 @@ use burst::{DaemonBurst, RawBurst, Sequential};
 use clap::Parser;
 use diagnose::Pieces;
 use footprint::Footprint;
+use pgburst::PgBurst;
 use report::{mib, ms, per_sec, Table, Verdict};
 use restart::Restart;
 use rig::{CONCURRENCY, LATENCY_MS};
@@ -59,6 +65,12 @@ struct Args {
     #[arg(long)]
     log: bool,
 
+    /// Run only the PostgreSQL burst (the largest of --users) with one,
+    /// two and three daemon instances on one database, on a throwaway
+    /// server started here; skipped, saying why, without PostgreSQL.
+    #[arg(long)]
+    postgres: bool,
+
     /// Internal: run one scenario in this process and print its result
     /// as one JSON line.
     #[arg(long, hide = true, num_args = 1.., value_name = "SCENARIO")]
@@ -69,6 +81,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match &args.child {
         Some(child) => run_child(child, args.log),
+        None if args.postgres => run_postgres(&args),
         None => run_parent(&args),
     };
     match result {
@@ -122,6 +135,9 @@ fn run_child(child: &[String], log: bool) -> anyhow::Result<()> {
                 serde_json::to_string(&diagnose::pieces(number(1)?, Path::new(arg(2)?)).await?)?
             }
             "sequential" => serde_json::to_string(&burst::sequential(number(1)?).await?)?,
+            "pg-burst" => {
+                serde_json::to_string(&pgburst::burst(number(1)?, number(2)?, arg(3)?).await?)?
+            }
             "footprint-prepare" => {
                 serde_json::to_string(&footprint::prepare(Path::new(arg(1)?)).await?)?
             }
@@ -291,6 +307,144 @@ fn run_in(args: &Args, base: &Path, tmp: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `--postgres`: the burst on one PostgreSQL database with one, two and
+/// three daemon instances, each count in a fresh database and a fresh
+/// child process; the server is started here and stopped at the end.
+fn run_postgres(args: &Args) -> anyhow::Result<()> {
+    let n = args.users.iter().copied().max().unwrap_or(10_000);
+    let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let build = if cfg!(debug_assertions) {
+        "DEBUG build: figures are not representative"
+    } else {
+        "release build"
+    };
+    println!("recsched-bench {} ({build})", env!("CARGO_PKG_VERSION"));
+    let bin = match pg::find_bin() {
+        Ok(bin) => bin,
+        Err(why) => {
+            println!("PostgreSQL scenario skipped: {why}");
+            return Ok(());
+        }
+    };
+    let server = pg::PgServer::start(bin, &base)?;
+    let m = machine::Machine::probe(&base);
+    println!(
+        "machine: {} cores ({}), Linux {}",
+        m.cores, m.cpu_model, m.kernel
+    );
+    println!(
+        "database: {} on 127.0.0.1 in {} ({}), fsync=on, synchronous_commit=on; \
+         one 4 KiB write+fdatasync = {:.2} ms",
+        server.version(),
+        base.display(),
+        m.fs_type,
+        m.fsync_ms
+    );
+    println!(
+        "settings: simulator on loopback, {LATENCY_MS} ms per start/stop; each instance: \
+         schedule.max_concurrency = {CONCURRENCY}, database.max_connections = {}, \
+         its own Client; one simulator shared",
+        recsched::store::Settings::DEFAULT_MAX_CONNECTIONS
+    );
+    println!(
+        "everything (simulator, daemons, PostgreSQL) shares this machine's {} cores\n",
+        m.cores
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let mut table = Table::default();
+    for instances in 1..=3usize {
+        eprintln!("recsched-bench: PostgreSQL burst of {n}, {instances} instance(s) ...");
+        let name = format!("bench_{instances}");
+        let result: anyhow::Result<PgBurst> = runtime
+            .block_on(server.create_database(&name))
+            .and_then(|()| {
+                child(
+                    args.log,
+                    &[
+                        "pg-burst",
+                        &n.to_string(),
+                        &instances.to_string(),
+                        &server.url(&name),
+                    ],
+                )
+            });
+        pg_lines(&mut table, n, instances, result);
+    }
+    drop(server);
+    print!("{}", table.render());
+    println!("{} target(s) missed", table.misses());
+    Ok(())
+}
+
+fn pg_lines(t: &mut Table, n: usize, instances: usize, r: anyhow::Result<PgBurst>) {
+    t.section(format!(
+        "PostgreSQL: burst of {n} users, {instances} instance(s) on one database"
+    ));
+    let r = match r {
+        Ok(r) => r,
+        Err(e) => return t.failed("PostgreSQL burst", &e),
+    };
+    t.line(
+        "lag p50 / p99 / max (window start -> request at simulator)",
+        format!("{} / {} / {}", ms(r.lag.p50), ms(r.lag.p99), ms(r.lag.max)),
+        format!("ready {} before the window", ms(r.lead_ms)),
+        None,
+        Verdict::Info,
+    );
+    t.line(
+        "every row committed with its contact id after",
+        ms(r.all_committed_ms),
+        "",
+        None,
+        Verdict::Info,
+    );
+    t.line(
+        "starts/s, committed (N / time to all committed)",
+        per_sec(r.committed_per_sec()),
+        "",
+        None,
+        Verdict::Info,
+    );
+    t.line(
+        "  rows claimed per instance",
+        r.per_instance
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" / "),
+        "the unique key gives each segment to one",
+        None,
+        Verdict::Info,
+    );
+    t.line(
+        "  CPU used (daemons + simulator, not PostgreSQL)",
+        ms(r.cpu_ms),
+        "",
+        None,
+        Verdict::Info,
+    );
+    t.line(
+        "  rows / recording / start requests / vendor recordings",
+        format!(
+            "{} / {} / {} / {}",
+            r.rows, r.rows_recording, r.start_requests, r.sim_recordings
+        ),
+        format!("{n} each"),
+        None,
+        Verdict::from(r.exact()),
+    );
+    t.line(
+        "  users with two vendor recordings",
+        r.users_twice.to_string(),
+        "0",
+        None,
+        Verdict::from(r.users_twice == 0),
+    );
 }
 
 fn burst_lines(
