@@ -149,7 +149,7 @@ async fn every_window_of_a_plain_sql_policy_is_recorded_once_with_its_contact_id
 
 /// The user's recordings in time order, checked to be one chain: never two
 /// at once, each following the previous within `gap`.
-fn assert_chain(
+pub fn assert_chain(
     sim: &[Recording],
     user: &str,
     from: DateTime<Utc>,

@@ -9,6 +9,7 @@
 mod cli;
 mod daemon;
 mod instances;
+mod parity;
 mod store;
 
 use crate::common::pg::pg;

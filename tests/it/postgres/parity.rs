@@ -1,0 +1,181 @@
+//! The SQLite daemon tests that matter most, again on PostgreSQL: one
+//! coverage chain from overlapping policies, SQL edits taking effect at
+//! once, and SIGTERM during a burst.
+
+use chrono::Duration;
+use recsched::recording::RecordingState;
+use recsched::simulator::Faults;
+
+use crate::common::daemon::wait_for;
+use crate::common::pg::PgRig;
+use crate::daemon::{assert_chain, now, row_at, starts, until};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_policies_make_one_chain_on_postgres() {
+    let Some(mut rig) = PgRig::new().await else {
+        return;
+    };
+    rig.add_policy("a", "*/20 * * * * *", 12, "expire", &["over"])
+        .await;
+    rig.add_policy("b", "6-59/20 * * * * *", 12, "expire", &["over"])
+        .await;
+    rig.set("RECSCHED_SCHEDULE__SEGMENT_LIMIT_SECONDS", "6");
+    let daemon = rig.spawn();
+    let t0 = now();
+    let cov = starts(t0 + Duration::seconds(2), t0 + Duration::seconds(22), 20, 0)[0];
+    until(cov + Duration::seconds(19)).await;
+    let (status, log) = daemon.term(std::time::Duration::from_secs(15));
+    assert!(status.success(), "{log}");
+    let rows = rig.rows().await;
+    for offset in [0, 6, 12] {
+        let start = cov + Duration::seconds(offset);
+        let r = row_at(&rows, "over", start);
+        assert_eq!(r.len(), 1, "segment at +{offset} s: {r:?}\n{log}");
+        assert_eq!(r[0].segment_end, start + Duration::seconds(6));
+        assert!(r[0].contact_id.is_some(), "{:?}", r[0]);
+    }
+    let sim = rig.rig.recordings();
+    let n = assert_chain(
+        &sim,
+        "over",
+        cov,
+        cov + Duration::seconds(18),
+        Duration::milliseconds(1500),
+    );
+    assert_eq!(n, 3, "{sim:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_edits_take_effect_within_two_seconds_on_postgres() {
+    let within = std::time::Duration::from_secs(2);
+    let Some(rig) = PgRig::new().await else {
+        return;
+    };
+    rig.add_policy("always", "*/2 * * * * *", 10, "expire", &["e1"])
+        .await;
+    let daemon = rig.spawn();
+    let running = |u: &str| {
+        rig.rig
+            .recordings()
+            .iter()
+            .any(|r| r.user_id == u && r.ended_at.is_none())
+    };
+    wait_for(
+        std::time::Duration::from_secs(15),
+        "e1 recording",
+        || async { running("e1").then_some(()) },
+    )
+    .await;
+    rig.db
+        .sql("INSERT INTO policy_users (policy_id, user_id) SELECT id, 'e2' FROM policies WHERE name = 'always'")
+        .await;
+    wait_for(within, "e2 recording after INSERT", || async {
+        running("e2").then_some(())
+    })
+    .await;
+    rig.db
+        .sql("UPDATE policies SET enabled = false WHERE name = 'always'")
+        .await;
+    wait_for(within, "recordings stopped after disable", || async {
+        (!running("e1") && !running("e2")).then_some(())
+    })
+    .await;
+    let rows = wait_for(within, "rows marked stopped", || async {
+        let rows = rig.rows().await;
+        rows.iter()
+            .all(|r| r.state != RecordingState::Recording)
+            .then_some(rows)
+    })
+    .await;
+    assert!(
+        rows.iter()
+            .any(|r| r.state == RecordingState::Stopped && r.ended_at.is_some()),
+        "{rows:?}"
+    );
+    rig.db
+        .sql("UPDATE policies SET enabled = true WHERE name = 'always'")
+        .await;
+    wait_for(within, "recording again after enable", || async {
+        (running("e1") && running("e2")).then_some(())
+    })
+    .await;
+    rig.db
+        .sql("DELETE FROM policies WHERE name = 'always'")
+        .await;
+    wait_for(within, "recordings stopped after delete", || async {
+        (!running("e1") && !running("e2")).then_some(())
+    })
+    .await;
+    assert!(rig.rows().await.len() >= 4, "history was lost");
+    let (status, log) = daemon.term(std::time::Duration::from_secs(15));
+    assert!(status.success(), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_burst_leaves_nothing_unresolved_on_postgres() {
+    let Some(mut rig) = PgRig::with_faults(Faults {
+        latency_ms: 200,
+        ..Faults::default()
+    })
+    .await
+    else {
+        return;
+    };
+    rig.set("RECSCHED_SCHEDULE__MAX_CONCURRENCY", "8");
+    let users: Vec<String> = (0..150).map(|i| format!("pburst-{i:03}")).collect();
+    let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+    rig.add_policy("burst", "*/20 * * * * *", 15, "expire", &refs)
+        .await;
+    let daemon = rig.spawn();
+    let t0 = now();
+    let w = starts(t0 + Duration::seconds(3), t0 + Duration::seconds(40), 20, 0)[0];
+    until(w + Duration::milliseconds(800)).await;
+    let (status, log) = daemon.term(std::time::Duration::from_secs(12));
+    assert!(status.success(), "exit {status}:\n{log}");
+    let rows = rig.rows().await;
+    let pending = rows
+        .iter()
+        .filter(|r| r.state == RecordingState::Pending)
+        .count();
+    println!(
+        "postgres, after SIGTERM: {pending} of {} rows pending",
+        rows.len()
+    );
+    assert!(
+        pending > 0,
+        "the burst finished before SIGTERM: the test proves nothing"
+    );
+
+    let daemon = rig.spawn();
+    wait_for(
+        std::time::Duration::from_secs(15),
+        "no pending rows",
+        || async {
+            let rows = rig.rows().await;
+            (!rows.iter().any(|r| r.state == RecordingState::Pending)).then_some(())
+        },
+    )
+    .await;
+    let (status, log) = daemon.term(std::time::Duration::from_secs(15));
+    assert!(status.success(), "{log}");
+    let rows = rig.rows().await;
+    let sim = rig.rig.recordings();
+    for u in &users {
+        let mine: Vec<_> = sim
+            .iter()
+            .filter(|r| {
+                &r.user_id == u && r.started_at >= w && r.started_at < w + Duration::seconds(15)
+            })
+            .collect();
+        assert_eq!(mine.len(), 1, "{u}: {mine:?}");
+        let row = rows
+            .iter()
+            .find(|r| r.user_id.as_str() == u && r.segment_start == w)
+            .unwrap();
+        assert_eq!(
+            row.contact_id.map(|c| c.get()),
+            Some(mine[0].contact_id as i64),
+            "{row:?}"
+        );
+    }
+}
