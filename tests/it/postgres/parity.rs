@@ -179,3 +179,93 @@ async fn sigterm_during_a_burst_leaves_nothing_unresolved_on_postgres() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reads_a_running_daemon_on_postgres() {
+    let Some(rig) = PgRig::new().await else {
+        return;
+    };
+    rig.add_policy("always", "*/2 * * * * *", 10, "expire", &["st1"])
+        .await;
+    let daemon = rig.spawn();
+    wait_for(
+        std::time::Duration::from_secs(15),
+        "st1 recording",
+        || async {
+            let rows = rig.rows().await;
+            rows.iter()
+                .any(|r| r.user_id.as_str() == "st1" && r.state == RecordingState::Recording)
+                .then_some(())
+        },
+    )
+    .await;
+    let bin = crate::common::bin::Recsched::new();
+    let out = bin
+        .command(&["status", "--json"])
+        .env("RECSCHED_DATABASE__URL", &rig.db.url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let now = &status["recording_now"]["rows"];
+    assert!(
+        now.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["user_id"] == "st1" && r["policy"] == "always"),
+        "{status:#}"
+    );
+    let (status, log) = daemon.term(std::time::Duration::from_secs(15));
+    assert!(status.success(), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flaky_api_still_gets_every_window_started_once_on_postgres() {
+    let Some(mut rig) = PgRig::with_faults(Faults {
+        rate_425: 0.1,
+        rate_504: 0.1,
+        rate_504_after_start: 0.1,
+        seed: 11,
+        ..Faults::default()
+    })
+    .await
+    else {
+        return;
+    };
+    rig.set("RECSCHED_RETRY__BASE_MS", "100");
+    rig.set("RECSCHED_RETRY__CAP_MS", "1000");
+    let users = ["pf1", "pf2", "pf3", "pf4"];
+    rig.add_policy("flaky", "*/10 * * * * *", 8, "expire", &users)
+        .await;
+    let daemon = rig.spawn();
+    let t0 = now();
+    let windows = starts(t0 + Duration::seconds(2), t0 + Duration::seconds(22), 10, 0);
+    until(*windows.last().unwrap() + Duration::seconds(9)).await;
+    let (status, log) = daemon.term(std::time::Duration::from_secs(15));
+    assert!(status.success(), "{log}");
+    let rows = rig.rows().await;
+    let sim = rig.rig.recordings();
+    let mut retried = 0;
+    for w in &windows {
+        for u in users {
+            let r = row_at(&rows, u, *w);
+            assert_eq!(r.len(), 1, "{u} {w}: {r:?}");
+            let s = crate::daemon::sim_in(&sim, u, *w, *w + Duration::seconds(8));
+            assert_eq!(s.len(), 1, "{u} at {w}: {s:?}\n{log}");
+            assert_eq!(
+                r[0].contact_id.map(|c| c.get()),
+                Some(s[0].contact_id as i64)
+            );
+            retried += usize::from(r[0].attempts > 1);
+        }
+    }
+    println!(
+        "postgres, flaky API: {} windows started once each, {retried} after retries",
+        windows.len() * users.len()
+    );
+    assert!(retried > 0, "the faults never fired");
+}
