@@ -75,9 +75,7 @@ async fn sql_edits_take_effect_within_two_seconds() {
     // The rows follow the answers to the stops.
     let rows = wait_for(WITHIN, "rows to be marked stopped", || async {
         let rows = rig.rows().await;
-        rows.iter()
-            .all(|r| r.state != RecordingState::Recording)
-            .then_some(rows)
+        rows.iter().all(|r| r.state.is_final()).then_some(rows)
     })
     .await;
     let stopped: Vec<_> = rows
