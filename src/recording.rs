@@ -272,6 +272,7 @@ impl FromStr for RecordingState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{TimeZone, Utc};
 
     #[test]
     fn user_id_rejects_empty_long_and_control() {
@@ -343,5 +344,29 @@ mod tests {
             }
         }
         assert!(RecordingState::Pending.can_move_to(RecordingState::Recording));
+    }
+
+    #[test]
+    fn remaining_time_rounds_to_the_nearest_second_and_keeps_the_minimum() {
+        let end = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 5).unwrap();
+        let at = |ms: i64| end - chrono::Duration::milliseconds(ms);
+        assert_eq!(
+            RecordingDuration::remaining(end, at(5000)).map(|d| d.as_secs()),
+            Some(5)
+        );
+        assert_eq!(
+            RecordingDuration::remaining(end, at(4997)).map(|d| d.as_secs()),
+            Some(5)
+        );
+        assert_eq!(RecordingDuration::remaining(end, at(4400)), None);
+        assert_eq!(RecordingDuration::remaining(end, at(-1000)), None);
+        assert_eq!(
+            RecordingDuration::remaining(end, at(61_400)).map(|d| d.as_secs()),
+            Some(61)
+        );
+        assert_eq!(
+            RecordingDuration::remaining(end, at(20_000_000)).map(|d| d.as_secs()),
+            Some(RecordingDuration::MAX_SECS)
+        );
     }
 }

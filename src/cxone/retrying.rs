@@ -71,14 +71,6 @@ impl GiveUp {
     }
 }
 
-/// What a start sent at `now` asks for: see [`RecordingDuration::remaining`].
-pub fn remaining_duration(
-    segment_end: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Option<RecordingDuration> {
-    RecordingDuration::remaining(segment_end, now)
-}
-
 /// What every retried call needs besides the call itself.
 pub struct Retrying<'a, O> {
     pub client: &'a Client,
@@ -94,7 +86,7 @@ pub struct Retrying<'a, O> {
 impl<O: Observer> Retrying<'_, O> {
     /// Starts `user`'s recording so that it ends at `segment_end` (plus
     /// `overrun`, for recordings an explicit stop will end): every attempt
-    /// asks for [`remaining_duration`]; no attempt is sent once less than
+    /// asks for [`RecordingDuration::remaining`]; no attempt is sent once less than
     /// the 5 s minimum of the segment itself remains.
     pub async fn start(
         &mut self,
@@ -108,8 +100,8 @@ impl<O: Observer> Retrying<'_, O> {
         let clock = self.clock;
         self.drive(deadline, |_| async move {
             let now = clock.now();
-            remaining_duration(segment_end, now)?;
-            let duration = remaining_duration(segment_end + overrun, now)?;
+            RecordingDuration::remaining(segment_end, now)?;
+            let duration = RecordingDuration::remaining(segment_end + overrun, now)?;
             Some(client.start(user, duration).await)
         })
         .await
@@ -212,35 +204,5 @@ impl<O: Observer> Retrying<'_, O> {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn remaining_time_rounds_to_the_nearest_second_and_keeps_the_minimum() {
-        let end = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 5).unwrap();
-        let at = |ms: i64| end - chrono::Duration::milliseconds(ms);
-        assert_eq!(
-            remaining_duration(end, at(5000)).map(|d| d.as_secs()),
-            Some(5)
-        );
-        assert_eq!(
-            remaining_duration(end, at(4997)).map(|d| d.as_secs()),
-            Some(5)
-        );
-        assert_eq!(remaining_duration(end, at(4400)), None);
-        assert_eq!(remaining_duration(end, at(-1000)), None);
-        assert_eq!(
-            remaining_duration(end, at(61_400)).map(|d| d.as_secs()),
-            Some(61)
-        );
-        assert_eq!(
-            remaining_duration(end, at(20_000_000)).map(|d| d.as_secs()),
-            Some(RecordingDuration::MAX_SECS)
-        );
     }
 }

@@ -115,7 +115,7 @@ async fn start_in_span(shared: &Shared, job: StartJob, previous: Option<ContactI
                     () = wait => {}
                     () = shared.cancel.cancelled() => break result,
                 }
-                if crate::cxone::retrying::remaining_duration(segment.end, shared.clock.now())
+                if crate::recording::RecordingDuration::remaining(segment.end, shared.clock.now())
                     .is_none()
                 {
                     break result;
@@ -179,7 +179,7 @@ async fn start_in_span(shared: &Shared, job: StartJob, previous: Option<ContactI
             )
             .await;
             tracing::warn!(attempts = e.attempts(), error = %reason, saved, "failed");
-            shared.metrics_outcome("failed");
+            shared.metrics.start("failed");
             shared.forget(id.get());
         }
     }
@@ -264,7 +264,7 @@ async fn end_in_span(shared: &Shared, t: Tracked, reason: EndReason, successor: 
                 saved,
                 "{word}"
             );
-            shared.metrics_outcome(word);
+            shared.metrics.end(word);
             shared.forget(t.id);
         }
         Err(GiveUp::Cancelled { .. }) => {
@@ -339,7 +339,7 @@ async fn persist(
         Ok(_) => true,
         Err(e) => {
             tracing::error!(error = %e, "could not {what}");
-            shared.metrics_outcome("store_error");
+            shared.metrics.store_errors.inc();
             false
         }
     }
@@ -460,9 +460,4 @@ impl Observer for AttemptWriter<'_> {
         )
         .await;
     }
-}
-
-/// When the row's segment is still open enough to start.
-pub fn startable(end: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-    crate::cxone::retrying::remaining_duration(end, now).is_some()
 }

@@ -155,16 +155,6 @@ impl Shared {
         let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
         tracked.remove(&id);
     }
-
-    fn metrics_outcome(&self, what: &'static str) {
-        match what {
-            "failed" => self.metrics.start("failed"),
-            "stopped" | "expired" => self.metrics.end(what),
-            _ => {
-                self.metrics.store_errors.inc();
-            }
-        }
-    }
 }
 
 /// Runs the daemon until `shutdown` is cancelled: reconcile, then the
@@ -377,7 +367,7 @@ pub(crate) async fn adopt(
             adopted += 1;
             continue;
         }
-        if jobs::startable(t.end, now) {
+        if crate::recording::RecordingDuration::remaining(t.end, now).is_some() {
             resumed += 1;
             tracker.spawn(jobs::resume(shared.clone(), t));
         } else {
@@ -484,7 +474,7 @@ async fn pass(
                 policy_id: seg.policy.get(),
                 segment_start: seg.start,
                 segment_end: seg.end,
-                requested_seconds: crate::cxone::retrying::remaining_duration(seg.end, now)
+                requested_seconds: crate::recording::RecordingDuration::remaining(seg.end, now)
                     .map_or(seg.duration.as_secs(), |d| d.as_secs()),
                 end_mode: seg.end_mode,
                 state: RecordingState::Pending,

@@ -58,6 +58,31 @@ pub fn sim_in<'a>(
         .collect()
 }
 
+/// Every user in `users` has exactly one simulator recording started in
+/// the window `[w, w + len)`, and its row for `w` holds that recording's
+/// contact id.
+pub fn assert_each_started_once(
+    rows: &[RecordingRow],
+    sim: &[Recording],
+    users: &[String],
+    w: DateTime<Utc>,
+    len: Duration,
+) {
+    for u in users {
+        let mine = sim_in(sim, u, w, w + len);
+        assert_eq!(mine.len(), 1, "{u}: {mine:?}");
+        let row = rows
+            .iter()
+            .find(|r| r.user_id.as_str() == u && r.segment_start == w)
+            .unwrap_or_else(|| panic!("no row for {u} at {w}"));
+        assert_eq!(
+            row.contact_id.map(|c| c.get()),
+            Some(mine[0].contact_id as i64),
+            "{row:?}"
+        );
+    }
+}
+
 pub fn row_at<'a>(
     rows: &'a [RecordingRow],
     user: &str,

@@ -1,7 +1,7 @@
 //! SIGTERM during a burst: exit 0 promptly, and no row stays pending once
 //! the next start has resolved it.
 
-use super::{add_policy, now, starts, until};
+use super::{add_policy, assert_each_started_once, now, starts, until};
 use crate::common::daemon::{wait_for, Rig};
 use chrono::Duration;
 use recsched::recording::RecordingState;
@@ -61,22 +61,5 @@ async fn sigterm_during_a_burst_exits_cleanly_and_leaves_nothing_unresolved() {
     assert!(status.success(), "{log}");
     let rows = rig.rows().await;
     let sim = rig.recordings();
-    for u in &users {
-        let mine: Vec<_> = sim
-            .iter()
-            .filter(|r| {
-                &r.user_id == u && r.started_at >= w && r.started_at < w + Duration::seconds(25)
-            })
-            .collect();
-        assert_eq!(mine.len(), 1, "{u}: {mine:?}");
-        let row = rows
-            .iter()
-            .find(|r| r.user_id.as_str() == u && r.segment_start == w)
-            .unwrap();
-        assert_eq!(
-            row.contact_id.map(|c| c.get()),
-            Some(mine[0].contact_id as i64),
-            "{row:?}"
-        );
-    }
+    assert_each_started_once(&rows, &sim, &users, w, Duration::seconds(25));
 }

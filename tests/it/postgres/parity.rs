@@ -8,7 +8,7 @@ use recsched::simulator::Faults;
 
 use crate::common::daemon::wait_for;
 use crate::common::pg::PgRig;
-use crate::daemon::{assert_chain, now, row_at, starts, until};
+use crate::daemon::{assert_chain, assert_each_started_once, now, row_at, starts, until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapping_policies_make_one_chain_on_postgres() {
@@ -158,24 +158,7 @@ async fn sigterm_during_a_burst_leaves_nothing_unresolved_on_postgres() {
     assert!(status.success(), "{log}");
     let rows = rig.rows().await;
     let sim = rig.rig.recordings();
-    for u in &users {
-        let mine: Vec<_> = sim
-            .iter()
-            .filter(|r| {
-                &r.user_id == u && r.started_at >= w && r.started_at < w + Duration::seconds(25)
-            })
-            .collect();
-        assert_eq!(mine.len(), 1, "{u}: {mine:?}");
-        let row = rows
-            .iter()
-            .find(|r| r.user_id.as_str() == u && r.segment_start == w)
-            .unwrap();
-        assert_eq!(
-            row.contact_id.map(|c| c.get()),
-            Some(mine[0].contact_id as i64),
-            "{row:?}"
-        );
-    }
+    assert_each_started_once(&rows, &sim, &users, w, Duration::seconds(25));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
