@@ -6,8 +6,10 @@
 //!
 //! (`kill -9` at random moments lives in `daemon::chaos`.)
 
+mod checks;
 mod disk;
 mod flaky;
+mod hosts;
 mod lock;
 
 use crate::common::daemon::{wait_for, Daemon, Rig};
