@@ -7,6 +7,7 @@
 //! (`kill -9` at random moments lives in `daemon::chaos`.)
 
 mod checks;
+mod config;
 mod disk;
 mod flaky;
 mod hosts;
