@@ -12,6 +12,7 @@ mod disk;
 mod flaky;
 mod hosts;
 mod lock;
+mod metrics_listener;
 
 use crate::common::daemon::{wait_for, Daemon, Rig};
 use chrono::{DateTime, Datelike, Duration, DurationRound, Timelike, Utc};

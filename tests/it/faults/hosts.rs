@@ -111,8 +111,35 @@ impl Drop for Peers {
     }
 }
 
+/// How many connections the process holds open that it accepted on
+/// `port` (its own listener's clients), right now.
+pub fn accepted_on(pid: u32, port: u16) -> usize {
+    let (tcp, _) = sockets(pid);
+    tcp.iter()
+        .filter(|s| !s.listening && s.local.port() == port)
+        .count()
+}
+
 /// The far ends of the process's outgoing connections right now.
 fn sample(pid: u32) -> Vec<SocketAddr> {
+    let (tcp, udp) = sockets(pid);
+    let listening: Vec<u16> = tcp
+        .iter()
+        .filter(|s| s.listening)
+        .map(|s| s.local.port())
+        .collect();
+    let connected = |s: &&Socket| !s.listening && !s.remote.ip().is_unspecified();
+    tcp.iter()
+        .filter(connected)
+        // Accepted by one of its own listeners: a client of the daemon.
+        .filter(|s| !listening.contains(&s.local.port()))
+        .chain(udp.iter().filter(connected))
+        .map(|s| s.remote)
+        .collect()
+}
+
+/// The process's TCP and UDP sockets (IPv4 and IPv6).
+fn sockets(pid: u32) -> (Vec<Socket>, Vec<Socket>) {
     let proc = Path::new("/proc").join(pid.to_string());
     let inodes: BTreeSet<u64> = std::fs::read_dir(proc.join("fd"))
         .map(|fds| {
@@ -139,19 +166,7 @@ fn sample(pid: u32) -> Vec<SocketAddr> {
     };
     let tcp = [table("tcp"), table("tcp6")].concat();
     let udp = [table("udp"), table("udp6")].concat();
-    let listening: Vec<u16> = tcp
-        .iter()
-        .filter(|s| s.listening)
-        .map(|s| s.local.port())
-        .collect();
-    let connected = |s: &&Socket| !s.listening && !s.remote.ip().is_unspecified();
-    tcp.iter()
-        .filter(connected)
-        // Accepted by one of its own listeners: a client of the daemon.
-        .filter(|s| !listening.contains(&s.local.port()))
-        .chain(udp.iter().filter(connected))
-        .map(|s| s.remote)
-        .collect()
+    (tcp, udp)
 }
 
 /// `sl local rem st ... inode`: the inode and the socket.
