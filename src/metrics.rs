@@ -25,7 +25,7 @@ use std::time::Duration;
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Where `/metrics` and `/healthz` are served; empty turns them off.
-    /// Keep it on loopback.
+    /// Keep it on loopback: any other address is warned about at start.
     pub listen: String,
 }
 

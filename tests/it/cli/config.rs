@@ -31,6 +31,7 @@ fn the_shipped_config_loads_and_matches_the_built_in_defaults() {
         format!("{:?}", defaults.schedule)
     );
     assert_eq!(from_file.retry, defaults.retry);
+    assert_eq!(from_file.metrics.listen, defaults.metrics.listen);
     assert!(from_file.cxone.client_secret.is_none());
     assert!(from_file.cxone.access_key_secret.is_none());
     assert!(from_file.cxone.bearer_token.is_none());
@@ -71,6 +72,7 @@ fn the_shipped_config_shows_every_key() {
         "base_ms",
         "cap_ms",
         "max_server_errors",
+        "listen",
     ] {
         assert!(
             text.lines()
