@@ -96,4 +96,45 @@ impl Settings {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_seconds)
     }
+
+    /// `stop_grace_seconds` as a span of time, without an `as` cast.
+    pub fn stop_grace(&self) -> chrono::Duration {
+        seconds(self.stop_grace_seconds)
+    }
+
+    /// `missed_lookback_seconds` as a span of time.
+    pub fn missed_lookback(&self) -> chrono::Duration {
+        seconds(self.missed_lookback_seconds)
+    }
+
+    /// `stop_margin_seconds` as a span of time.
+    pub fn stop_margin(&self) -> chrono::Duration {
+        seconds(self.stop_margin_seconds)
+    }
+}
+
+/// Seconds as a chrono span; a value beyond chrono's range (only possible
+/// for settings built in code, since loading checks the ranges) saturates.
+fn seconds(secs: u64) -> chrono::Duration {
+    i64::try_from(secs)
+        .ok()
+        .and_then(chrono::Duration::try_seconds)
+        .unwrap_or(chrono::Duration::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_never_panic_whatever_was_built_in_code() {
+        let s = Settings {
+            stop_grace_seconds: u64::MAX,
+            missed_lookback_seconds: 7 * 24 * 3600,
+            ..Settings::default()
+        };
+        assert_eq!(s.stop_grace(), chrono::Duration::MAX);
+        assert_eq!(s.missed_lookback(), chrono::Duration::days(7));
+        assert_eq!(s.stop_margin(), chrono::Duration::seconds(5));
+    }
 }
