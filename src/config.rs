@@ -4,8 +4,12 @@
 //! own settings struct; this module only composes them. Loading has no
 //! side effects (it never writes a file).
 
+pub mod range;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+pub use range::{Range, RangeCheck};
 
 /// Where the config file is looked for when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/recsched/recsched.toml";
@@ -31,6 +35,9 @@ pub enum ConfigError {
     },
     #[error("config: {0}")]
     Invalid(String),
+    /// Numeric keys outside their ranges, one line each.
+    #[error("{}", .0.iter().map(|p| format!("config: {p}")).collect::<Vec<_>>().join("\n"))]
+    OutOfRange(Vec<String>),
 }
 
 /// Which file to read: the one given, else the default path when it
@@ -68,7 +75,10 @@ pub fn load(
         config::Environment::with_prefix("RECSCHED")
             .prefix_separator("_")
             .separator("__")
-            .try_parsing(true)
+            // Every value stays the text it was given: a secret or an id
+            // such as `00123` must not become the number 123. Numeric keys
+            // still accept "256", parsed when the struct is filled in.
+            .try_parsing(false)
             .source(Some(vars)),
     );
     let where_ = file
@@ -83,31 +93,26 @@ pub fn load(
 }
 
 impl Config {
-    /// Checks what serde cannot: ranges that span several fields or have a
-    /// meaning beyond their type.
+    /// Checks what serde cannot: every numeric key against its range (all
+    /// of them, so one run names every problem), and ranges that span
+    /// several fields.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let limit = self.schedule.segment_limit_seconds;
-        if !(crate::recording::RecordingDuration::MIN_SECS
-            ..=crate::recording::RecordingDuration::MAX_SECS)
-            .contains(&limit)
-        {
-            return Err(ConfigError::Invalid(format!(
-                "schedule.segment_limit_seconds = {limit}: must be between 5 and 13200 (the API's limits)"
-            )));
+        let check = self.check_ranges();
+        if check.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::OutOfRange(check.problems))
         }
-        let lease = self.database.lease;
-        if lease < std::time::Duration::from_secs(1) {
-            return Err(ConfigError::Invalid(format!(
-                "database.lease_seconds = {}: must be at least 1 (it is renewed every third of it)",
-                lease.as_secs_f64()
-            )));
-        }
-        if self.schedule.max_concurrency == 0 {
-            return Err(ConfigError::Invalid(
-                "schedule.max_concurrency = 0: must be at least 1".into(),
-            ));
-        }
-        Ok(())
+    }
+
+    /// Every numeric key, its range and whether its value is inside.
+    pub fn check_ranges(&self) -> RangeCheck {
+        let mut check = RangeCheck::default();
+        self.database.check_ranges(&mut check);
+        self.cxone.check_ranges(&mut check);
+        self.schedule.check_ranges(&mut check);
+        self.retry.check_ranges(&mut check);
+        check
     }
 }
 
@@ -216,5 +221,132 @@ mod tests {
         .unwrap();
         assert!(!format!("{c:?}").contains("s3cr3t-value"));
         assert_eq!(c.cxone.client_secret.unwrap().expose(), "s3cr3t-value");
+    }
+
+    #[test]
+    fn environment_values_stay_the_text_they_were_given() {
+        let c = load(
+            None,
+            env(&[
+                ("RECSCHED_CXONE__CLIENT_SECRET", "00123"),
+                ("RECSCHED_CXONE__CLIENT_ID", "0042"),
+                ("RECSCHED_CXONE__ACCESS_KEY_ID", "1e3"),
+                ("RECSCHED_CXONE__ACCESS_KEY_SECRET", "true"),
+                ("RECSCHED_CXONE__API_BASE", "8080"),
+                ("RECSCHED_DATABASE__URL", "postgres://u:0.50@h/d"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.cxone.client_secret.unwrap().expose(), "00123");
+        assert_eq!(c.cxone.client_id, "0042");
+        assert_eq!(c.cxone.access_key_id, "1e3");
+        assert_eq!(c.cxone.access_key_secret.unwrap().expose(), "true");
+        assert_eq!(c.cxone.api_base, "8080");
+        assert_eq!(c.database.url.unwrap().expose(), "postgres://u:0.50@h/d");
+    }
+
+    #[test]
+    fn numeric_keys_still_read_numbers_from_the_environment() {
+        let c = load(
+            None,
+            env(&[
+                ("RECSCHED_SCHEDULE__MAX_CONCURRENCY", "256"),
+                ("RECSCHED_SCHEDULE__MAX_REQUESTS_PER_SECOND", "2.5"),
+                ("RECSCHED_CXONE__REQUEST_TIMEOUT_SECONDS", "30"),
+                ("RECSCHED_DATABASE__BUSY_TIMEOUT_SECONDS", "1.5"),
+                ("RECSCHED_RETRY__MAX_SERVER_ERRORS", "5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.schedule.max_concurrency, 256);
+        assert_eq!(c.schedule.max_requests_per_second, 2.5);
+        assert_eq!(c.cxone.request_timeout_seconds, 30.0);
+        assert_eq!(
+            c.database.busy_timeout,
+            std::time::Duration::from_millis(1500)
+        );
+        assert_eq!(c.retry.max_server_errors, 5);
+    }
+
+    #[test]
+    fn every_value_out_of_range_is_named_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.toml");
+        std::fs::write(
+            &path,
+            "[cxone]\nrequest_timeout_seconds = inf\nconnect_timeout_seconds = nan\n\
+             [retry]\nbase_ms = 1000\ncap_ms = 500\n",
+        )
+        .unwrap();
+        let e = load(
+            Some(&path),
+            env(&[
+                ("RECSCHED_SCHEDULE__MAX_REQUESTS_PER_SECOND", "1e-30"),
+                ("RECSCHED_SCHEDULE__RELOAD_POLL_MS", "0"),
+                (
+                    "RECSCHED_SCHEDULE__STOP_MARGIN_SECONDS",
+                    "18446744073709551615",
+                ),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "config: cxone.request_timeout_seconds = inf: must be between 0.1 and 300",
+            "config: cxone.connect_timeout_seconds = NaN: must be between 0.1 and 60",
+            "config: schedule.max_requests_per_second = 1e-30: must be 0 (no limit) or between 0.1 and 10000",
+            "config: schedule.reload_poll_ms = 0: must be between 50 and 60000",
+            "config: schedule.stop_margin_seconds = 18446744073709551615: must be between 0 and 300",
+            "config: retry.cap_ms = 500: must be at least retry.base_ms (1000)",
+        ] {
+            assert!(e.lines().any(|l| l == want), "{want}\nnot in:\n{e}");
+        }
+    }
+
+    #[test]
+    fn values_that_are_not_numbers_name_their_key() {
+        for (key, value, named) in [
+            (
+                "RECSCHED_SCHEDULE__MAX_CONCURRENCY",
+                "-1",
+                "schedule.max_concurrency",
+            ),
+            (
+                "RECSCHED_SCHEDULE__MAX_CONCURRENCY",
+                "lots",
+                "schedule.max_concurrency",
+            ),
+            (
+                "RECSCHED_CXONE__REQUEST_TIMEOUT_SECONDS",
+                "10s",
+                "cxone.request_timeout_seconds",
+            ),
+            (
+                "RECSCHED_DATABASE__BUSY_TIMEOUT_SECONDS",
+                "inf",
+                "database.busy_timeout_seconds",
+            ),
+            (
+                "RECSCHED_DATABASE__LEASE_SECONDS",
+                "-3",
+                "database.lease_seconds",
+            ),
+            (
+                "RECSCHED_RETRY__MAX_SERVER_ERRORS",
+                "99999999999",
+                "retry.max_server_errors",
+            ),
+        ] {
+            let e = load(None, env(&[(key, value)])).unwrap_err().to_string();
+            assert!(e.contains(named), "{key}={value}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_defaults_are_inside_every_range() {
+        let c = Config::default();
+        let check = c.check_ranges();
+        assert!(check.problems.is_empty(), "{:?}", check.problems);
+        assert!(check.ranges.len() >= 15, "{:?}", check.ranges);
     }
 }

@@ -1,6 +1,9 @@
 //! Prometheus metrics and the health check, served on their own loopback
 //! listener (`metrics.listen`, default `127.0.0.1:9187`; empty = off), so
-//! they are never exposed with anything else.
+//! they are never exposed with anything else. The listener is hardened
+//! against clients that connect and stall: each has 5 s to send its request
+//! head, at most 64 are served at once, and a listener that is not on
+//! loopback is warned about.
 //!
 //! The registry belongs to one daemon (no process-wide recorder), so tests
 //! read their own. Labels stay bounded: operation, outcome, HTTP status
@@ -15,13 +18,14 @@ use prometheus_client::registry::Registry;
 use std::future::Future;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// `[metrics]` in the config file.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Where `/metrics` and `/healthz` are served; empty turns them off.
-    /// Keep it on loopback.
+    /// Keep it on loopback: any other address is warned about at start.
     pub listen: String,
 }
 
@@ -181,17 +185,48 @@ impl Metrics {
 /// Health as `/healthz` reports it: `Err` holds the reason.
 pub type HealthCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
+/// A client that has not sent its whole request head within this long is
+/// disconnected, so a slow or idle client cannot hold a connection slot.
+/// Also bounds how long an idle keep-alive connection stays open.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most connections served at once. Beyond it, new clients wait in the
+/// kernel's accept queue until a slot frees, which the header timeout
+/// guarantees within [`HEADER_READ_TIMEOUT`] of a flood.
+pub const MAX_CONNECTIONS: usize = 64;
+
 /// Serves `/metrics` and `/healthz` on an already-bound listener until
-/// `shutdown` completes.
+/// `shutdown` completes, with [`HEADER_READ_TIMEOUT`] and
+/// [`MAX_CONNECTIONS`]. Warns when the listener is not on loopback.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
     health: HealthCheck,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "metrics listener is not on loopback: /metrics and /healthz can be read by anyone              who reaches this address; set metrics.listen to 127.0.0.1:PORT unless a firewall              keeps the port private"
+        );
+    }
+    serve_with(
+        listener,
+        router(metrics, health),
+        Limits {
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+        },
+        shutdown,
+    )
+    .await
+}
+
+fn router(metrics: Arc<Metrics>, health: HealthCheck) -> axum::Router {
     use axum::http::{header, StatusCode};
     use axum::routing::get;
-    let app = axum::Router::new()
+    axum::Router::new()
         .route(
             "/metrics",
             get(move || {
@@ -221,10 +256,69 @@ pub async fn serve(
                     }
                 }
             }),
-        );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+        )
+}
+
+/// What one listener allows its clients.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    header_read_timeout: Duration,
+    max_connections: usize,
+}
+
+/// The accept loop: a free slot first, then a connection, served over
+/// HTTP/1 with the header timeout. On `shutdown`, stops accepting and
+/// closes every connection.
+async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                // Never closed; if it were, there is nothing left to serve.
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, or a client that reset
+                    // before it was accepted: the next one may do.
+                    tracing::warn!(error = %e, "metrics listener: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        while connections.try_join_next().is_some() {}
+        let service = TowerToHyperService::new(app.clone());
+        connections.spawn(async move {
+            let _slot = slot;
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            if let Err(e) = served {
+                tracing::debug!(error = %e, "metrics connection closed");
+            }
+        });
+    }
+    connections.shutdown().await;
+    Ok(())
 }
 
 #[cfg(test)]

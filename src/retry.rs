@@ -6,6 +6,7 @@
 //! microseconds: it never reads the clock, sleeps or draws randomness (the
 //! caller passes `now` and a jitter sample in `[0, 1)`).
 
+use crate::config::range::{Range, RangeCheck};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -13,12 +14,14 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryPolicy {
-    /// First backoff ceiling, in milliseconds (default 500).
+    /// First backoff ceiling, in milliseconds (default 500; 10 to 60,000).
     pub base_ms: u64,
-    /// Largest backoff ceiling, in milliseconds (default 30,000).
+    /// Largest backoff ceiling, in milliseconds (default 30,000; 10 to
+    /// 600,000, and at least `base_ms`).
     pub cap_ms: u64,
     /// How many 500 answers in a row are retried before the call is final
-    /// (default 3): a 500 is retried "a few times", not until the deadline.
+    /// (default 3, at most 100): a 500 is retried "a few times", not until
+    /// the deadline.
     pub max_server_errors: u32,
 }
 
@@ -28,6 +31,26 @@ impl Default for RetryPolicy {
             base_ms: 500,
             cap_ms: 30_000,
             max_server_errors: 3,
+        }
+    }
+}
+
+impl RetryPolicy {
+    pub const BASE_MS: Range<u64> = Range::new("retry.base_ms", 10, 60_000);
+    pub const CAP_MS: Range<u64> = Range::new("retry.cap_ms", 10, 600_000);
+    pub const MAX_SERVER_ERRORS: Range<u32> = Range::new("retry.max_server_errors", 0, 100);
+
+    /// Checks every key against its range, and that the cap is not below
+    /// the base.
+    pub fn check_ranges(&self, check: &mut RangeCheck) {
+        check.check(Self::BASE_MS, self.base_ms);
+        check.check(Self::CAP_MS, self.cap_ms);
+        check.check(Self::MAX_SERVER_ERRORS, self.max_server_errors);
+        if self.cap_ms < self.base_ms {
+            check.problem(format!(
+                "retry.cap_ms = {}: must be at least retry.base_ms ({})",
+                self.cap_ms, self.base_ms
+            ));
         }
     }
 }

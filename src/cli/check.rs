@@ -54,17 +54,27 @@ pub async fn run(args: CheckArgs, config_file: Option<&Path>) -> anyhow::Result<
     let config = match super::load_config(config_file) {
         Ok(config) => config,
         Err(e) => {
-            let message = format!("{e:#}");
+            // Every key out of its range is a problem of its own.
+            let messages = match e.downcast_ref::<crate::config::ConfigError>() {
+                Some(crate::config::ConfigError::OutOfRange(problems)) => {
+                    problems.iter().map(|p| format!("config: {p}")).collect()
+                }
+                _ => vec![format!("{e:#}")],
+            };
             if args.json {
-                print_json(&[ProblemJson {
-                    source: "config",
-                    policy_id: None,
-                    policy: None,
-                    column: None,
-                    message,
-                }])?;
+                let list: Vec<ProblemJson> = messages
+                    .into_iter()
+                    .map(|message| ProblemJson {
+                        source: "config",
+                        policy_id: None,
+                        policy: None,
+                        column: None,
+                        message,
+                    })
+                    .collect();
+                print_json(&list)?;
             } else {
-                print_text(&format!("{message}\n"))?;
+                print_text(&format!("{}\n", messages.join("\n")))?;
             }
             return Ok(ExitCode::FAILURE);
         }

@@ -1,6 +1,7 @@
 //! The client's settings: where the API is, how to authenticate, and the
 //! names the vendor's page spells two ways (see API.md "Ambiguities").
 
+use crate::config::{Range, RangeCheck};
 use crate::secret::Secret;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,13 +38,15 @@ pub struct Settings {
     pub user_param: String,
     pub duration_param: String,
     pub contact_param: String,
-    /// Whole-request timeout, seconds (default 10).
+    /// Whole-request timeout, seconds (default 10; 0.1 to 300).
     pub request_timeout_seconds: f64,
-    /// TCP/TLS connect timeout, seconds (default 5).
+    /// TCP/TLS connect timeout, seconds (default 5; 0.1 to 60).
     pub connect_timeout_seconds: f64,
-    /// Renew a token this many seconds before it expires (default 60).
+    /// Renew a token this many seconds before it expires (default 60, at
+    /// most 3600).
     pub token_renew_margin_seconds: u64,
-    /// Most simultaneous connections kept idle per host (default 256).
+    /// Most simultaneous connections kept idle per host (default 256, at
+    /// most 10,000).
     pub pool_max_idle_per_host: usize,
 }
 
@@ -73,11 +76,53 @@ impl Default for Settings {
 }
 
 impl Settings {
-    pub fn request_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.request_timeout_seconds.max(0.001))
+    pub const REQUEST_TIMEOUT_SECONDS: Range<f64> =
+        Range::new("cxone.request_timeout_seconds", 0.1, 300.0);
+    pub const CONNECT_TIMEOUT_SECONDS: Range<f64> =
+        Range::new("cxone.connect_timeout_seconds", 0.1, 60.0);
+    pub const TOKEN_RENEW_MARGIN_SECONDS: Range<u64> =
+        Range::new("cxone.token_renew_margin_seconds", 0, 3600);
+    pub const POOL_MAX_IDLE_PER_HOST: Range<usize> =
+        Range::new("cxone.pool_max_idle_per_host", 0, 10_000);
+
+    /// Checks every numeric key against its range.
+    pub fn check_ranges(&self, check: &mut RangeCheck) {
+        check.check(Self::REQUEST_TIMEOUT_SECONDS, self.request_timeout_seconds);
+        check.check(Self::CONNECT_TIMEOUT_SECONDS, self.connect_timeout_seconds);
+        check.check(
+            Self::TOKEN_RENEW_MARGIN_SECONDS,
+            self.token_renew_margin_seconds,
+        );
+        check.check(Self::POOL_MAX_IDLE_PER_HOST, self.pool_max_idle_per_host);
     }
 
-    pub fn connect_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.connect_timeout_seconds.max(0.001))
+    /// The whole-request timeout. Loading the config keeps it in its
+    /// range; settings built in code that are not get the default.
+    pub fn request_timeout(&self) -> Duration {
+        seconds_in(
+            Self::REQUEST_TIMEOUT_SECONDS,
+            self.request_timeout_seconds,
+            10.0,
+        )
     }
+
+    /// The connect timeout, kept in its range as [`Settings::request_timeout`].
+    pub fn connect_timeout(&self) -> Duration {
+        seconds_in(
+            Self::CONNECT_TIMEOUT_SECONDS,
+            self.connect_timeout_seconds,
+            5.0,
+        )
+    }
+}
+
+/// `secs` as a duration when it is in `range`, else `default`: never a
+/// panic from `Duration::from_secs_f64`.
+fn seconds_in(range: Range<f64>, secs: f64, default: f64) -> Duration {
+    let secs = if range.check(secs).is_ok() {
+        secs
+    } else {
+        default
+    };
+    Duration::try_from_secs_f64(secs).unwrap_or_default()
 }

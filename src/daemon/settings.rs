@@ -1,5 +1,6 @@
 //! `[schedule]` in the config file: how the daemon paces and bounds its work.
 
+use crate::config::{Range, RangeCheck};
 use crate::cxone::Limits;
 use crate::recording::RecordingDuration;
 use std::time::Duration;
@@ -10,25 +11,27 @@ pub struct Settings {
     /// Longest single recording, seconds (default 12600 = 3 h 30 min;
     /// never above the API's 13200). Longer coverage is chained.
     pub segment_limit_seconds: u32,
-    /// Most start/stop requests in flight at once (default 64).
+    /// Most start/stop requests in flight at once (default 64; 1 to 10,000).
     pub max_concurrency: usize,
-    /// Most requests started per second; 0 = unlimited (default).
+    /// Most requests started per second; 0 = unlimited (default), else
+    /// 0.1 to 10,000.
     pub max_requests_per_second: f64,
-    /// How often policy edits are looked for, milliseconds (default 500;
-    /// edits take effect within this plus one planning pass).
+    /// How often policy edits are looked for, milliseconds (default 500,
+    /// 50 to 60,000; edits take effect within this plus one planning pass).
     pub reload_poll_ms: u64,
-    /// On SIGTERM, how long requests in flight may take to finish (default 10).
+    /// On SIGTERM, how long requests in flight may take to finish, seconds
+    /// (default 10, at most 600).
     pub shutdown_grace_seconds: u64,
     /// After a restart, how far back windows missed while the service was
-    /// down are recorded as `missed` (default 7 days).
+    /// down are recorded as `missed` (default 7 days, at most 90 days).
     pub missed_lookback_seconds: u64,
     /// How long stops for ended windows keep being retried after the
-    /// window's end, seconds (default 60).
+    /// window's end, seconds (default 60, at most 3600).
     pub stop_grace_seconds: u64,
     /// A segment of an `end_mode = stop` policy asks the vendor for this
     /// many seconds more than the window, so that the stop sent at the
-    /// window's end is what ends it (default 5). If the stop is lost, the
-    /// recording overruns by at most this much.
+    /// window's end is what ends it (default 5, at most 300). If the stop
+    /// is lost, the recording overruns by at most this much.
     pub stop_margin_seconds: u64,
 }
 
@@ -48,6 +51,36 @@ impl Default for Settings {
 }
 
 impl Settings {
+    pub const SEGMENT_LIMIT_SECONDS: Range<u32> = Range::new(
+        "schedule.segment_limit_seconds",
+        RecordingDuration::MIN_SECS,
+        RecordingDuration::MAX_SECS,
+    );
+    pub const MAX_CONCURRENCY: Range<usize> = Range::new("schedule.max_concurrency", 1, 10_000);
+    /// Below 0.1 the gap between two requests passes 10 s; above 10,000
+    /// no vendor answers.
+    pub const MAX_REQUESTS_PER_SECOND: Range<f64> =
+        Range::or_zero("schedule.max_requests_per_second", 0.1, 10_000.0);
+    pub const RELOAD_POLL_MS: Range<u64> = Range::new("schedule.reload_poll_ms", 50, 60_000);
+    pub const SHUTDOWN_GRACE_SECONDS: Range<u64> =
+        Range::new("schedule.shutdown_grace_seconds", 0, 600);
+    pub const MISSED_LOOKBACK_SECONDS: Range<u64> =
+        Range::new("schedule.missed_lookback_seconds", 0, 90 * 24 * 3600);
+    pub const STOP_GRACE_SECONDS: Range<u64> = Range::new("schedule.stop_grace_seconds", 0, 3600);
+    pub const STOP_MARGIN_SECONDS: Range<u64> = Range::new("schedule.stop_margin_seconds", 0, 300);
+
+    /// Checks every numeric key against its range.
+    pub fn check_ranges(&self, check: &mut RangeCheck) {
+        check.check(Self::SEGMENT_LIMIT_SECONDS, self.segment_limit_seconds);
+        check.check(Self::MAX_CONCURRENCY, self.max_concurrency);
+        check.check(Self::MAX_REQUESTS_PER_SECOND, self.max_requests_per_second);
+        check.check(Self::RELOAD_POLL_MS, self.reload_poll_ms);
+        check.check(Self::SHUTDOWN_GRACE_SECONDS, self.shutdown_grace_seconds);
+        check.check(Self::MISSED_LOOKBACK_SECONDS, self.missed_lookback_seconds);
+        check.check(Self::STOP_GRACE_SECONDS, self.stop_grace_seconds);
+        check.check(Self::STOP_MARGIN_SECONDS, self.stop_margin_seconds);
+    }
+
     pub fn limits(&self) -> Limits {
         Limits {
             max_concurrency: Some(self.max_concurrency.max(1)),
@@ -62,5 +95,46 @@ impl Settings {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_seconds)
+    }
+
+    /// `stop_grace_seconds` as a span of time, without an `as` cast.
+    pub fn stop_grace(&self) -> chrono::Duration {
+        seconds(self.stop_grace_seconds)
+    }
+
+    /// `missed_lookback_seconds` as a span of time.
+    pub fn missed_lookback(&self) -> chrono::Duration {
+        seconds(self.missed_lookback_seconds)
+    }
+
+    /// `stop_margin_seconds` as a span of time.
+    pub fn stop_margin(&self) -> chrono::Duration {
+        seconds(self.stop_margin_seconds)
+    }
+}
+
+/// Seconds as a chrono span; a value beyond chrono's range (only possible
+/// for settings built in code, since loading checks the ranges) saturates.
+fn seconds(secs: u64) -> chrono::Duration {
+    i64::try_from(secs)
+        .ok()
+        .and_then(chrono::Duration::try_seconds)
+        .unwrap_or(chrono::Duration::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_never_panic_whatever_was_built_in_code() {
+        let s = Settings {
+            stop_grace_seconds: u64::MAX,
+            missed_lookback_seconds: 7 * 24 * 3600,
+            ..Settings::default()
+        };
+        assert_eq!(s.stop_grace(), chrono::Duration::MAX);
+        assert_eq!(s.missed_lookback(), chrono::Duration::days(7));
+        assert_eq!(s.stop_margin(), chrono::Duration::seconds(5));
     }
 }

@@ -60,6 +60,7 @@ pub use postgres::{PgStore, PolicyListener};
 pub use recordings::{Adopted, EndMode, NewRecording, RecordingFilter, RecordingId, RecordingRow};
 pub use sqlite::SqliteStore;
 
+use crate::config::{Range, RangeCheck};
 use crate::policy::PolicyRow;
 use crate::recording::{ContactId, InteractionId, RecordingState, UserId};
 use crate::secret::Secret;
@@ -107,6 +108,18 @@ impl Settings {
     pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(15);
     pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
     pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+    pub const BUSY_TIMEOUT_SECONDS: Range<f64> =
+        Range::new("database.busy_timeout_seconds", 0.1, 600.0);
+    /// At least 1 s: the lease is renewed every third of it.
+    pub const LEASE_SECONDS: Range<f64> = Range::new("database.lease_seconds", 1.0, 3600.0);
+    pub const MAX_CONNECTIONS: Range<u32> = Range::new("database.max_connections", 1, 1000);
+
+    /// Checks every numeric key against its range.
+    pub fn check_ranges(&self, check: &mut RangeCheck) {
+        check.check(Self::BUSY_TIMEOUT_SECONDS, self.busy_timeout.as_secs_f64());
+        check.check(Self::LEASE_SECONDS, self.lease.as_secs_f64());
+        check.check(Self::MAX_CONNECTIONS, self.max_connections);
+    }
 
     /// The PostgreSQL URL, when one is configured: `url`, else the content
     /// of `url_file`. `None` means SQLite.

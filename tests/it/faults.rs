@@ -6,9 +6,13 @@
 //!
 //! (`kill -9` at random moments lives in `daemon::chaos`.)
 
+mod checks;
+mod config;
 mod disk;
 mod flaky;
+mod hosts;
 mod lock;
+mod metrics_listener;
 
 use crate::common::daemon::{wait_for, Daemon, Rig};
 use chrono::{DateTime, Datelike, Duration, DurationRound, Timelike, Utc};

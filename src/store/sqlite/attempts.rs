@@ -161,7 +161,7 @@ impl SqliteStore {
             Some(ErrorKind::ForeignKeyViolation) => {
                 StoreError::RecordingNotFound(attempt.recording_id)
             }
-            _ => StoreError::from_sqlx(&self.path, "recording an attempt", e),
+            _ => self.err("recording an attempt")(e),
         })
     }
 

@@ -41,6 +41,9 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Kept only to name the file in errors.
     path: Arc<Path>,
+    /// Shared with the pool, which retires connections that may be stuck
+    /// read-only; [`SqliteStore::err`] fills it in.
+    read_only_seen: Arc<open::ReadOnlySeen>,
 }
 
 impl SqliteStore {
@@ -55,9 +58,17 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
-    /// Turns a sqlx error on this database into a [`StoreError`].
+    /// Turns a sqlx error on this database into a [`StoreError`]. Every
+    /// error of this backend goes through here, so that a read-only answer
+    /// retires the pool's connections that may be stuck in that state.
     fn err(&self, context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
-        move |source| StoreError::from_sqlx(&self.path, context, source)
+        move |source| {
+            let error = StoreError::from_sqlx(&self.path, context, source);
+            if matches!(error, StoreError::ReadOnly { .. }) {
+                self.read_only_seen.note();
+            }
+            error
+        }
     }
 
     /// A write transaction that holds the write lock from its first

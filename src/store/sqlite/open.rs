@@ -10,7 +10,9 @@ use std::fs::OpenOptions;
 use std::io::ErrorKind;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -45,10 +47,12 @@ impl SqliteStore {
         let options = connect_options(settings)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full);
-        let pool = connect(path, options).await?;
+        let read_only_seen = Arc::new(ReadOnlySeen::new());
+        let pool = connect(path, options, read_only_seen.clone()).await?;
         let store = Self {
             pool,
             path: Arc::from(path),
+            read_only_seen,
         };
         store.migrate().await?;
         tracing::debug!(path = %path.display(), "database open and migrated");
@@ -77,10 +81,13 @@ impl SqliteStore {
                 })
             }
         }
-        let pool = connect(path, connect_options(settings).read_only(true)).await?;
+        let read_only_seen = Arc::new(ReadOnlySeen::new());
+        let options = connect_options(settings).read_only(true);
+        let pool = connect(path, options, read_only_seen.clone()).await?;
         let store = Self {
             pool,
             path: Arc::from(path),
+            read_only_seen,
         };
         store.check_schema_current().await?;
         Ok(store)
@@ -106,7 +113,7 @@ impl SqliteStore {
             sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
                 .fetch_one(&self.pool)
                 .await
-                .map_err(|e| match StoreError::from_sqlx(&self.path, "", e) {
+                .map_err(|e| match self.err("")(e) {
                     StoreError::Sqlx { path, .. } => StoreError::NotMigrated { path },
                     other => other,
                 })?;
@@ -127,7 +134,55 @@ fn connect_options(settings: &Settings) -> SqliteConnectOptions {
         .busy_timeout(settings.busy_timeout)
 }
 
-async fn connect(path: &Path, options: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
+/// When a connection of this pool last answered "read-only", so that every
+/// connection opened before then is closed instead of handed out again.
+///
+/// SQLite opens a file read-only when it cannot open it for writing
+/// (`chattr +i`, a read-only remount, a chmod), and a connection that did
+/// so keeps answering SQLITE_READONLY after the file is writable again:
+/// only a new connection sees the mended file. Where the error is seen,
+/// which pooled connection answered is not known, so every connection at
+/// least that old is retired; a read-only spell costs at most one
+/// reconnect per pooled connection.
+#[derive(Debug)]
+pub(super) struct ReadOnlySeen {
+    origin: Instant,
+    /// Nanoseconds from `origin` to the last read-only answer, plus one;
+    /// 0 = never.
+    last: AtomicU64,
+}
+
+impl ReadOnlySeen {
+    fn new() -> Self {
+        Self {
+            origin: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    /// A connection of this pool has just answered "read-only".
+    pub(super) fn note(&self) {
+        let at = nanos(self.origin.elapsed()).saturating_add(1);
+        self.last.fetch_max(at, Ordering::Relaxed);
+    }
+
+    /// Whether a connection opened `age` ago predates the last read-only
+    /// answer (and so may be one of the connections stuck read-only).
+    fn predates(&self, age: Duration) -> bool {
+        let last = self.last.load(Ordering::Relaxed);
+        last != 0 && nanos(self.origin.elapsed().saturating_sub(age)) < last
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+async fn connect(
+    path: &Path,
+    options: SqliteConnectOptions,
+    read_only_seen: Arc<ReadOnlySeen>,
+) -> Result<SqlitePool, StoreError> {
     SqlitePoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         // A write that fails on a full disk or an I/O error is rolled back
@@ -136,11 +191,18 @@ async fn connect(path: &Path, options: SqliteConnectOptions) -> Result<SqlitePoo
         // later BEGIN on it would fail until a restart (sqlx 0.8.6). Such a
         // connection is closed instead of handed out; the pool opens a
         // fresh one.
-        .before_acquire(|conn, _meta| {
+        //
+        // A connection opened before the file last answered "read-only" is
+        // closed too (see [`ReadOnlySeen`]).
+        .before_acquire(move |conn, meta| {
+            let stale = read_only_seen.predates(meta.age);
+            if stale {
+                tracing::debug!("closing a database connection opened before a read-only answer");
+            }
             Box::pin(async move {
                 use sqlx::TransactionManager as _;
                 type Manager = <sqlx::Sqlite as sqlx::Database>::TransactionManager;
-                Ok(Manager::get_transaction_depth(conn) == 0)
+                Ok(!stale && Manager::get_transaction_depth(conn) == 0)
             })
         })
         .connect_with(options)

@@ -104,7 +104,7 @@ impl SqliteStore {
             {
                 StoreError::DuplicatePolicy(new.name.clone())
             } else {
-                StoreError::from_sqlx(&self.path, context, e)
+                self.err(context)(e)
             }
         })?;
         for user in &new.users {

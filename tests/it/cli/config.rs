@@ -31,6 +31,7 @@ fn the_shipped_config_loads_and_matches_the_built_in_defaults() {
         format!("{:?}", defaults.schedule)
     );
     assert_eq!(from_file.retry, defaults.retry);
+    assert_eq!(from_file.metrics.listen, defaults.metrics.listen);
     assert!(from_file.cxone.client_secret.is_none());
     assert!(from_file.cxone.access_key_secret.is_none());
     assert!(from_file.cxone.bearer_token.is_none());
@@ -67,14 +68,60 @@ fn the_shipped_config_shows_every_key() {
         "shutdown_grace_seconds",
         "missed_lookback_seconds",
         "stop_grace_seconds",
+        "stop_margin_seconds",
         "base_ms",
         "cap_ms",
         "max_server_errors",
+        "listen",
     ] {
         assert!(
             text.lines()
                 .any(|l| l.trim_start_matches("# ").starts_with(&format!("{key} = "))),
             "config/recsched.toml does not show `{key}`"
+        );
+    }
+}
+
+/// The comment block above `key = ` (or `# key = `) in `section`, joined
+/// into one line.
+fn comment_above(text: &str, section: &str, key: &str) -> Option<String> {
+    let is_key = |l: &str| {
+        let l = l.trim_start_matches('#').trim_start();
+        l.split_once(" = ")
+            .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let mut current = "";
+    for (i, line) in lines.iter().enumerate() {
+        if let Some(name) = line.strip_prefix('[') {
+            current = name.trim_end_matches(']');
+        }
+        let bare = line.trim_start_matches('#').trim_start();
+        if current == section && bare.starts_with(&format!("{key} = ")) {
+            let block: Vec<&str> = lines[..i]
+                .iter()
+                .rev()
+                .take_while(|l| l.starts_with('#') && !is_key(l))
+                .map(|l| l.trim_start_matches('#').trim())
+                .collect();
+            return Some(block.into_iter().rev().collect::<Vec<_>>().join(" "));
+        }
+    }
+    None
+}
+
+#[test]
+fn the_shipped_config_states_every_range() {
+    let text = std::fs::read_to_string(shipped()).unwrap();
+    let ranges = config::Config::default().check_ranges().ranges;
+    assert!(ranges.len() >= 15, "{ranges:?}");
+    for (key, range) in ranges {
+        let (section, name) = key.split_once('.').unwrap();
+        let comment = comment_above(&text, section, name)
+            .unwrap_or_else(|| panic!("config/recsched.toml does not show `{key}`"));
+        assert!(
+            comment.to_lowercase().contains(&range),
+            "config/recsched.toml: the comment above `{key}` does not say `{range}`: {comment}"
         );
     }
 }

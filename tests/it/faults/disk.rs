@@ -7,6 +7,8 @@
 //! read-only bind mount; a full disk is a small tmpfs. Where the machine
 //! allows neither, the test says why and passes without checking.
 
+use super::checks::{assert_no_panic, assert_on_time};
+use super::hosts::{pid_writing, Peers};
 use super::{
     add_policy, cron_at, now, refs, running, second_after, start_requests, until, user_of, users,
 };
@@ -48,6 +50,8 @@ enum Unwritable {
 impl Drop for Unwritable {
     fn drop(&mut self) {
         let result = match self {
+            // SQLite deletes the WAL when the last connection closes.
+            Self::Immutable(p) if !p.exists() => Ok(()),
             Self::Immutable(p) => sh("chattr", &["-i", &p.display().to_string()]),
             Self::Mount(p) => sh("umount", &["-l", &p.display().to_string()]),
         };
@@ -274,13 +278,14 @@ async fn unwritable_while_running(kind: Breakage, recovery: bool) {
     };
     let first = users("first", 3);
     let burst = users("burst", 100);
-    let t1 = second_after(Duration::seconds(4));
-    let t2 = t1 + Duration::seconds(8);
+    let t1 = second_after(Duration::seconds(3));
+    let t2 = t1 + Duration::seconds(5);
     let window = 40;
     add_policy(&rig, "first", &cron_at(t1), window, "expire", &refs(&first)).await;
     add_policy(&rig, "burst", &cron_at(t2), window, "expire", &refs(&burst)).await;
 
     let mut daemon = rig.spawn();
+    let peers = Peers::watch(pid_writing(&daemon.log));
     running(&daemon).await;
     wait_for(
         std::time::Duration::from_secs(20),
@@ -292,6 +297,7 @@ async fn unwritable_while_running(kind: Breakage, recovery: bool) {
     )
     .await;
     let stored = snapshot(&rig.rows().await);
+    assert_on_time(&rig.recordings(), &first, t1);
 
     // Break it.
     let db = rig.db.display().to_string();
@@ -321,7 +327,7 @@ async fn unwritable_while_running(kind: Breakage, recovery: bool) {
     );
 
     // The second window opens on it.
-    until(t2 + Duration::seconds(3)).await;
+    until(t2 + Duration::seconds(2)).await;
     daemon.assert_running();
     let log = daemon.log();
     let sent_while_broken = start_requests(&rig)
@@ -413,8 +419,11 @@ async fn unwritable_while_running(kind: Breakage, recovery: bool) {
             (caught_up - mended_at).num_milliseconds() as f64 / 1000.0
         );
     }
+    daemon.assert_running();
+    peers.assert_only(&[rig.sim.addr()]);
     let (status, log) = daemon.term(std::time::Duration::from_secs(15));
     assert!(status.success(), "exit {status}:\n{log}");
+    assert_no_panic(&log);
     // Mounts and flags go before the temporary directory does.
     let Rig { dir, store, .. } = rig;
     store.close().await;
@@ -436,13 +445,11 @@ async fn after_a_full_disk_is_freed_open_windows_are_caught_up_once() {
     unwritable_while_running(Breakage::FullDisk, true).await;
 }
 
-/// Half fixed: the failure is now named ("the file or its directory is
-/// read-only; give the service user write access ..."). Still failing:
-/// once the file is writable again, SQLite connections that saw the
-/// I/O error keep answering SQLITE_READONLY, so nothing is caught up until
-/// a restart (the pool would have to be reopened). Left for the next work.
+/// SQLite opens a file it cannot write read-only, and a pooled connection
+/// that did so kept answering SQLITE_READONLY after the file was writable
+/// again, so nothing was caught up until a restart. A read-only answer now
+/// retires every pooled connection opened before it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug: after a read-only file is mended, connections stay read-only until a restart"]
 async fn database_made_read_only_while_running_is_named_and_recovered_from() {
     unwritable_while_running(Breakage::Immutable, true).await;
 }
