@@ -3,7 +3,9 @@
 //! Doc comments on the types are the `--help` text.
 
 pub mod check;
+pub mod completions;
 pub mod demo;
+pub mod manpages;
 pub mod migrate;
 pub mod next;
 pub mod output;
@@ -19,7 +21,7 @@ use crate::telemetry::LogFormat;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// recsched opens NICE CXone screen-recording windows on a schedule.
+/// Open NICE CXone screen-recording windows on a schedule.
 ///
 /// Operators keep recording policies as rows in SQLite (with sqlite3 or
 /// `recsched policy`); `recsched run` opens every window on time, keeps
@@ -68,11 +70,22 @@ pub struct Cli {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Run the scheduler daemon (what the systemd unit starts). SIGTERM or
-    /// SIGINT: finish requests in flight and exit; SIGHUP: reload policies.
+    /// Run the scheduler daemon (what the systemd unit starts).
+    ///
+    /// Opens every window of the enabled, valid policies on time, stops or
+    /// lets the recordings expire, and keeps one row per recording, until
+    /// stopped. SIGTERM or SIGINT: finish the requests in flight (within
+    /// schedule.shutdown_grace_seconds) and exit; SIGHUP: re-read the
+    /// policies at once (edits are also picked up within
+    /// schedule.reload_poll_ms). Under systemd it reports readiness, status
+    /// and watchdog pings (Type=notify).
     Run(run::RunArgs),
-    /// Try it out: the built-in CXone simulator, a fresh demo database
-    /// with example policies, and the daemon, in one process, until Ctrl-C.
+    /// Try recsched out: simulator, demo database and daemon in one process.
+    ///
+    /// Starts the built-in CXone simulator on a loopback port, creates a
+    /// fresh demo database with example policies, and runs the daemon
+    /// against them until Ctrl-C: recordings start and stop, with their
+    /// contact ids, within a minute. Needs no credentials and no config.
     Demo(demo::DemoArgs),
     /// Create the database file (mode 0600) if missing and bring its schema up to date.
     ///
@@ -122,6 +135,20 @@ pub enum Command {
     /// state. On a systemd host run it as root or as the service user:
     /// sudo -u recsched recsched status
     Status(status::StatusArgs),
+    /// Print the tab-completion script for bash, zsh or fish.
+    ///
+    /// The Debian package installs all three where the shells look for
+    /// them. For a hand install, as root:
+    /// recsched completions bash > /usr/share/bash-completion/completions/recsched;
+    /// recsched completions zsh > /usr/share/zsh/vendor-completions/_recsched;
+    /// recsched completions fish > /usr/share/fish/vendor_completions.d/recsched.fish
+    Completions(completions::CompletionsArgs),
+    /// Write the manual pages (recsched(8) and one per subcommand) into a directory.
+    ///
+    /// The Debian package ships the same pages. For a hand install, as root:
+    /// recsched manpages /usr/local/share/man/man8 && mandb; then
+    /// `man recsched` or `man recsched-policy-add`.
+    Manpages(manpages::ManpagesArgs),
 }
 
 /// Runs the parsed command line.
@@ -139,6 +166,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Recordings(args) => recordings::run(args, &load_config(config_file)?).await,
         Command::Status(args) => status::run(args, &load_config(config_file)?).await,
         // The simulator stands in for the vendor and reads none of our config.
+        // Both describe the command line itself: no config, no database.
+        Command::Completions(args) => completions::run(args),
+        Command::Manpages(args) => manpages::run(args),
         Command::Simulate(args) => {
             simulate::run(*args, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
