@@ -8,7 +8,9 @@
 
 mod disk;
 mod flaky;
+pub mod hostile;
 mod lock;
+mod token;
 
 use crate::common::daemon::{wait_for, Daemon, Rig};
 use chrono::{DateTime, Datelike, Duration, DurationRound, Timelike, Utc};
