@@ -6,10 +6,13 @@
 //!
 //! (`kill -9` at random moments lives in `daemon::chaos`.)
 
+mod body;
 mod disk;
 mod flaky;
 pub mod hostile;
 mod lock;
+mod redirect;
+mod retry_after;
 mod token;
 
 use crate::common::daemon::{wait_for, Daemon, Rig};
