@@ -192,19 +192,10 @@ impl TokenSource {
         if let Some(note) = &answer.lifetime_note {
             tracing::warn!(%token_url, grant = kind, "token answer: {note}");
         }
-        let margin = token_answer::renewal_margin(self.margin, answer.lifetime);
-        // Both are at most a day (the lifetime is clamped), so neither
-        // conversion nor the addition can fail short of a broken clock;
-        // if one does, the token is renewed at its next use.
-        let now = self.clock.now();
-        let renew_at = chrono::Duration::from_std(answer.lifetime.saturating_sub(margin))
-            .ok()
-            .and_then(|d| now.checked_add_signed(d))
-            .unwrap_or(now);
         Ok(Cached {
+            renew_at: token_answer::renew_at(self.clock.now(), answer.lifetime, self.margin),
             access: answer.access,
             refresh: answer.refresh,
-            renew_at,
         })
     }
 }

@@ -11,6 +11,7 @@
 
 use super::body::{is_oversized, MAX_BODY_BYTES};
 use crate::secret::Secret;
+use chrono::{DateTime, Utc};
 use std::time::Duration;
 
 /// The shortest lifetime a token is given, whatever the endpoint says.
@@ -122,6 +123,22 @@ pub fn renewal_margin(configured: Duration, lifetime: Duration) -> Duration {
     configured.min(lifetime / 2)
 }
 
+/// When a token of `lifetime`, received at `now`, is to be renewed: its
+/// expiry less [`renewal_margin`]. Never panics: if the instant would not
+/// fit (only a broken clock is that close to the end of time), it is
+/// `now`, so the token is renewed at its next use.
+pub fn renew_at(
+    now: DateTime<Utc>,
+    lifetime: Duration,
+    configured_margin: Duration,
+) -> DateTime<Utc> {
+    let margin = renewal_margin(configured_margin, lifetime);
+    chrono::Duration::from_std(lifetime.saturating_sub(margin))
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +227,22 @@ mod tests {
         assert_eq!(m(600, 900), 450);
         assert_eq!(m(0, 60), 0);
         assert_eq!(m(u64::MAX, 86400), 43200);
+    }
+
+    #[test]
+    fn renewal_is_half_way_for_short_tokens_and_a_margin_early_for_long_ones() {
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let at = |life, margin| {
+            (renew_at(t0, Duration::from_secs(life), Duration::from_secs(margin)) - t0)
+                .num_seconds()
+        };
+        assert_eq!(at(3600, 60), 3540);
+        assert_eq!(at(60, 60), 30);
+        assert_eq!(at(86_400, 600), 85_800);
+        // At the end of time the token is renewed at its next use.
+        let end = DateTime::<Utc>::MAX_UTC;
+        assert_eq!(renew_at(end, MAX_LIFETIME, Duration::ZERO), end);
     }
 
     proptest::proptest! {
