@@ -32,7 +32,7 @@ async fn redirects_are_final_errors_naming_the_host_and_go_nowhere() {
     })
     .await;
     let first = second_after(Duration::seconds(4));
-    let then = first + Duration::seconds(2);
+    let then = first + Duration::seconds(1);
     add_policy(
         &rig,
         "token-victim",
