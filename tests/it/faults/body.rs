@@ -30,7 +30,7 @@ async fn an_endless_body_and_a_long_interaction_id_are_refused_by_name() {
         ..Faults::default()
     })
     .await;
-    let opens = second_after(Duration::seconds(4));
+    let opens = second_after(Duration::seconds(3));
     add_policy(
         &rig,
         "bad-bodies",

@@ -274,7 +274,7 @@ async fn unwritable_while_running(kind: Breakage, recovery: bool) {
     };
     let first = users("first", 3);
     let burst = users("burst", 100);
-    let t1 = second_after(Duration::seconds(4));
+    let t1 = second_after(Duration::seconds(3));
     let t2 = t1 + Duration::seconds(8);
     let window = 40;
     add_policy(&rig, "first", &cron_at(t1), window, "expire", &refs(&first)).await;

@@ -31,7 +31,7 @@ async fn redirects_are_final_errors_naming_the_host_and_go_nowhere() {
         ..Faults::default()
     })
     .await;
-    let first = second_after(Duration::seconds(4));
+    let first = second_after(Duration::seconds(3));
     let then = first + Duration::seconds(1);
     add_policy(
         &rig,

@@ -27,7 +27,7 @@ async fn retry_after_zero_is_retried_at_the_backoff_not_hundreds_of_times() {
         ..Faults::default()
     })
     .await;
-    let opens = second_after(Duration::seconds(4));
+    let opens = second_after(Duration::seconds(3));
     add_policy(
         &rig,
         "locked",

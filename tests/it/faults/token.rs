@@ -59,7 +59,7 @@ async fn rig_with(expires_in: i64, elsewhere: &Elsewhere) -> Rig {
 async fn an_absurd_token_lifetime_panics_nothing_and_every_user_is_recorded() {
     let elsewhere = Elsewhere::bind().await;
     let rig = rig_with(9_999_999_999_999, &elsewhere).await;
-    let opens = second_after(Duration::seconds(4));
+    let opens = second_after(Duration::seconds(3));
     let everyone = two_policies(&rig, "absurd", opens).await;
     let mut daemon = rig.spawn();
     running(&daemon).await;
@@ -80,7 +80,7 @@ async fn an_absurd_token_lifetime_panics_nothing_and_every_user_is_recorded() {
 async fn a_tiny_token_lifetime_is_clamped_and_one_token_serves_every_call() {
     let elsewhere = Elsewhere::bind().await;
     let rig = rig_with(1, &elsewhere).await;
-    let opens = second_after(Duration::seconds(4));
+    let opens = second_after(Duration::seconds(3));
     let everyone = two_policies(&rig, "tiny", opens).await;
     let mut daemon = rig.spawn();
     running(&daemon).await;
