@@ -73,11 +73,19 @@ impl RetryPolicy {
         Duration::from_millis(ms)
     }
 
+    /// The longest wait between two attempts, `Retry-After` included.
+    pub fn cap(&self) -> Duration {
+        Duration::from_millis(self.cap_ms)
+    }
+
     /// The delay before the next attempt after `attempt` failures.
     ///
-    /// `retry_after`, when the server sent one, is honoured as given;
-    /// otherwise the delay is `jitter * ceiling` ("full jitter"). If waiting
-    /// would pass `deadline`, the answer is [`Decision::GiveUp`].
+    /// The normal delay is `jitter * ceiling` ("full jitter"). A
+    /// `retry_after` the server sent can only lengthen it, and never past
+    /// `cap_ms`: a vendor answering `Retry-After: 0` gets the normal
+    /// backoff, not a tight loop, and one answering `Retry-After: 86400`
+    /// is asked again after at most the cap. If waiting would pass
+    /// `deadline`, the answer is [`Decision::GiveUp`].
     ///
     /// ```
     /// use recsched::retry::{Decision, RetryPolicy};
@@ -88,6 +96,8 @@ impl RetryPolicy {
     /// let deadline = now + chrono::Duration::seconds(10);
     /// assert_eq!(p.next_delay(1, None, 0.5, now, deadline), Decision::Wait(Duration::from_millis(250)));
     /// assert_eq!(p.next_delay(1, Some(Duration::from_secs(11)), 0.5, now, deadline), Decision::GiveUp);
+    /// // `Retry-After: 0` still waits the normal backoff.
+    /// assert_eq!(p.next_delay(1, Some(Duration::ZERO), 0.5, now, deadline), Decision::Wait(Duration::from_millis(250)));
     /// ```
     pub fn next_delay(
         &self,
@@ -97,16 +107,17 @@ impl RetryPolicy {
         now: DateTime<Utc>,
         deadline: DateTime<Utc>,
     ) -> Decision {
+        let j = if jitter.is_finite() {
+            jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let backoff = self.ceiling(attempt).mul_f64(j);
+        // `backoff` never exceeds the cap (the ceiling does not), so the
+        // server's word can only move the delay within [backoff, cap].
         let delay = match retry_after {
-            Some(d) => d,
-            None => {
-                let j = if jitter.is_finite() {
-                    jitter.clamp(0.0, 1.0)
-                } else {
-                    0.0
-                };
-                self.ceiling(attempt).mul_f64(j)
-            }
+            Some(asked) => asked.max(backoff).min(self.cap()),
+            None => backoff,
         };
         let Ok(step) = chrono::Duration::from_std(delay) else {
             return Decision::GiveUp;
@@ -181,6 +192,47 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_zero_still_waits_the_normal_backoff() {
+        let p = RetryPolicy::default();
+        let far = t0() + chrono::Duration::hours(1);
+        for attempt in 1..=10 {
+            let normal = p.next_delay(attempt, None, 0.6, t0(), far);
+            assert_eq!(
+                p.next_delay(attempt, Some(Duration::ZERO), 0.6, t0(), far),
+                normal,
+                "attempt {attempt}"
+            );
+        }
+        // A Retry-After shorter than the backoff does not shorten it.
+        assert_eq!(
+            p.next_delay(4, Some(Duration::from_millis(100)), 0.5, t0(), far),
+            Decision::Wait(Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn retry_after_is_capped() {
+        let p = RetryPolicy {
+            cap_ms: 5_000,
+            ..RetryPolicy::default()
+        };
+        let far = t0() + chrono::Duration::hours(1);
+        assert_eq!(
+            p.next_delay(1, Some(Duration::from_secs(86_400)), 0.1, t0(), far),
+            Decision::Wait(Duration::from_secs(5))
+        );
+        assert_eq!(
+            p.next_delay(1, Some(Duration::MAX), 0.1, t0(), far),
+            Decision::Wait(Duration::from_secs(5))
+        );
+        // Within [backoff, cap] the server's word stands.
+        assert_eq!(
+            p.next_delay(1, Some(Duration::from_secs(3)), 0.1, t0(), far),
+            Decision::Wait(Duration::from_secs(3))
+        );
+    }
+
+    #[test]
     fn never_waits_past_the_deadline() {
         let p = RetryPolicy::default();
         let deadline = t0() + chrono::Duration::seconds(2);
@@ -221,5 +273,10 @@ mod tests {
         );
         assert_eq!(parse_retry_after("soon", t0()), None);
         assert_eq!(parse_retry_after("-1", t0()), None);
+        assert_eq!(parse_retry_after("99999999999999999999999", t0()), None);
+        assert_eq!(
+            parse_retry_after("18446744073709551615", t0()),
+            Some(Duration::from_secs(u64::MAX))
+        );
     }
 }

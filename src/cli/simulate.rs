@@ -145,6 +145,7 @@ impl SimulateArgs {
                     .max_concurrency
                     .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
                 seed: self.seed,
+                ..Faults::default()
             },
         }
     }

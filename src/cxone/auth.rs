@@ -5,9 +5,14 @@
 //! so when many requests find the token stale at once, exactly one renews
 //! it and the rest wait for and share the result (no thundering herd).
 //! Secrets only leave this module on the wire; errors carry the status,
-//! never a credential or a token.
+//! never a credential or a token. A token's lifetime comes from
+//! [`token_answer`], clamped, and it is renewed half-way through its life
+//! at the latest.
 
+use super::body::read_capped;
+use super::classify::redirect_target;
 use super::error::CxoneError;
+use super::token_answer;
 use crate::clock::Clock;
 use crate::secret::Secret;
 use base64::Engine as _;
@@ -33,27 +38,22 @@ pub enum Credentials {
 struct Cached {
     access: Secret,
     refresh: Option<Secret>,
-    expires_at: DateTime<Utc>,
+    /// From this instant on, the token is renewed before use: its expiry
+    /// less the renewal margin ([`token_answer::renewal_margin`]).
+    renew_at: DateTime<Utc>,
 }
 
 /// Hands out a valid bearer token, renewing it when needed.
 pub struct TokenSource {
     http: reqwest::Client,
     credentials: Credentials,
-    margin: chrono::Duration,
+    /// The configured margin (`cxone.token_renew_margin_seconds`); each
+    /// token's own margin is at most half its lifetime.
+    margin: Duration,
     clock: Arc<dyn Clock>,
     /// The one cached token. An async mutex, held across a renewal on
     /// purpose: concurrent callers queue behind the one renewal.
     cache: tokio::sync::Mutex<Option<Cached>>,
-}
-
-#[derive(serde::Deserialize)]
-struct TokenAnswer {
-    access_token: String,
-    #[serde(default)]
-    refresh_token: Option<String>,
-    #[serde(default)]
-    expires_in: Option<serde_json::Value>,
 }
 
 impl TokenSource {
@@ -66,13 +66,13 @@ impl TokenSource {
         Self {
             http,
             credentials,
-            margin: chrono::Duration::from_std(margin).unwrap_or(chrono::Duration::seconds(60)),
+            margin,
             clock,
             cache: tokio::sync::Mutex::new(None),
         }
     }
 
-    /// A token valid for at least the renewal margin.
+    /// A token that is not yet due for renewal.
     pub async fn bearer(&self) -> Result<Secret, CxoneError> {
         if let Credentials::Static(token) = &self.credentials {
             return Ok(token.clone());
@@ -80,7 +80,7 @@ impl TokenSource {
         let mut cache = self.cache.lock().await;
         let now = self.clock.now();
         if let Some(c) = cache.as_ref() {
-            if now + self.margin < c.expires_at {
+            if now < c.renew_at {
                 return Ok(c.access.clone());
             }
         }
@@ -107,7 +107,7 @@ impl TokenSource {
         let mut cache = self.cache.lock().await;
         if let Some(c) = cache.as_mut() {
             if &c.access == used {
-                c.expires_at = DateTime::<Utc>::MIN_UTC;
+                c.renew_at = DateTime::<Utc>::MIN_UTC;
             }
         }
     }
@@ -153,6 +153,19 @@ impl TokenSource {
                 retryable: true,
             })?;
         let status = response.status().as_u16();
+        if (300..400).contains(&status) {
+            // Never followed (the client has no redirect policy): the
+            // secrets would be posted again to wherever it points.
+            let redirected = CxoneError::Redirected {
+                status,
+                to: redirect_target(response.headers()),
+                setting: "cxone.token_url",
+            };
+            return Err(CxoneError::Token {
+                message: format!("{kind} grant at {token_url}: {redirected}"),
+                retryable: false,
+            });
+        }
         if !(200..300).contains(&status) {
             let retryable = !matches!(status, 400 | 401 | 403);
             let hint = if retryable {
@@ -165,27 +178,24 @@ impl TokenSource {
                 retryable,
             });
         }
-        let answer: TokenAnswer = response.json().await.map_err(|_| CxoneError::Token {
+        let body = read_capped(response).await.map_err(|e| CxoneError::Token {
             message: format!(
-                "{kind} grant at {token_url}: answer is not a token (no access_token)"
+                "{kind} grant at {token_url}: reading the answer: {}",
+                super::describe_transport(&e)
             ),
             retryable: true,
         })?;
-        let lifetime = answer
-            .expires_in
-            .as_ref()
-            .and_then(|v| {
-                v.as_i64()
-                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-            })
-            .unwrap_or(3600);
+        let answer = token_answer::parse(&body).map_err(|why| CxoneError::Token {
+            message: format!("{kind} grant at {token_url}: the answer is not a token: {why}"),
+            retryable: true,
+        })?;
+        if let Some(note) = &answer.lifetime_note {
+            tracing::warn!(%token_url, grant = kind, "token answer: {note}");
+        }
         Ok(Cached {
-            access: Secret::new(answer.access_token),
-            refresh: answer
-                .refresh_token
-                .filter(|r| !r.is_empty())
-                .map(Secret::new),
-            expires_at: self.clock.now() + chrono::Duration::seconds(lifetime.max(0)),
+            renew_at: token_answer::renew_at(self.clock.now(), answer.lifetime, self.margin),
+            access: answer.access,
+            refresh: answer.refresh,
         })
     }
 }

@@ -6,16 +6,27 @@
 //! Success bodies are parsed leniently (API.md): `contactId` as a JSON
 //! number or a string of digits, `interactionId` as a string, extra fields
 //! ignored. A 2xx start without a usable contact id is an error that keeps
-//! the raw body for the audit trail.
+//! the raw body for the audit trail; so is one whose body is longer than
+//! [`MAX_BODY_BYTES`] or whose `interactionId` is longer than
+//! [`MAX_INTERACTION_ID_CHARS`]. A 3xx is never followed: it is a final
+//! error naming where it pointed.
+//!
+//! Whatever the bytes, classifying never panics (a property test and the
+//! fuzz corpus in `tests/it/fuzz/` hold it to that).
 
+use super::body::{is_oversized, MAX_BODY_BYTES};
 use super::error::CxoneError;
 use crate::recording::{ContactId, InteractionId};
 use crate::retry::parse_retry_after;
 use chrono::{DateTime, Utc};
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 
 /// Bodies kept for the audit trail are cut to this many bytes.
 pub const BODY_KEEP_BYTES: usize = 2048;
+
+/// The longest `interactionId` accepted, in characters; a longer one makes
+/// the answer malformed (it is stored in every row and attempt).
+pub const MAX_INTERACTION_ID_CHARS: usize = 256;
 
 /// Which call an answer belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +83,11 @@ pub fn classify(
             accepted: status == 202,
         })),
         (Operation::Stop, 404) => Ok(Answer::Stopped(Stopped::AlreadyEnded)),
+        (_, 300..=399) => Err(CxoneError::Redirected {
+            status,
+            to: redirect_target(headers),
+            setting: "cxone.api_base",
+        }),
         _ => Err(CxoneError::Status {
             status,
             retry_after: headers
@@ -89,6 +105,11 @@ fn parse_started(status: u16, body: &[u8]) -> Result<Started, CxoneError> {
         reason: reason.to_owned(),
         body: truncate_body(body),
     };
+    if is_oversized(body) {
+        return Err(malformed(&format!(
+            "the body is longer than {MAX_BODY_BYTES} bytes"
+        )));
+    }
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|_| malformed("not JSON"))?;
     let contact_id = match value.get("contactId") {
@@ -102,15 +123,44 @@ fn parse_started(status: u16, body: &[u8]) -> Result<Started, CxoneError> {
         None => return Err(malformed("contactId is missing")),
     };
     let interaction_id = match value.get("interactionId") {
-        Some(serde_json::Value::String(s)) if !s.is_empty() => Some(InteractionId(s.clone())),
-        Some(serde_json::Value::Number(n)) => Some(InteractionId(n.to_string())),
+        Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
         _ => None,
     };
+    if let Some(id) = &interaction_id {
+        let chars = id.chars().count();
+        if chars > MAX_INTERACTION_ID_CHARS {
+            return Err(malformed(&format!(
+                "interactionId is {chars} characters long; at most {MAX_INTERACTION_ID_CHARS} \
+                 are accepted"
+            )));
+        }
+    }
+    let interaction_id = interaction_id.map(InteractionId);
     Ok(Started {
         contact_id,
         interaction_id,
         accepted: status == 202,
     })
+}
+
+/// Where a 3xx pointed, for an error message: the `Location`'s host, or
+/// why there is none.
+pub(crate) fn redirect_target(headers: &HeaderMap) -> String {
+    let Some(value) = headers.get(LOCATION) else {
+        return "nowhere (no Location header)".to_owned();
+    };
+    let Ok(location) = value.to_str() else {
+        return "a Location that is not text".to_owned();
+    };
+    let shown: String = location.chars().take(200).collect();
+    match reqwest::Url::parse(location) {
+        Ok(url) => match url.host_str() {
+            Some(host) => format!("host `{host}` (Location `{shown}`)"),
+            None => format!("a Location without a host (`{shown}`)"),
+        },
+        Err(_) => format!("`{shown}` (a relative Location, on the same host)"),
+    }
 }
 
 /// The body as text, cut to at most [`BODY_KEEP_BYTES`] on a character
@@ -265,6 +315,98 @@ mod tests {
                 server_error: false
             }
         );
+    }
+
+    #[test]
+    fn a_redirect_is_final_and_names_where_it_pointed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            LOCATION,
+            HeaderValue::from_static("https://elsewhere.example:8443/steal?x=1"),
+        );
+        for op in [Operation::Start, Operation::Stop] {
+            for status in [301, 302, 303, 307, 308] {
+                let e = classify(op, status, &h, b"", now()).unwrap_err();
+                assert_eq!(e.action(), Action::Final, "{status}");
+                assert_eq!(e.status(), Some(status));
+                let text = e.to_string();
+                assert!(text.contains("host `elsewhere.example`"), "{text}");
+                assert!(text.contains("cxone.api_base"), "{text}");
+            }
+        }
+        h.insert(LOCATION, HeaderValue::from_static("/v2/start"));
+        let e = classify(Operation::Start, 307, &h, b"", now()).unwrap_err();
+        assert!(e.to_string().contains("relative Location"), "{e}");
+        let e = classify(Operation::Start, 302, &HeaderMap::new(), b"", now()).unwrap_err();
+        assert!(e.to_string().contains("no Location"), "{e}");
+    }
+
+    #[test]
+    fn an_oversized_success_body_is_malformed() {
+        let mut body = br#"{"contactId":1,"description":""#.to_vec();
+        body.resize(MAX_BODY_BYTES + 1, b'x');
+        let e = classify(Operation::Start, 200, &HeaderMap::new(), &body, now()).unwrap_err();
+        assert!(matches!(e, CxoneError::MalformedBody { .. }), "{e:?}");
+        assert!(e.to_string().contains("longer than 65536 bytes"), "{e}");
+        // The audit copy stays cut to 2 KiB.
+        let CxoneError::MalformedBody { body: kept, .. } = e else {
+            unreachable!()
+        };
+        assert!(kept.len() <= BODY_KEEP_BYTES);
+        // An error status with a long body is still classified by status.
+        let e = classify(Operation::Start, 504, &HeaderMap::new(), &body, now()).unwrap_err();
+        assert_eq!(e.status(), Some(504));
+        assert!(matches!(e.action(), Action::Retry { .. }));
+    }
+
+    #[test]
+    fn an_interaction_id_longer_than_256_characters_is_malformed() {
+        let ok = format!(r#"{{"contactId":7,"interactionId":"{}"}}"#, "é".repeat(256));
+        let Answer::Started(s) = start(200, &ok).unwrap() else {
+            panic!("not started")
+        };
+        assert_eq!(s.interaction_id.unwrap().0.chars().count(), 256);
+        let long = format!(r#"{{"contactId":7,"interactionId":"{}"}}"#, "a".repeat(257));
+        let e = start(200, &long).unwrap_err();
+        assert!(matches!(e, CxoneError::MalformedBody { .. }), "{e:?}");
+        assert!(
+            e.to_string().contains("interactionId is 257 characters"),
+            "{e}"
+        );
+        assert_eq!(e.action(), Action::Final);
+    }
+
+    proptest::proptest! {
+        /// Whatever the vendor sends back, classifying it returns a value.
+        #[test]
+        fn any_answer_bytes_classify_without_panic(
+            status in 0u16..1000,
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+            retry_after in proptest::collection::vec(32u8..127, 0..40),
+            start_op in proptest::bool::ANY,
+        ) {
+            let op = if start_op { Operation::Start } else { Operation::Stop };
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_bytes(&retry_after) {
+                h.insert(RETRY_AFTER, v.clone());
+                h.insert(LOCATION, v);
+            }
+            let _ = classify(op, status, &h, &body, now());
+        }
+
+        /// JSON-shaped start answers with odd values never panic either.
+        #[test]
+        fn json_shaped_start_answers_classify_without_panic(
+            contact in r#"[-+0-9a-z.eE"\\ \[\]{}]{0,30}"#,
+            interaction in "[ -~]{0,300}",
+        ) {
+            for body in [
+                format!(r#"{{"contactId":{contact},"interactionId":{interaction}}}"#),
+                format!(r#"{{"contactId":"{contact}","interactionId":"{interaction}"}}"#),
+            ] {
+                let _ = classify(Operation::Start, 200, &HeaderMap::new(), body.as_bytes(), now());
+            }
+        }
     }
 
     #[test]

@@ -17,8 +17,8 @@ pub enum Action {
     },
     /// Fetch a new token, then try once more (401).
     Reauthenticate,
-    /// Do not try again (400, 403, 404 on a start, other 4xx, a malformed
-    /// success body, a configuration problem). A stop's 404 is not an
+    /// Do not try again (400, 403, 404 on a start, other 4xx, a 3xx, a
+    /// malformed success body, a configuration problem). A stop's 404 is not an
     /// error at all: it is `Stopped::AlreadyEnded`.
     Final,
 }
@@ -41,6 +41,20 @@ pub enum CxoneError {
         reason: String,
         /// The raw body, truncated to 2 KiB, kept for the audit trail.
         body: String,
+    },
+    /// A 3xx. No redirect is followed: it would carry the bearer token (or,
+    /// at the token endpoint, the secrets) to wherever `Location` points.
+    #[error(
+        "CXone answered HTTP {status}, a redirect to {to}; recsched follows no redirect, so \
+         that a token or secret never goes to another host: check that {setting} is the \
+         endpoint itself"
+    )]
+    Redirected {
+        status: u16,
+        /// Where it pointed: `host `name``, or why there is no host.
+        to: String,
+        /// The setting holding the URL that was redirected.
+        setting: &'static str,
     },
     #[error("no answer from CXone within {0:?}")]
     Timeout(Duration),
@@ -83,14 +97,19 @@ impl CxoneError {
                 server_error: false,
             },
             Self::Token { .. } => Action::Final,
-            Self::MalformedBody { .. } | Self::Config(_) | Self::Shutdown => Action::Final,
+            Self::MalformedBody { .. }
+            | Self::Redirected { .. }
+            | Self::Config(_)
+            | Self::Shutdown => Action::Final,
         }
     }
 
     /// The HTTP status, when there was an answer.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Self::Status { status, .. } | Self::MalformedBody { status, .. } => Some(*status),
+            Self::Status { status, .. }
+            | Self::MalformedBody { status, .. }
+            | Self::Redirected { status, .. } => Some(*status),
             _ => None,
         }
     }

@@ -8,16 +8,28 @@
 //! ids reach the query string through reqwest's encoder, never through
 //! string formatting, so a user id can never add a parameter (PRODUCT.md
 //! behaviour 9). TLS is verified (rustls with the webpki roots).
+//!
+//! Nothing the vendor sends can make the client talk to another host or
+//! hold unbounded data: no redirect is followed (a 3xx is a final error
+//! naming where it pointed), plain `http://` is refused for any host but
+//! this machine ([`endpoint`]), and a body is read to 64 KiB at most
+//! ([`body`]).
 
 mod auth;
+pub mod body;
 mod classify;
+pub mod endpoint;
 mod error;
 mod limit;
 pub mod retrying;
 mod settings;
+pub mod token_answer;
 
 pub use auth::Credentials;
-pub use classify::{classify, truncate_body, Answer, Operation, Started, Stopped, BODY_KEEP_BYTES};
+pub use classify::{
+    classify, truncate_body, Answer, Operation, Started, Stopped, BODY_KEEP_BYTES,
+    MAX_INTERACTION_ID_CHARS,
+};
 pub use error::{classify_status, Action, CxoneError};
 use limit::Limiter;
 pub use limit::Limits;
@@ -89,7 +101,11 @@ impl Client {
             .timeout(settings.request_timeout())
             .connect_timeout(settings.connect_timeout())
             .pool_max_idle_per_host(settings.pool_max_idle_per_host)
+            // Plain http stays possible for loopback only (`endpoint`).
             .https_only(false)
+            // A redirect would carry the bearer token or the secrets to
+            // wherever `Location` points: a 3xx is answered as an error.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| CxoneError::Config(format!("cannot build the HTTP client: {e}")))?;
         let base = settings.api_base.trim_end_matches('/');
@@ -100,11 +116,12 @@ impl Client {
         }
         let prefix = settings.path_prefix.trim_end_matches('/');
         let url = |op: &str| {
-            reqwest::Url::parse(&format!("{base}{prefix}/{op}")).map_err(|e| {
+            let url = reqwest::Url::parse(&format!("{base}{prefix}/{op}")).map_err(|e| {
                 CxoneError::Config(format!(
                     "cxone.api_base `{base}` with cxone.path_prefix `{prefix}` is not a URL: {e}"
                 ))
-            })
+            })?;
+            endpoint::checked("cxone.api_base", url)
         };
         Ok(Self {
             start_url: url("start-screen-interaction-recording")?,
@@ -226,7 +243,7 @@ impl Client {
         };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = match response.bytes().await {
+        let body = match body::read_capped(response).await {
             Ok(b) => b,
             Err(e) => {
                 let err = self.transport_error(&e);
@@ -314,6 +331,7 @@ fn resolve_credentials(
             settings.token_url
         ))
     })?;
+    let token_url = endpoint::checked("cxone.token_url", token_url)?;
     Ok(Credentials::Password {
         token_url,
         client_id: settings.client_id.clone(),

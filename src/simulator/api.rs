@@ -6,20 +6,26 @@
 //! gateway in front: slowness and queueing happen to every call, an
 //! injected 425/500/504 replaces the call's effect, a 504 after the effect
 //! hides a call that did happen, and only a call that succeeded can come
-//! back as 202, with a string contact id or with an unreadable body.
+//! back as 202, with a string contact id or with an unreadable body. A
+//! user's own fault ([`UserFault`]) comes before the drawn ones: a
+//! 425 or a redirect instead of the call, or, after the call took
+//! effect, a body without end or an over-long `interactionId`.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::auth;
-use super::faults::{Dressing, Injected};
-use super::params::{ParamError, StartParams, StopParams};
+use super::faults::{Dressing, Injected, UserFault};
+use super::params::{self, ParamError, StartParams, StopParams};
 use super::state::Shared;
 
 /// The API paths' two spellings (`API.md`: the example omits `/v1`).
@@ -92,6 +98,17 @@ async fn handle(shared: &Shared, headers: &HeaderMap, pairs: Pairs, call: Call) 
     if !auth::has_valid_bearer(shared, headers) {
         return auth::unauthorized();
     }
+    let user_fault = pairs
+        .as_ref()
+        .ok()
+        .and_then(|Query(p)| params::user_of(p))
+        .and_then(|user| faults.user_faults.get(user))
+        .cloned();
+    match &user_fault {
+        Some(UserFault::Locked) => return locked(faults.retry_after_secs),
+        Some(UserFault::Redirect { location }) => return redirect(location),
+        _ => {}
+    }
     let injected = faults.injected(&draw);
     match injected {
         Injected::Locked => return locked(faults.retry_after_secs),
@@ -106,7 +123,17 @@ async fn handle(shared: &Shared, headers: &HeaderMap, pairs: Pairs, call: Call) 
         return gateway_timeout();
     }
     match outcome {
-        Ok(done) => {
+        Ok(mut done) => {
+            match user_fault {
+                Some(UserFault::OversizedBody { bytes }) => return oversized(&done, bytes),
+                Some(UserFault::LongInteractionId { chars }) => {
+                    let mut long: String = done.interaction_id.chars().take(chars).collect();
+                    let short = chars.saturating_sub(long.chars().count());
+                    long.extend(std::iter::repeat_n('x', short));
+                    done.interaction_id = long;
+                }
+                _ => {}
+            }
             let mut dressing = faults.dressing(&draw);
             dressing.accepted &= call == Call::Start;
             success(done, dressing)
@@ -213,6 +240,45 @@ fn locked(retry_after_secs: Option<u64>) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     response
+}
+
+/// A `307 Temporary Redirect` to `location` (validated with the faults).
+pub fn redirect(location: &str) -> Response {
+    let mut response = error(StatusCode::TEMPORARY_REDIRECT, "moved");
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// A 200 of `bytes` bytes, streamed: `{"description":"xxx…","contactId":…}`,
+/// JSON that parses only if read whole.
+fn oversized(done: &Done, bytes: u64) -> Response {
+    static FILLER: [u8; 16 * 1024] = [b'x'; 16 * 1024];
+    let head = Bytes::from_static(br#"{"description":""#);
+    let tail = Bytes::from(format!(
+        r#"","contactId":{},"interactionId":"{}","httpStatus":"OK"}}"#,
+        done.contact_id, done.interaction_id
+    ));
+    let framing = u64::try_from(head.len() + tail.len()).unwrap_or(u64::MAX);
+    let filler = futures::stream::unfold(bytes.saturating_sub(framing), |left| async move {
+        if left == 0 {
+            return None;
+        }
+        let n = usize::try_from(left).map_or(FILLER.len(), |l| l.min(FILLER.len()));
+        let sent = u64::try_from(n).unwrap_or(left);
+        Some((Bytes::from_static(&FILLER[..n]), left.saturating_sub(sent)))
+    });
+    let body = futures::stream::iter([head])
+        .chain(filler)
+        .chain(futures::stream::iter([tail]))
+        .map(Ok::<_, Infallible>);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response()
 }
 
 /// A gateway's 504: plain text, not the API's JSON.

@@ -84,6 +84,9 @@ pub async fn token(
     headers: HeaderMap,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
+    if let Some(to) = shared.token_redirect() {
+        return super::api::redirect(&to);
+    }
     let config = &shared.config;
     match basic_credentials(&headers) {
         Some((id, secret)) if id == config.client_id && secret == config.client_secret => {}
@@ -128,15 +131,25 @@ pub async fn token(
         }
         inner.tokens.issue(now, config.token_ttl_secs)
     };
-    let token_url = format!("{}/auth/token", shared.base_url);
+    let (expires_in, advertised) = {
+        let faults = &shared.lock().faults;
+        (
+            faults
+                .token_expires_in
+                .map_or_else(|| json!(config.token_ttl_secs), |e| json!(e)),
+            faults.token_advertised_base.clone(),
+        )
+    };
+    let base = advertised.unwrap_or_else(|| shared.base_url.clone());
+    let base = base.trim_end_matches('/');
     Json(json!({
         "access_token": grant.access_token,
         "token_type": "bearer",
-        "expires_in": config.token_ttl_secs,
+        "expires_in": expires_in,
         "refresh_token": grant.refresh_token,
         "scope": "RecordingApi",
-        "resource_server_base_uri": format!("{}/", shared.base_url),
-        "refresh_token_server_uri": token_url,
+        "resource_server_base_uri": format!("{base}/"),
+        "refresh_token_server_uri": format!("{base}/auth/token"),
     }))
     .into_response()
 }

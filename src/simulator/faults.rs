@@ -5,6 +5,12 @@
 //! the call took effect, 202, a contact id as a string, an unreadable body,
 //! slowness, a vendor with few workers) on demand and reproducibly.
 //!
+//! Beside the rates, a few knobs make one thing misbehave every time, for
+//! the tests of a hostile vendor: the token endpoint advertising an absurd
+//! or tiny `expires_in`, or redirecting to another host; and one user's
+//! calls meeting a [`UserFault`] (425 for ever, a redirect, a body without
+//! end, an over-long `interactionId`).
+//!
 //! Reproducibility: each start or stop request takes one [`Draw`] from a
 //! single RNG seeded with [`Faults::seed`], in arrival order, whatever the
 //! request's outcome. A draw is always the same fixed block of samples, so
@@ -12,15 +18,17 @@
 //! whichever knobs are turned. Deciding from a draw is pure ([`Faults::injected`],
 //! [`Faults::latency`], ...), so it is unit-tested without a server.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use axum::http::HeaderValue;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 /// The fault set. Every knob defaults to off; a rate is a probability in
-/// `0.0..=1.0` per start or stop request. `/auth/token` and `/_sim/*` never
-/// meet faults.
+/// `0.0..=1.0` per start or stop request. `/auth/token` meets only the
+/// `token_*` knobs, and `/_sim/*` never meets faults.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
@@ -55,7 +63,45 @@ pub struct Faults {
     pub max_concurrency: Option<usize>,
     /// Seed of the fault RNG. Setting the fault set restarts the sequence.
     pub seed: u64,
+    /// Sent as `expires_in` in token answers instead of the real lifetime
+    /// (`token_ttl_secs`, which the simulator still enforces): a token
+    /// endpoint whose answer is absurd (`9999999999999`) or tiny (`1`).
+    pub token_expires_in: Option<i64>,
+    /// Answer `/auth/token` with `307 Temporary Redirect` to this
+    /// `Location`, issuing nothing.
+    pub token_redirect: Option<String>,
+    /// Redirect only the first this-many token requests after the fault
+    /// set took effect; `None`: all of them.
+    pub token_redirect_limit: Option<u64>,
+    /// Sent as `resource_server_base_uri` and `refresh_token_server_uri`
+    /// (`{base}/auth/token`) in token answers instead of the simulator's
+    /// own URL. A client must use neither: its endpoints are configured.
+    pub token_advertised_base: Option<String>,
+    /// A fault for every start and stop of one user (by user id), whatever
+    /// the rates.
+    pub user_faults: BTreeMap<String, UserFault>,
 }
+
+/// What one user's start and stop requests meet, every time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "fault", rename_all = "snake_case")]
+pub enum UserFault {
+    /// 425 without effect, with `Retry-After: {retry_after_secs}` when
+    /// that is set (`0` makes the hammering case).
+    Locked,
+    /// `307 Temporary Redirect` to `location`, without effect.
+    Redirect { location: String },
+    /// Take effect, then answer with a body of `bytes` bytes: JSON that
+    /// would parse if read whole (a long `description`, then the contact
+    /// id). It is streamed, so a huge one costs nothing unless read.
+    OversizedBody { bytes: u64 },
+    /// Take effect, then answer with an `interactionId` of `chars`
+    /// characters.
+    LongInteractionId { chars: usize },
+}
+
+/// The longest `interactionId` a [`UserFault::LongInteractionId`] makes.
+pub const MAX_FAULT_INTERACTION_ID_CHARS: usize = 1 << 20;
 
 /// Why a fault set was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -64,6 +110,13 @@ pub enum FaultsError {
     RateOutOfRange { name: &'static str, value: f64 },
     #[error("fault `max_concurrency` is 0; use at least 1, or leave it out for no limit")]
     ZeroConcurrency,
+    #[error("fault `{name}` location `{value}` cannot be sent as a Location header")]
+    BadLocation { name: String, value: String },
+    #[error(
+        "fault `user_faults.{user}` asks for a {chars}-character interactionId; at most \
+         {MAX_FAULT_INTERACTION_ID_CHARS}"
+    )]
+    InteractionIdTooLong { user: String, chars: usize },
 }
 
 /// A fault that replaces or follows the real handling of a request.
@@ -138,6 +191,35 @@ impl Faults {
         }
         if self.max_concurrency == Some(0) {
             return Err(FaultsError::ZeroConcurrency);
+        }
+        let location = |name: String, value: &str| {
+            HeaderValue::from_str(value)
+                .map(drop)
+                .map_err(|_| FaultsError::BadLocation {
+                    name,
+                    value: value.to_owned(),
+                })
+        };
+        if let Some(to) = &self.token_redirect {
+            location("token_redirect".to_owned(), to)?;
+        }
+        for (user, fault) in &self.user_faults {
+            match fault {
+                UserFault::Redirect { location: to } => {
+                    location(format!("user_faults.{user}"), to)?;
+                }
+                UserFault::LongInteractionId { chars }
+                    if *chars > MAX_FAULT_INTERACTION_ID_CHARS =>
+                {
+                    return Err(FaultsError::InteractionIdTooLong {
+                        user: user.clone(),
+                        chars: *chars,
+                    })
+                }
+                UserFault::Locked
+                | UserFault::OversizedBody { .. }
+                | UserFault::LongInteractionId { .. } => {}
+            }
         }
         Ok(())
     }
@@ -336,6 +418,52 @@ mod tests {
         };
         assert_eq!(zero.validate(), Err(FaultsError::ZeroConcurrency));
         assert_eq!(Faults::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn user_faults_and_token_knobs_parse_and_are_validated() {
+        let f: Faults = serde_json::from_str(
+            r#"{"token_expires_in": 9999999999999,
+                "token_redirect": "http://127.0.0.2:1/auth/token",
+                "token_redirect_limit": 1,
+                "user_faults": {
+                    "a": {"fault": "locked"},
+                    "b": {"fault": "redirect", "location": "http://127.0.0.2:1/x"},
+                    "c": {"fault": "oversized_body", "bytes": 10000000},
+                    "d": {"fault": "long_interaction_id", "chars": 300}
+                }}"#,
+        )
+        .unwrap();
+        assert_eq!(f.token_expires_in, Some(9_999_999_999_999));
+        assert_eq!(f.user_faults["a"], UserFault::Locked);
+        assert_eq!(
+            f.user_faults["c"],
+            UserFault::OversizedBody { bytes: 10_000_000 }
+        );
+        assert_eq!(f.validate(), Ok(()));
+        let bad = Faults {
+            token_redirect: Some("http://x/\n".to_owned()),
+            ..Faults::default()
+        };
+        assert!(matches!(
+            bad.validate(),
+            Err(FaultsError::BadLocation { .. })
+        ));
+        let long = Faults {
+            user_faults: [(
+                "u".to_owned(),
+                UserFault::LongInteractionId { chars: usize::MAX },
+            )]
+            .into(),
+            ..Faults::default()
+        };
+        assert!(matches!(
+            long.validate(),
+            Err(FaultsError::InteractionIdTooLong { .. })
+        ));
+        assert!(
+            serde_json::from_str::<Faults>(r#"{"user_faults":{"a":{"fault":"nope"}}}"#).is_err()
+        );
     }
 
     #[test]

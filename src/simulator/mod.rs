@@ -6,7 +6,10 @@
 //! keeps state (one recording per user, recordings that end by themselves,
 //! stops that find nothing) and that misbehaves on demand (425 with
 //! `Retry-After`, 500, 504 before and after the call took effect, 202, odd
-//! bodies, slowness, few workers). Operators use it for dry runs
+//! bodies, slowness, few workers) and, for the hostile-vendor tests, in
+//! ways a real vendor should not (an absurd or tiny token lifetime, a
+//! redirect to another host, `Retry-After: 0` for ever, a body without
+//! end, an over-long `interactionId`). Operators use it for dry runs
 //! (`recsched simulate`).
 //!
 //! # Invariant
@@ -57,7 +60,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use faults::{Faults, FaultsError};
+pub use faults::{Faults, FaultsError, UserFault};
 pub use gate::GateStats;
 pub use ledger::{EndReason, Recording};
 pub use params::{MAX_DURATION_SECS, MIN_DURATION_SECS};

@@ -69,6 +69,13 @@ impl StopParams {
     }
 }
 
+/// The user a request names, under either spelling, if it names exactly
+/// one (for the per-user faults, which apply before the request is
+/// checked).
+pub fn user_of(pairs: &[(String, String)]) -> Option<&str> {
+    one_of(pairs, &["userId", "user-id"]).ok().flatten()
+}
+
 fn user_id(pairs: &[(String, String)]) -> Result<String, ParamError> {
     let user = one_of(pairs, &["userId", "user-id"])?.ok_or(ParamError::Missing("userId"))?;
     if user.is_empty() {

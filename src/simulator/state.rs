@@ -65,6 +65,9 @@ pub struct Inner {
     pub ledger: Ledger,
     pub tokens: Tokens,
     pub requests: VecDeque<LoggedRequest>,
+    /// Token requests redirected since the fault set took effect (for
+    /// `Faults::token_redirect_limit`).
+    pub token_redirects: u64,
 }
 
 impl Shared {
@@ -82,6 +85,7 @@ impl Shared {
                 ledger: Ledger::new(faults.seed),
                 tokens: Tokens::default(),
                 requests: VecDeque::new(),
+                token_redirects: 0,
                 faults,
             }),
             config,
@@ -110,9 +114,26 @@ impl Shared {
         {
             let mut inner = self.lock();
             inner.fault_rng = faults.rng();
+            inner.token_redirects = 0;
             inner.faults = faults;
         }
         self.gate.set_limit(limit);
+    }
+
+    /// Where this token request is to be redirected, if the fault set
+    /// says so (and its limit is not yet used up).
+    pub fn token_redirect(&self) -> Option<String> {
+        let mut inner = self.lock();
+        let to = inner.faults.token_redirect.clone()?;
+        if inner
+            .faults
+            .token_redirect_limit
+            .is_some_and(|limit| inner.token_redirects >= limit)
+        {
+            return None;
+        }
+        inner.token_redirects = inner.token_redirects.saturating_add(1);
+        Some(to)
     }
 
     pub fn log(&self, entry: LoggedRequest) {

@@ -561,3 +561,252 @@ fn secrets_are_read_from_a_credentials_directory() {
         "{e}"
     );
 }
+
+// ---- a hostile vendor -----------------------------------------------------
+
+fn with_faults(sim: &SimHandle, faults: Faults) {
+    sim.set_faults(faults).unwrap();
+}
+
+#[tokio::test]
+async fn plain_http_to_a_host_that_is_not_loopback_is_refused() {
+    let base = cxone::Settings {
+        bearer_token: Some(Secret::new("t")),
+        ..cxone::Settings::default()
+    };
+    let build = |s: &cxone::Settings| {
+        Client::new(s, None, Limits::default(), Arc::new(SystemClock)).map(drop)
+    };
+    for (api_base, ok) in [
+        ("http://api.example.com", false),
+        ("http://192.0.2.1:8080", false),
+        ("https://api.example.com", true),
+        ("http://127.0.0.1:9", true),
+        ("http://localhost:9", true),
+        ("http://[::1]:9", true),
+    ] {
+        let r = build(&cxone::Settings {
+            api_base: api_base.into(),
+            ..base.clone()
+        });
+        assert_eq!(r.is_ok(), ok, "{api_base}: {r:?}");
+        if let Err(e) = r {
+            let e = e.to_string();
+            assert!(e.contains("cxone.api_base"), "{e}");
+            assert!(e.contains("use https://"), "{e}");
+        }
+    }
+    let e = build(&cxone::Settings {
+        api_base: "https://api.example.com".into(),
+        token_url: "http://auth.example.com/token".into(),
+        client_id: "id".into(),
+        client_secret: Some(Secret::new("s")),
+        access_key_id: "k".into(),
+        access_key_secret: Some(Secret::new("ks")),
+        ..cxone::Settings::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("cxone.token_url"), "{e}");
+    assert!(e.contains("unencrypted"), "{e}");
+}
+
+#[tokio::test]
+async fn an_api_redirect_is_final_names_the_host_and_is_not_followed() {
+    let elsewhere = crate::faults::hostile::Elsewhere::bind().await;
+    let sim = simulator::spawn(SimConfig::default()).await.unwrap();
+    with_faults(
+        &sim,
+        Faults {
+            user_faults: [(
+                "moved".to_owned(),
+                simulator::UserFault::Redirect {
+                    location: format!("{}/steal", elsewhere.url()),
+                },
+            )]
+            .into(),
+            ..Faults::default()
+        },
+    );
+    let c = client(&settings_for(&sim), Arc::new(SystemClock));
+    let a = c.start(&user("moved"), secs(30)).await;
+    assert_eq!(a.exchange.status, Some(307));
+    let e = a.result.unwrap_err();
+    assert_eq!(e.action(), Action::Final, "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!("host `{}`", elsewhere.host())),
+        "{text}"
+    );
+    assert!(text.contains("follows no redirect"), "{text}");
+    let ok = c.start(&user("stays"), secs(30)).await;
+    assert_eq!(ok.exchange.status, Some(200));
+    elsewhere.assert_untouched();
+}
+
+#[tokio::test]
+async fn a_token_redirect_is_final_names_the_host_and_secrets_stay_home() {
+    let elsewhere = crate::faults::hostile::Elsewhere::bind().await;
+    let sim = simulator::spawn(SimConfig::default()).await.unwrap();
+    with_faults(
+        &sim,
+        Faults {
+            token_redirect: Some(format!("{}/auth/token", elsewhere.url())),
+            token_redirect_limit: Some(1),
+            ..Faults::default()
+        },
+    );
+    let c = client(&settings_for(&sim), Arc::new(SystemClock));
+    let a = c.start(&user("first"), secs(30)).await;
+    assert_eq!(a.exchange.status, None, "no API request without a token");
+    let e = a.result.unwrap_err();
+    assert_eq!(e.action(), Action::Final, "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!("host `{}`", elsewhere.host())),
+        "{text}"
+    );
+    assert!(text.contains("cxone.token_url"), "{text}");
+    assert!(text.contains("307"), "{text}");
+    // The redirect was one answer: the next call gets a token.
+    let ok = c.start(&user("second"), secs(30)).await;
+    assert_eq!(ok.exchange.status, Some(200), "{:?}", ok.result);
+    elsewhere.assert_untouched();
+}
+
+#[tokio::test]
+async fn token_lifetimes_are_clamped_and_renewed_half_way() {
+    let elsewhere = crate::faults::hostile::Elsewhere::bind().await;
+    let sim = Sim::start().await;
+    let clock = sim.clock.clone();
+    // An absurd lifetime once panicked on the clock arithmetic; it is used
+    // for 24 h at most.
+    with_faults(
+        &sim.handle,
+        Faults {
+            token_expires_in: Some(9_999_999_999_999),
+            token_advertised_base: Some(elsewhere.url()),
+            ..Faults::default()
+        },
+    );
+    let c = client(&settings_for(&sim.handle), Arc::new(clock.clone()));
+    let a = c.start(&user("absurd"), secs(30)).await;
+    assert_eq!(a.exchange.status, Some(200), "{:?}", a.result);
+    assert_eq!(token_requests(&sim.handle), 1);
+
+    // A tiny lifetime (1 s) is used for 60 s, renewed after 30 s, not
+    // before every call.
+    let sim = Sim::start().await;
+    let clock = sim.clock.clone();
+    with_faults(
+        &sim.handle,
+        Faults {
+            token_expires_in: Some(1),
+            token_advertised_base: Some(elsewhere.url()),
+            ..Faults::default()
+        },
+    );
+    let c = client(&settings_for(&sim.handle), Arc::new(clock.clone()));
+    for i in 0..10 {
+        let a = c.start(&user(&format!("tiny-{i}")), secs(30)).await;
+        assert_eq!(a.exchange.status, Some(200), "{:?}", a.result);
+        clock.advance(chrono::Duration::seconds(2));
+    }
+    assert_eq!(token_requests(&sim.handle), 1, "one token for 20 s");
+    clock.advance(chrono::Duration::seconds(11));
+    c.start(&user("later"), secs(30)).await.result.unwrap();
+    assert_eq!(token_requests(&sim.handle), 2, "renewed after 30 s");
+    elsewhere.assert_untouched();
+}
+
+#[tokio::test]
+async fn a_body_without_end_is_cut_at_64_kib_and_malformed() {
+    let sim = simulator::spawn(SimConfig::default()).await.unwrap();
+    with_faults(
+        &sim,
+        Faults {
+            user_faults: [
+                (
+                    "endless".to_owned(),
+                    simulator::UserFault::OversizedBody { bytes: 1 << 40 },
+                ),
+                (
+                    "long-id".to_owned(),
+                    simulator::UserFault::LongInteractionId { chars: 257 },
+                ),
+            ]
+            .into(),
+            ..Faults::default()
+        },
+    );
+    let c = client(&settings_for(&sim), Arc::new(SystemClock));
+    let begun = std::time::Instant::now();
+    let a = c.start(&user("endless"), secs(30)).await;
+    // A terabyte read whole would take far past the 5 s request timeout.
+    assert!(begun.elapsed() < std::time::Duration::from_secs(4));
+    assert_eq!(a.exchange.status, Some(200));
+    assert!(a.exchange.body.len() <= cxone::BODY_KEEP_BYTES);
+    let e = a.result.unwrap_err();
+    assert_eq!(e.action(), Action::Final);
+    assert!(e.to_string().contains("longer than 65536 bytes"), "{e}");
+
+    let a = c.start(&user("long-id"), secs(30)).await;
+    let e = a.result.unwrap_err();
+    assert!(matches!(e, CxoneError::MalformedBody { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("interactionId is 257 characters"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_zero_is_retried_at_the_backoff_not_at_once() {
+    let sim = simulator::spawn(SimConfig::default()).await.unwrap();
+    with_faults(
+        &sim,
+        Faults {
+            retry_after_secs: Some(0),
+            user_faults: [("stuck".to_owned(), simulator::UserFault::Locked)].into(),
+            ..Faults::default()
+        },
+    );
+    let clock = SystemClock;
+    let c = client(&settings_for(&sim), Arc::new(clock));
+    let policy = RetryPolicy {
+        base_ms: 100,
+        cap_ms: 400,
+        max_server_errors: 3,
+    };
+    let mut seen = Vec::new();
+    let cancel = CancellationToken::new();
+    let mut jitter = || 0.5;
+    let mut r = Retrying {
+        client: &c,
+        policy: &policy,
+        clock: &clock,
+        jitter: &mut jitter,
+        observer: &mut seen,
+        cancel: &cancel,
+    };
+    // 1.5 s of retrying (the deadline is 5 s before the end).
+    let end = clock.now() + chrono::Duration::milliseconds(6_500);
+    let e = r
+        .start(&user("stuck"), end, chrono::Duration::zero())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, GiveUp::Deadline { .. }), "{e:?}");
+    // Waits of 50, 100, 200, 200, 200, ... ms: at most 9 attempts in
+    // 1.5 s, where Retry-After: 0 taken at its word makes hundreds.
+    let n = seen.len();
+    assert!((5..=9).contains(&n), "{n} attempts");
+    let times: Vec<_> = seen.iter().map(|(ex, _, _)| ex.at).collect();
+    for (i, w) in times.windows(2).enumerate() {
+        let want = policy.ceiling(i as u32 + 1).as_millis() as i64 / 2;
+        assert!(
+            (w[1] - w[0]).num_milliseconds() >= want - 5,
+            "attempt {} followed after {:?}, under the backoff of {want} ms",
+            i + 2,
+            w[1] - w[0]
+        );
+    }
+}

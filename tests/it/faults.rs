@@ -6,13 +6,18 @@
 //!
 //! (`kill -9` at random moments lives in `daemon::chaos`.)
 
+mod body;
 mod checks;
 mod config;
 mod disk;
 mod flaky;
+pub mod hostile;
 mod hosts;
 mod lock;
 mod metrics_listener;
+mod redirect;
+mod retry_after;
+mod token;
 
 use crate::common::daemon::{wait_for, Daemon, Rig};
 use chrono::{DateTime, Datelike, Duration, DurationRound, Timelike, Utc};

@@ -5,6 +5,7 @@ mod common;
 mod cxone;
 mod daemon;
 mod faults;
+mod fuzz;
 mod ops;
 mod postgres;
 mod simulator;

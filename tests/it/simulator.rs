@@ -790,3 +790,196 @@ async fn spawn_refuses_an_invalid_fault_set() {
     let err = simulator::spawn(config).await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 }
+
+// ---- hostile-vendor knobs -------------------------------------------------
+
+/// A client that shows a 3xx as it is, rather than following it.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn token_answers_can_advertise_an_absurd_lifetime_and_another_host() {
+    let sim = Sim::start().await;
+    sim.put_faults(json!({
+        "token_expires_in": 9_999_999_999_999_i64,
+        "token_advertised_base": "http://127.0.0.2:9/",
+    }))
+    .await;
+    let grant = sim.grant().await;
+    assert_eq!(grant["expires_in"], 9_999_999_999_999_i64);
+    assert_eq!(grant["resource_server_base_uri"], "http://127.0.0.2:9/");
+    assert_eq!(
+        grant["refresh_token_server_uri"],
+        "http://127.0.0.2:9/auth/token"
+    );
+    // The token still lives `token_ttl_secs` (3600 s), whatever it says.
+    let token = grant["access_token"].as_str().unwrap();
+    sim.advance(3600);
+    let response = sim.start_recording(token, "alice", "60").await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    sim.put_faults(json!({"token_expires_in": 1})).await;
+    let grant = sim.grant().await;
+    assert_eq!(grant["expires_in"], 1);
+    let token = grant["access_token"].as_str().unwrap();
+    sim.advance(10);
+    let response = sim.start_recording(token, "alice", "60").await;
+    assert_eq!(response.status(), StatusCode::OK, "a tiny expires_in lies");
+}
+
+#[tokio::test]
+async fn the_token_endpoint_can_redirect_its_first_requests() {
+    let sim = Sim::start().await;
+    sim.put_faults(json!({
+        "token_redirect": "http://127.0.0.2:9/auth/token",
+        "token_redirect_limit": 2,
+    }))
+    .await;
+    let c = sim.handle.config();
+    let http = no_redirects();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let response = http
+            .post(sim.handle.token_url())
+            .basic_auth(&c.client_id, Some(&c.client_secret))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", c.access_key_id.as_str()),
+                ("password", c.access_key_secret.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::TEMPORARY_REDIRECT {
+            assert_eq!(
+                response.headers()["location"],
+                "http://127.0.0.2:9/auth/token"
+            );
+        }
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [307, 307, 200]);
+    // Setting the faults again restarts the count.
+    sim.put_faults(json!({"token_redirect": "http://127.0.0.2:9/auth/token"}))
+        .await;
+    let logged = sim.requests().await.len();
+    let response = http.post(sim.handle.token_url()).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(sim.requests().await.len(), logged + 1);
+}
+
+#[tokio::test]
+async fn a_locked_user_gets_425_every_time_and_others_are_served() {
+    let sim = Sim::start().await;
+    let token = sim.token().await;
+    sim.put_faults(json!({
+        "retry_after_secs": 0,
+        "user_faults": {"stuck": {"fault": "locked"}},
+    }))
+    .await;
+    for _ in 0..3 {
+        let response = sim.start_recording(&token, "stuck", "60").await;
+        assert_eq!(response.status(), StatusCode::TOO_EARLY);
+        assert_eq!(response.headers()["retry-after"], "0");
+    }
+    // The other spelling names the same user.
+    let response = sim
+        .call(
+            &format!("{V1}{START}"),
+            &token,
+            &[("user-id", "stuck"), ("recordingDuration", "60")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::TOO_EARLY);
+    let ok = sim.start_recording(&token, "free", "60").await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    let made = sim.recordings().await;
+    assert_eq!(made.len(), 1);
+    assert_eq!(made[0]["user_id"], "free");
+}
+
+#[tokio::test]
+async fn a_redirected_user_gets_307_without_effect() {
+    let sim = Sim::start().await;
+    let token = sim.token().await;
+    sim.put_faults(json!({"user_faults": {
+        "moved": {"fault": "redirect", "location": "http://127.0.0.2:9/steal"},
+    }}))
+    .await;
+    let response = no_redirects()
+        .post(sim.url(&format!("{V1}{START}")))
+        .bearer_auth(&token)
+        .query(&[("userId", "moved"), ("recordingDuration", "60")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(response.headers()["location"], "http://127.0.0.2:9/steal");
+    assert!(sim.recordings().await.is_empty());
+    // A redirect location that is not a header value is refused.
+    let bad = sim
+        .put_faults(json!({"user_faults": {"x": {"fault": "redirect", "location": "a\nb"}}}))
+        .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_json_read_whole_and_the_call_took_effect() {
+    let sim = Sim::start().await;
+    let token = sim.token().await;
+    let bytes = 300_000;
+    sim.put_faults(json!({"user_faults": {
+        "big": {"fault": "oversized_body", "bytes": bytes},
+    }}))
+    .await;
+    let response = sim.start_recording(&token, "big", "60").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.bytes().await.unwrap();
+    assert_eq!(body.len(), bytes);
+    let parsed: Value = serde_json::from_slice(&body).unwrap();
+    let made = sim.recordings().await;
+    assert_eq!(made.len(), 1);
+    assert_eq!(contact_id(&parsed), made[0]["contact_id"].to_string());
+    // A body far larger than memory is only made as it is read.
+    sim.put_faults(json!({"user_faults": {
+        "big": {"fault": "oversized_body", "bytes": 1_u64 << 40},
+    }}))
+    .await;
+    let mut response = sim.start_recording(&token, "big", "60").await;
+    let first = response.chunk().await.unwrap().unwrap();
+    assert!(first.starts_with(br#"{"description":""#));
+}
+
+#[tokio::test]
+async fn a_long_interaction_id_is_answered_for_a_user() {
+    let sim = Sim::start().await;
+    let token = sim.token().await;
+    sim.put_faults(json!({"user_faults": {
+        "long": {"fault": "long_interaction_id", "chars": 300},
+    }}))
+    .await;
+    let body: Value = sim
+        .start_recording(&token, "long", "60")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["interactionId"].as_str().unwrap().chars().count(), 300);
+    let body: Value = sim
+        .start_recording(&token, "short", "60")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(body["interactionId"].as_str().unwrap().len() < 100);
+    let huge = sim
+        .put_faults(json!({"user_faults": {
+            "long": {"fault": "long_interaction_id", "chars": 100_000_000},
+        }}))
+        .await;
+    assert_eq!(huge.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
