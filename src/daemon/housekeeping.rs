@@ -123,9 +123,11 @@ async fn renew_and_take_over(shared: &Arc<Shared>, tracker: &TaskTracker) {
             return;
         }
     }
+    // A row that does not read back is given back by the store and named
+    // by the next planning pass.
     let rows = match shared.store.adopt_open_rows().await {
-        Ok(rows) if rows.is_empty() => return,
-        Ok(rows) => rows,
+        Ok(read) if read.rows.is_empty() => return,
+        Ok(read) => read.rows,
         Err(e) => {
             tracing::warn!(error = %e, "could not look for rows of lost instances");
             return;

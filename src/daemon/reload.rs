@@ -9,6 +9,14 @@
 //! [`Trigger`]. A row that does not parse is logged once, by name, and
 //! skipped; every other policy goes on.
 //!
+//! [`BadRows`] keeps what the daemon knows of bad rows in any table (the
+//! rule is in `store::BadRow`): each is logged once when found and once
+//! when it reads back again, and `recsched_invalid_rows{table}` follows
+//! them. A bad `recordings` row leaves its user alone; the watcher looks
+//! at such rows every few seconds and wakes the loop once one reads back
+//! (or is gone), so the user is planned again without waiting for another
+//! event.
+//!
 //! On PostgreSQL the same triggers also `NOTIFY recsched_policies`, and
 //! the watcher `LISTEN`s on a connection of its own: an edit is seen at
 //! its commit, not at the next poll. Polling goes on as the fallback (a
@@ -17,12 +25,11 @@
 
 use super::{DaemonError, Notifier};
 use crate::clock::Clock;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, TableLabel, ROW_TABLES};
 use crate::policy::{self, Policy};
-use crate::store::PolicyListener;
-use crate::store::Store;
-use std::collections::HashSet;
-use std::sync::Arc;
+use crate::store::{BadRow, PolicyListener, RecordingId, Store};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -39,6 +46,98 @@ impl Trigger {
 
 /// How long after a listener broke the watcher tries to listen again.
 const RELISTEN_AFTER: Duration = Duration::from_secs(10);
+
+/// How often the watcher looks whether a bad `recordings` row was fixed.
+const BAD_ROW_RECHECK: Duration = Duration::from_secs(2);
+
+/// At most this many bad `recordings` rows are looked at per recheck.
+const BAD_ROW_RECHECK_MAX: usize = 32;
+
+/// Which read found a set of bad rows; each read replaces what the same
+/// read found before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Found {
+    /// `policies` and `policy_users`, read whole on every reload.
+    Policies,
+    /// `recordings`, as read by each planning pass (the rows occupying
+    /// their users, and every open row).
+    Recordings,
+}
+
+/// The bad rows the daemon knows of, reported once per change: a row is
+/// logged (error) when first found and (info) when it reads back again or
+/// is gone; the `recsched_invalid_rows{table}` gauge counts them.
+pub struct BadRows {
+    known: Mutex<BTreeMap<Found, BTreeSet<BadRow>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl BadRows {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            known: Mutex::default(),
+            metrics,
+        }
+    }
+
+    /// What the `found` read now finds: replaces what it found before.
+    pub fn found(&self, found: Found, rows: &[BadRow]) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let before: BTreeSet<BadRow> = known.values().flatten().cloned().collect();
+        let now: BTreeSet<BadRow> = rows.iter().cloned().collect();
+        if known.get(&found).is_some_and(|k| *k == now) {
+            return;
+        }
+        known.insert(found, now);
+        let after: BTreeSet<BadRow> = known.values().flatten().cloned().collect();
+        drop(known);
+        for row in after.difference(&before) {
+            tracing::error!(
+                table = row.table,
+                id = row.id,
+                column = row.column,
+                user = row.user.as_ref().map(|u| u.as_str()),
+                "bad row: {row}"
+            );
+        }
+        let still: BTreeSet<(&str, &str, i64)> =
+            after.iter().map(|r| (r.table, r.key, r.id)).collect();
+        let mut gone = BTreeSet::new();
+        for row in before.difference(&after) {
+            if !still.contains(&(row.table, row.key, row.id)) && gone.insert((row.table, row.id)) {
+                tracing::info!(
+                    table = row.table,
+                    id = row.id,
+                    "{} reads back again (fixed or deleted)",
+                    row.subject()
+                );
+            }
+        }
+        for table in ROW_TABLES {
+            let n = still.iter().filter(|(t, _, _)| *t == table).count();
+            self.metrics
+                .invalid_rows
+                .get_or_create(&TableLabel { table })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// The `recordings` rows known to be bad, to look at again.
+    fn recordings(&self) -> Vec<RecordingId> {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let ids: BTreeSet<i64> = known
+            .get(&Found::Recordings)
+            .into_iter()
+            .flatten()
+            .filter(|r| r.table == "recordings" && r.key == "id")
+            .map(|r| r.id)
+            .collect();
+        ids.into_iter()
+            .take(BAD_ROW_RECHECK_MAX)
+            .map(RecordingId::new)
+            .collect()
+    }
+}
 
 /// Waits for the next notification, or forever without a listener.
 async fn notified(listener: &mut Option<PolicyListener>) -> Result<(), crate::store::StoreError> {
@@ -58,9 +157,8 @@ pub struct Watcher {
     clock: Arc<dyn Clock>,
     tx: watch::Sender<Arc<Vec<Policy>>>,
     revision: Option<i64>,
-    /// Problems already logged, so an unchanged bad row is not logged on
-    /// every reload.
-    reported: HashSet<String>,
+    /// Every bad row the daemon knows of; reported once per change.
+    bad_rows: Arc<BadRows>,
 }
 
 impl Watcher {
@@ -71,6 +169,7 @@ impl Watcher {
         metrics: Arc<Metrics>,
         notifier: Notifier,
         clock: Arc<dyn Clock>,
+        bad_rows: Arc<BadRows>,
     ) -> Self {
         Self {
             store,
@@ -81,7 +180,7 @@ impl Watcher {
             clock,
             tx: watch::Sender::new(Arc::new(Vec::new())),
             revision: None,
-            reported: HashSet::new(),
+            bad_rows,
         }
     }
 
@@ -94,18 +193,16 @@ impl Watcher {
         // The revision first: an edit landing between the two reads shows
         // as a new revision on the next poll and is loaded then.
         let revision = self.store.policy_revision().await?;
-        let rows = self.store.policy_rows().await?;
-        let (parsed, errors) = policy::load(rows);
-        let mut now_reported = HashSet::new();
-        for e in &errors {
-            let text = e.to_string();
-            if !self.reported.contains(&text) {
-                tracing::error!(error = %text, "invalid policy row skipped");
-            }
-            now_reported.insert(text);
-        }
-        self.reported = now_reported;
-        self.metrics.invalid_policies.set(errors.len() as i64);
+        let read = self.store.read_policies().await?;
+        let (parsed, errors) = policy::load(read.rows);
+        // A policy the parser refuses is skipped like a row that does not
+        // read back, and reported the same way.
+        let mut bad = read.bad;
+        bad.extend(errors.iter().map(BadRow::from_policy));
+        self.bad_rows.found(Found::Policies, &bad);
+        self.metrics
+            .invalid_policies
+            .set(i64::try_from(errors.len()).unwrap_or(i64::MAX));
         let enabled: Vec<Policy> = parsed.into_iter().filter(|p| p.enabled).collect();
         self.metrics.policies.set(enabled.len() as i64);
         self.metrics
@@ -115,7 +212,7 @@ impl Watcher {
             tracing::info!(
                 revision,
                 policies = enabled.len(),
-                invalid = errors.len(),
+                invalid = bad.len(),
                 "policies reloaded"
             );
         }
@@ -123,6 +220,26 @@ impl Watcher {
         let enabled = Arc::new(enabled);
         self.tx.send_replace(enabled.clone());
         Ok(enabled)
+    }
+
+    /// Wakes the loop (publishing the same policies again) when a
+    /// `recordings` row known to be bad now reads back or is gone, so its
+    /// user is planned again at once.
+    async fn wake_if_fixed(&self) {
+        for id in self.bad_rows.recordings() {
+            match self.store.recording(id).await {
+                Err(crate::store::StoreError::BadRow(_)) => {}
+                Ok(_) => {
+                    let current = self.tx.borrow().clone();
+                    self.tx.send_replace(current);
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "could not look at a bad row again");
+                    return;
+                }
+            }
+        }
     }
 
     /// Opens the listener where the database pushes changes; logs and
@@ -142,7 +259,12 @@ impl Watcher {
         let mut listener = self.listen().await;
         let shared = self.store.is_shared();
         let mut broke_at = (shared && listener.is_none()).then(Instant::now);
+        let mut rechecked_at = Instant::now();
         loop {
+            if rechecked_at.elapsed() >= BAD_ROW_RECHECK {
+                rechecked_at = Instant::now();
+                self.wake_if_fixed().await;
+            }
             if shared
                 && listener.is_none()
                 && broke_at.is_some_and(|t| t.elapsed() >= RELISTEN_AFTER)

@@ -6,14 +6,15 @@
 //! naming the policy, the column and what is wrong, and never stops the
 //! other policies from loading ([`load`]).
 //!
-//! Files: [`cron`](ZonedCron) (expression and zone, the DST job kind),
-//! `timezone` (IANA names), `window_length`, `end_mode`, `users`, and
-//! `error` (the messages). This module depends on `recording` only: no
+//! Files: `name` (1..200 printable characters), [`cron`](ZonedCron)
+//! (expression and zone, the DST job kind), `timezone` (IANA names),
+//! `window_length`, `end_mode`, `users`, and `error` (the messages). This module depends on `recording` only: no
 //! clock, no I/O, no planner.
 
 mod cron;
 mod end_mode;
 mod error;
+mod name;
 mod timezone;
 mod users;
 mod window_length;
@@ -23,6 +24,7 @@ use std::fmt;
 pub use cron::{CronError, CronField, JobKind, ZonedCron, NICKNAMES};
 pub use end_mode::{EndMode, EndModeError};
 pub use error::{Column, PolicyError, Problem};
+pub use name::{check_name, NameError, NAME_MAX_CHARS};
 pub use timezone::{parse_timezone, TimezoneError};
 pub use users::{UserSet, UserSetError};
 pub use window_length::{WindowLength, WindowLengthError};
@@ -138,6 +140,12 @@ pub fn load(rows: Vec<PolicyRow>) -> (Vec<Policy>, Vec<PolicyError>) {
 fn parse(row: &PolicyRow) -> Result<Policy, Vec<PolicyError>> {
     let mut found = Vec::new();
 
+    if let Err(error) = check_name(&row.name) {
+        found.push(Problem::Name {
+            value: row.name.clone(),
+            error,
+        });
+    }
     let tz = parse_timezone(&row.timezone)
         .map_err(|e| {
             found.push(Problem::Timezone {
