@@ -4,11 +4,15 @@
 //! prints its counts; each is short enough for CI (under a minute), and a
 //! longer soak runs only with `RECSCHED_SOAK=1`.
 //!
+//! `rows` puts hand-damaged rows (sqlite3 with its defaults) beside a
+//! healthy policy.
+//!
 //! (`kill -9` at random moments lives in `daemon::chaos`.)
 
 mod disk;
 mod flaky;
 mod lock;
+mod rows;
 
 use crate::common::daemon::{wait_for, Daemon, Rig};
 use chrono::{DateTime, Datelike, Duration, DurationRound, Timelike, Utc};
