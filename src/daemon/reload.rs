@@ -64,6 +64,15 @@ pub enum Found {
     Recordings,
 }
 
+/// What one [`BadRows::found`] logged.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reported {
+    /// Rows logged as bad (new, or bad in a new way).
+    pub bad: usize,
+    /// Rows logged as reading back again.
+    pub fixed: usize,
+}
+
 /// The bad rows the daemon knows of, reported once per change: a row is
 /// logged (error) when first found and (info) when it reads back again or
 /// is gone; the `recsched_invalid_rows{table}` gauge counts them.
@@ -81,17 +90,20 @@ impl BadRows {
     }
 
     /// What the `found` read now finds: replaces what it found before.
-    pub fn found(&self, found: Found, rows: &[BadRow]) {
+    /// Returns what was logged: rows newly bad, and rows no longer bad.
+    pub fn found(&self, found: Found, rows: &[BadRow]) -> Reported {
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         let before: BTreeSet<BadRow> = known.values().flatten().cloned().collect();
         let now: BTreeSet<BadRow> = rows.iter().cloned().collect();
         if known.get(&found).is_some_and(|k| *k == now) {
-            return;
+            return Reported::default();
         }
         known.insert(found, now);
         let after: BTreeSet<BadRow> = known.values().flatten().cloned().collect();
         drop(known);
+        let mut reported = Reported::default();
         for row in after.difference(&before) {
+            reported.bad += 1;
             tracing::error!(
                 table = row.table,
                 id = row.id,
@@ -105,6 +117,7 @@ impl BadRows {
         let mut gone = BTreeSet::new();
         for row in before.difference(&after) {
             if !still.contains(&(row.table, row.key, row.id)) && gone.insert((row.table, row.id)) {
+                reported.fixed += 1;
                 tracing::info!(
                     table = row.table,
                     id = row.id,
@@ -120,6 +133,7 @@ impl BadRows {
                 .get_or_create(&TableLabel { table })
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
+        reported
     }
 
     /// The `recordings` rows known to be bad, to look at again.
@@ -305,5 +319,62 @@ impl Watcher {
                 self.notifier.ready();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gauge(m: &Metrics, table: &'static str) -> i64 {
+        m.invalid_rows.get_or_create(&TableLabel { table }).get()
+    }
+
+    #[test]
+    fn each_bad_row_is_reported_once_per_change_and_counted_by_table() {
+        let metrics = Arc::new(Metrics::new());
+        let bad = BadRows::new(metrics.clone());
+        let orphan =
+            BadRow::new("policy_users", 3, "policy_id", "names no policy").keyed_by("rowid");
+        let zzz = BadRow::new("recordings", 1, "segment_end", "`zzz`");
+
+        assert_eq!(
+            bad.found(Found::Policies, std::slice::from_ref(&orphan)),
+            Reported { bad: 1, fixed: 0 }
+        );
+        // The same finding at every reload or pass: nothing new to say.
+        for _ in 0..3 {
+            assert_eq!(
+                bad.found(Found::Policies, std::slice::from_ref(&orphan)),
+                Reported::default()
+            );
+        }
+        assert_eq!(
+            bad.found(Found::Recordings, std::slice::from_ref(&zzz)).bad,
+            1
+        );
+        assert_eq!(gauge(&metrics, "policy_users"), 1);
+        assert_eq!(gauge(&metrics, "recordings"), 1);
+        assert_eq!(gauge(&metrics, "policies"), 0);
+        assert_eq!(bad.recordings(), [RecordingId::new(1)]);
+
+        // Bad in another way: reported again, not as fixed.
+        let other = BadRow::new("recordings", 1, "state", "`running`");
+        assert_eq!(
+            bad.found(Found::Recordings, &[other]),
+            Reported { bad: 1, fixed: 0 }
+        );
+        // Fixed: reported once, and counted out.
+        assert_eq!(
+            bad.found(Found::Recordings, &[]),
+            Reported { bad: 0, fixed: 1 }
+        );
+        assert_eq!(gauge(&metrics, "recordings"), 0);
+        assert!(bad.recordings().is_empty());
+        assert_eq!(
+            gauge(&metrics, "policy_users"),
+            1,
+            "another read's rows stay"
+        );
     }
 }

@@ -369,6 +369,30 @@ mod tests {
     }
 
     #[test]
+    fn a_name_that_could_break_a_line_is_refused_by_the_parser() {
+        let bad = PolicyRow {
+            name: "x\nWATCHDOG=trigger".into(),
+            ..row()
+        };
+        let err = Policy::from_row(&bad).unwrap_err();
+        assert_eq!(err.column(), Column::Name);
+        assert_eq!(
+            err.to_string(),
+            "policy `x\\nWATCHDOG=trigger`: name `x\\nWATCHDOG=trigger`: has a character that \
+             is not printable (U+000A) at position 1; use printable characters only"
+        );
+        for name in [String::new(), "n".repeat(201)] {
+            let bad = PolicyRow { name, ..row() };
+            assert_eq!(Policy::from_row(&bad).unwrap_err().column(), Column::Name);
+        }
+        let long = PolicyRow {
+            name: "n".repeat(200),
+            ..row()
+        };
+        assert!(Policy::from_row(&long).is_ok());
+    }
+
+    #[test]
     fn bad_end_mode_is_named() {
         let bad = PolicyRow {
             end_mode: "halt".into(),
