@@ -109,13 +109,18 @@ pub async fn run(args: CheckArgs, config_file: Option<&Path>) -> anyhow::Result<
 
     let store = super::open_for_reading(&config).await?;
     let read = store.read_policies().await?;
-    // The recordings rows a planning pass reads now: open ones and those
-    // whose end is still to come.
+    // The recordings rows the daemon reads: those a planning pass places
+    // in time (open ones, and those whose end is still to come), and the
+    // open ones it adopts at start (every column).
     let occupied = store.occupied_since(SystemClock.now()).await?;
+    let open = store.open_rows().await?;
     store.close().await;
     let rows = read.rows;
     let mut bad = read.bad;
-    bad.extend(occupied.bad);
+    let mut recordings: Vec<BadRow> = occupied.bad.into_iter().chain(open.bad).collect();
+    recordings.sort_by_key(|b| (b.id, b.column));
+    recordings.dedup_by_key(|b| (b.id, b.column));
+    bad.extend(recordings);
 
     let mut problems = Vec::new();
     let mut bad_policies = 0;

@@ -322,10 +322,10 @@ async fn reconcile(
     tracker: &TaskTracker,
     now: DateTime<Utc>,
 ) -> Result<DateTime<Utc>, DaemonError> {
-    // An open row that does not read back is left alone (the first pass
-    // names it and keeps its user occupied).
-    let rows = shared.store.adopt_open_rows().await?.rows;
-    let (adopted, resumed) = adopt(shared, tracker, rows, now).await?;
+    // An open row that does not read back is named and left alone.
+    let read = shared.store.adopt_open_rows().await?;
+    shared.bad_rows.found(reload::Found::Open, &read.bad);
+    let (adopted, resumed) = adopt(shared, tracker, read.rows, now).await?;
     let lookback = chrono::Duration::seconds(shared.schedule.missed_lookback_seconds as i64);
     let last_seen = shared
         .store

@@ -13,9 +13,9 @@
 //! rule is in `store::BadRow`): each is logged once when found and once
 //! when it reads back again, and `recsched_invalid_rows{table}` follows
 //! them. A bad `recordings` row leaves its user alone; the watcher looks
-//! at such rows every few seconds and wakes the loop once one reads back
-//! (or is gone), so the user is planned again without waiting for another
-//! event.
+//! at such rows every few seconds, and once one reads back (or is gone)
+//! reports it fixed and wakes the loop, so the user is planned again
+//! without waiting for another event.
 //!
 //! On PostgreSQL the same triggers also `NOTIFY recsched_policies`, and
 //! the watcher `LISTEN`s on a connection of its own: an edit is seen at
@@ -53,18 +53,24 @@ const BAD_ROW_RECHECK: Duration = Duration::from_secs(2);
 /// At most this many bad `recordings` rows are looked at per recheck.
 const BAD_ROW_RECHECK_MAX: usize = 32;
 
-/// Which read found a set of bad rows; each read replaces what the same
-/// read found before.
+/// Which read found a set of bad rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Found {
-    /// `policies` and `policy_users`, read whole on every reload.
+    /// `policies` and `policy_users`, read whole on every reload; each
+    /// reload replaces what the last one found.
     Policies,
-    /// `recordings`, as read by each planning pass (the rows occupying
-    /// their users, and every open row).
+    /// `recordings`, as each planning pass reads them (every row occupying
+    /// its user, and every open row, judged on the columns that place it
+    /// in time); each pass replaces what the last one found.
     Recordings,
+    /// Open `recordings` rows that could not be adopted (at start, or
+    /// taken over from a lost instance), judged on every column. Such a
+    /// read sees only some rows, so its findings are kept until the
+    /// watcher sees the row read back (or gone).
+    Open,
 }
 
-/// What one [`BadRows::found`] logged.
+/// What one change of [`BadRows`] logged.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Reported {
     /// Rows logged as bad (new, or bad in a new way).
@@ -89,19 +95,39 @@ impl BadRows {
         }
     }
 
-    /// What the `found` read now finds: replaces what it found before.
-    /// Returns what was logged: rows newly bad, and rows no longer bad.
+    /// What a `found` read finds now. [`Found::Policies`] and
+    /// [`Found::Recordings`] replace what the same read found before;
+    /// [`Found::Open`] adds to it. Returns what was logged.
     pub fn found(&self, found: Found, rows: &[BadRow]) -> Reported {
+        self.change(|known| {
+            let set = known.entry(found).or_default();
+            if found != Found::Open {
+                set.clear();
+            }
+            set.extend(rows.iter().cloned());
+        })
+    }
+
+    /// The `recordings` row `id` reads back again (or is gone).
+    fn fixed(&self, id: RecordingId) -> Reported {
+        self.change(|known| {
+            for set in known.values_mut() {
+                set.retain(|r| !(r.table == "recordings" && r.key == "id" && r.id == id.get()));
+            }
+        })
+    }
+
+    /// Applies `edit`, then logs what changed and sets the gauge.
+    fn change(&self, edit: impl FnOnce(&mut BTreeMap<Found, BTreeSet<BadRow>>)) -> Reported {
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         let before: BTreeSet<BadRow> = known.values().flatten().cloned().collect();
-        let now: BTreeSet<BadRow> = rows.iter().cloned().collect();
-        if known.get(&found).is_some_and(|k| *k == now) {
-            return Reported::default();
-        }
-        known.insert(found, now);
+        edit(&mut known);
         let after: BTreeSet<BadRow> = known.values().flatten().cloned().collect();
         drop(known);
         let mut reported = Reported::default();
+        if before == after {
+            return reported;
+        }
         for row in after.difference(&before) {
             reported.bad += 1;
             tracing::error!(
@@ -140,8 +166,7 @@ impl BadRows {
     fn recordings(&self) -> Vec<RecordingId> {
         let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         let ids: BTreeSet<i64> = known
-            .get(&Found::Recordings)
-            .into_iter()
+            .values()
             .flatten()
             .filter(|r| r.table == "recordings" && r.key == "id")
             .map(|r| r.id)
@@ -240,13 +265,17 @@ impl Watcher {
     /// `recordings` row known to be bad now reads back or is gone, so its
     /// user is planned again at once.
     async fn wake_if_fixed(&self) {
+        let mut woke = false;
         for id in self.bad_rows.recordings() {
             match self.store.recording(id).await {
                 Err(crate::store::StoreError::BadRow(_)) => {}
                 Ok(_) => {
-                    let current = self.tx.borrow().clone();
-                    self.tx.send_replace(current);
-                    return;
+                    self.bad_rows.fixed(id);
+                    if !woke {
+                        let current = self.tx.borrow().clone();
+                        self.tx.send_replace(current);
+                        woke = true;
+                    }
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "could not look at a bad row again");
@@ -376,5 +405,17 @@ mod tests {
             1,
             "another read's rows stay"
         );
+
+        // An open row that could not be adopted stays known until the
+        // watcher sees it read back, whatever later adoptions find.
+        let open = BadRow::new("recordings", 7, "attempts", "-1");
+        assert_eq!(bad.found(Found::Open, std::slice::from_ref(&open)).bad, 1);
+        assert_eq!(bad.found(Found::Open, &[]), Reported::default());
+        assert_eq!(bad.recordings(), [RecordingId::new(7)]);
+        assert_eq!(
+            bad.fixed(RecordingId::new(7)),
+            Reported { bad: 0, fixed: 1 }
+        );
+        assert_eq!(gauge(&metrics, "recordings"), 0);
     }
 }

@@ -140,15 +140,12 @@ pub(crate) fn ends_after(
 /// effective_end)` for each row that reads back, and for each that does
 /// not but names its user, that user [`until_fixed`].
 pub(crate) fn occupancy(
-    rows: impl IntoIterator<Item = Result<RecordingRow, BadRow>>,
+    rows: impl IntoIterator<Item = Result<(UserId, DateTime<Utc>, DateTime<Utc>), BadRow>>,
 ) -> Rows<(UserId, DateTime<Utc>, DateTime<Utc>)> {
     let mut out = Rows::default();
     for row in rows {
         match row {
-            Ok(row) => {
-                let end = row.effective_end();
-                out.rows.push((row.user_id, row.segment_start, end));
-            }
+            Ok(slot) => out.rows.push(slot),
             Err(bad) => {
                 if let Some(user) = &bad.user {
                     let (start, end) = until_fixed();

@@ -295,31 +295,48 @@ impl PgStore {
         &self,
         since: DateTime<Utc>,
     ) -> Result<Rows<(UserId, DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+        // Only what places the row in time is read (and judged).
         let rows = sqlx::query(&format!(
-            "SELECT {} FROM recordings \
+            "SELECT id, user_id, segment_start, segment_end, ended_at, state FROM recordings \
              WHERE COALESCE(ended_at, segment_end) > $1 OR state IN {OPEN_STATES} \
-             ORDER BY user_id, segment_start",
-            recording_columns!()
+             ORDER BY user_id, segment_start"
         ))
         .bind(since)
         .fetch_all(&self.pool)
         .await
         .map_err(self.err("reading occupied segments"))?;
-        Ok(occupancy(rows.iter().map(judged)))
+        Ok(occupancy(rows.iter().map(|row| {
+            occupying(row).map_err(|bad| with_user(row, bad))
+        })))
+    }
+}
+
+/// The span a row keeps its user occupied: its user, start and effective
+/// end, judged with its state (the columns that place it in time).
+fn occupying(row: &PgRow) -> Result<(UserId, DateTime<Utc>, DateTime<Utc>), BadRow> {
+    let c = Cols::new(row, "recordings")?;
+    let user = c.map("user_id", |raw: String| UserId::parse(raw))?;
+    let start = c.get("segment_start")?;
+    let end = c.map("segment_end", |end| ends_after(end, start))?;
+    let ended_at: Option<DateTime<Utc>> = c.get("ended_at")?;
+    c.map("state", |raw: String| raw.parse::<RecordingState>())?;
+    Ok((user, start, ended_at.unwrap_or(end)))
+}
+
+/// `bad`, with the user it keeps occupied when the row's user id reads.
+fn with_user(row: &PgRow, bad: BadRow) -> BadRow {
+    let user = Cols::new(row, "recordings")
+        .and_then(|c| c.map("user_id", |raw: String| UserId::parse(raw)));
+    match user {
+        Ok(user) => bad.occupying(user),
+        Err(_) => bad,
     }
 }
 
 /// A row read back, or named with the user it keeps occupied (when the
 /// user id itself reads).
 pub(super) fn judged(row: &PgRow) -> Result<RecordingRow, BadRow> {
-    recording_row(row).map_err(|bad| {
-        let user = Cols::new(row, "recordings")
-            .and_then(|c| c.map("user_id", |raw: String| UserId::parse(raw)));
-        match user {
-            Ok(user) => bad.occupying(user),
-            Err(_) => bad,
-        }
-    })
+    recording_row(row).map_err(|bad| with_user(row, bad))
 }
 
 fn recording_row(row: &PgRow) -> Result<RecordingRow, BadRow> {

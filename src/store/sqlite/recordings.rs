@@ -359,21 +359,25 @@ impl SqliteStore {
     /// then start. A failed or missed segment occupies its slot too, so the
     /// planner does not claim it again as a new row.
     ///
-    /// A row among them that does not read back is named in `bad`, and if
-    /// its user id reads, that user is occupied [`until_fixed`]: nothing is
-    /// planned for the user while the row is broken.
+    /// Each row is judged on the columns that place it in time (user id,
+    /// segment start and end, `ended_at`, state): one that does not read
+    /// back is named in `bad`, and if its user id reads, that user is
+    /// occupied [`until_fixed`]: nothing is planned for the user while the
+    /// row is broken. (The other columns matter to the rows the daemon
+    /// adopts, which [`Self::open_rows`] judges whole.)
     ///
     /// [`until_fixed`]: crate::store::until_fixed
     pub async fn occupied_since(
         &self,
         since: DateTime<Utc>,
     ) -> Result<Rows<(UserId, DateTime<Utc>, DateTime<Utc>)>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            recording_columns!(),
-            " FROM recordings WHERE COALESCE(ended_at, segment_end) > ?1 OR state IN (?2, ?3, ?4) \
-              ORDER BY user_id, segment_start"
-        ))
+        // Only what places the row in time is read (and judged): a pass
+        // reads every row occupying a user, up to one per user of a burst.
+        let rows = sqlx::query(
+            "SELECT id, user_id, segment_start, segment_end, ended_at, state FROM recordings \
+             WHERE COALESCE(ended_at, segment_end) > ?1 OR state IN (?2, ?3, ?4) \
+             ORDER BY user_id, segment_start",
+        )
         .bind(format_utc(since))
         .bind(RecordingState::Pending.as_str())
         .bind(RecordingState::Recording.as_str())
@@ -381,21 +385,40 @@ impl SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(self.err("reading occupied segments"))?;
-        Ok(occupancy(rows.iter().map(judged)))
+        Ok(occupancy(rows.iter().map(|row| {
+            occupying(row).map_err(|bad| with_user(row, bad))
+        })))
+    }
+}
+
+/// The span a row keeps its user occupied: its user, start and effective
+/// end, judged with its state (the columns that place it in time).
+fn occupying(row: &SqliteRow) -> Result<(UserId, DateTime<Utc>, DateTime<Utc>), BadRow> {
+    let c = Cols::new(row, "recordings")?;
+    let user = c.map("user_id", |raw: String| UserId::parse(raw))?;
+    let start = c.time("segment_start")?;
+    let end = c.map("segment_end", |raw: String| {
+        parse_time(&raw).and_then(|end| ends_after(end, start))
+    })?;
+    let ended_at = c.opt_time("ended_at")?;
+    c.map("state", |raw: String| raw.parse::<RecordingState>())?;
+    Ok((user, start, ended_at.unwrap_or(end)))
+}
+
+/// `bad`, with the user it keeps occupied when the row's user id reads.
+fn with_user(row: &SqliteRow, bad: BadRow) -> BadRow {
+    let user = Cols::new(row, "recordings")
+        .and_then(|c| c.map("user_id", |raw: String| UserId::parse(raw)));
+    match user {
+        Ok(user) => bad.occupying(user),
+        Err(_) => bad,
     }
 }
 
 /// A row read back, or named with the user it keeps occupied (when the
 /// user id itself reads).
 fn judged(row: &SqliteRow) -> Result<RecordingRow, BadRow> {
-    recording_row(row).map_err(|bad| {
-        let user = Cols::new(row, "recordings")
-            .and_then(|c| c.map("user_id", |raw: String| UserId::parse(raw)));
-        match user {
-            Ok(user) => bad.occupying(user),
-            Err(_) => bad,
-        }
-    })
+    recording_row(row).map_err(|bad| with_user(row, bad))
 }
 
 fn recording_row(row: &SqliteRow) -> Result<RecordingRow, BadRow> {
