@@ -476,7 +476,10 @@ async fn a_name_cannot_smuggle_an_assignment_to_systemd() {
     );
     for m in &messages {
         for line in m.lines() {
-            assert_ne!(line, "WATCHDOG=trigger", "{messages:?}");
+            assert!(
+                !line.starts_with("WATCHDOG=") || line == "WATCHDOG=1",
+                "{line:?} in {messages:?}"
+            );
             assert!(
                 line.split_once('=')
                     .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_uppercase() || c == '_')),
