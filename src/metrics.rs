@@ -54,6 +54,16 @@ pub struct OperationLabel {
     pub operation: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableLabel {
+    /// `policies`, `policy_users` or `recordings`.
+    pub table: &'static str,
+}
+
+/// The tables whose bad rows [`Metrics::invalid_rows`] counts; each is
+/// exported from the start (at 0), so an alert can be written on it.
+pub const ROW_TABLES: [&str; 3] = ["policies", "policy_users", "recordings"];
+
 /// Every metric recsched exports.
 pub struct Metrics {
     registry: Registry,
@@ -68,6 +78,9 @@ pub struct Metrics {
     /// From a segment's planned start to its first request leaving.
     pub fire_lag_seconds: Histogram,
     pub invalid_policies: Gauge,
+    /// Rows skipped because they do not read back or do not validate, by
+    /// table ([`ROW_TABLES`]).
+    pub invalid_rows: Family<TableLabel, Gauge>,
     pub policies: Gauge,
     pub last_reload_timestamp_seconds: Gauge<f64, AtomicU64>,
     pub store_errors: Counter,
@@ -125,6 +138,17 @@ impl Metrics {
             "Policy rows that do not validate (skipped)",
             invalid_policies.clone(),
         );
+        let invalid_rows = Family::<TableLabel, Gauge>::default();
+        registry.register(
+            "invalid_rows",
+            "Rows that do not read back or do not validate, by table: a bad policies row skips \
+             its policy, a bad policy_users row skips itself, a bad recordings row leaves its \
+             user unrecorded until fixed (recsched check names them)",
+            invalid_rows.clone(),
+        );
+        for table in ROW_TABLES {
+            invalid_rows.get_or_create(&TableLabel { table }).set(0);
+        }
         let policies = Gauge::default();
         registry.register("policies", "Enabled, valid policies", policies.clone());
         let last_reload_timestamp_seconds = Gauge::<f64, AtomicU64>::default();
@@ -154,6 +178,7 @@ impl Metrics {
             request_seconds,
             fire_lag_seconds,
             invalid_policies,
+            invalid_rows,
             policies,
             last_reload_timestamp_seconds,
             store_errors,
@@ -347,6 +372,8 @@ mod tests {
             "recsched_request_duration_seconds_bucket",
             "recsched_fire_lag_seconds_count 1",
             "recsched_invalid_policies",
+            "recsched_invalid_rows{table=\"recordings\"} 0",
+            "# HELP recsched_invalid_rows Rows that do not read back",
             "recsched_last_reload_timestamp_seconds",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");

@@ -210,6 +210,7 @@ async fn add(args: AddArgs, config: &Config) -> anyhow::Result<()> {
 /// The command-line flag of `policy add` that sets `column`.
 fn flag(column: Column) -> &'static str {
     match column {
+        Column::Name => "--name",
         Column::Cron => "--cron",
         Column::Timezone => "--tz",
         Column::WindowSeconds => "--window",

@@ -8,7 +8,9 @@
 //! written every 5 s); the coming windows come from the planner's
 //! [`window_starts`] (through [`next::upcoming`]) over the policies the
 //! daemon would load ([`policy::load`]), and the policy problems are
-//! [`policy::problems`], printed as `recsched check` prints them. The
+//! [`policy::problems`], printed as `recsched check` prints them. Rows
+//! that do not read back at all (in `policies`, `policy_users` or
+//! `recordings`, see [`BadRow`]) are listed by table, id and column. The
 //! clock is read once, and [`Status::build`] is a pure function of that
 //! instant and the rows, so it is unit-tested without a database.
 //!
@@ -25,7 +27,7 @@ use crate::clock::{parse_utc, Clock, SystemClock};
 use crate::config::Config;
 use crate::policy::{self, PolicyRow};
 use crate::recording::RecordingState;
-use crate::store::{RecordingFilter, RecordingRow};
+use crate::store::{BadRow, RecordingFilter, RecordingRow};
 
 use super::next::upcoming;
 use super::open_for_reading;
@@ -72,6 +74,9 @@ pub struct Status {
     pub opens_next: Vec<Opening>,
     pub failed_last_24h: Failed,
     pub invalid_policies: Section<Problem>,
+    /// Rows that do not read back: a policy skipped, a user row skipped, or
+    /// a user left unrecorded until the row is fixed.
+    pub bad_rows: Section<BadRowLine>,
     /// Rows that ended in the last 24 h or are still open, by state.
     pub last_24h: Totals,
 }
@@ -175,6 +180,15 @@ pub struct Problem {
     pub message: String,
 }
 
+/// One row that does not read back: table, id, column, problem (and the
+/// user it leaves unrecorded), plus the whole message as `check` prints it.
+#[derive(Debug, Serialize)]
+pub struct BadRowLine {
+    #[serde(flatten)]
+    pub row: BadRow,
+    pub message: String,
+}
+
 /// Row counts by state, every state present (zero included), in the
 /// order of the state diagram.
 #[derive(Debug, PartialEq, Eq)]
@@ -218,6 +232,8 @@ pub struct Snapshot {
     /// Rows that ended after `now - 24 h` or are still open, newest first.
     pub recent: Vec<RecordingRow>,
     pub policies: Vec<PolicyRow>,
+    /// Rows among those read that do not read back.
+    pub bad_rows: Vec<BadRow>,
 }
 
 impl Status {
@@ -281,6 +297,17 @@ impl Status {
             })
             .collect();
 
+        let mut bad_rows = snapshot.bad_rows;
+        bad_rows.sort();
+        bad_rows.dedup();
+        let bad_rows: Vec<BadRowLine> = bad_rows
+            .into_iter()
+            .map(|row| BadRowLine {
+                message: row.to_string(),
+                row,
+            })
+            .collect();
+
         let (policies, _) = policy::load(snapshot.policies.clone());
         let mut opens_next: Vec<Opening> = policies
             .iter()
@@ -317,6 +344,7 @@ impl Status {
                 rows: failed.into_iter().take(limit).collect(),
             },
             invalid_policies: Section::of(problems, limit),
+            bad_rows: Section::of(bad_rows, limit),
             last_24h,
         }
     }
@@ -431,6 +459,21 @@ impl Status {
             out.push_str("(fix the rows, then `recsched check` must print ok)\n");
         }
 
+        let bad = &self.bad_rows;
+        if bad.total == 0 {
+            out.push_str("\nBad rows: none, every row reads back\n");
+        } else {
+            out.push_str(&format!(
+                "\nBad rows (do not read back; skipped): {}{}\n",
+                bad.total,
+                shown(bad.total, bad.rows.len()),
+            ));
+            for r in &bad.rows {
+                out.push_str(&r.message);
+                out.push('\n');
+            }
+        }
+
         let totals: Vec<String> = self
             .last_24h
             .0
@@ -523,17 +566,22 @@ fn shown(total: usize, rows: usize) -> String {
 pub async fn run(args: StatusArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let store = open_for_reading(config).await?;
     let now = SystemClock.now();
+    let heartbeat = store.get_state(HEARTBEAT_KEY).await?;
+    let open = store.open_rows().await?;
+    let recent = store
+        .read_recordings(&RecordingFilter {
+            since: Some(now - RECENT),
+            ..RecordingFilter::default()
+        })
+        .await?;
+    let policies = store.read_policies().await?;
     let snapshot = Snapshot {
         database: config.database.path.display().to_string(),
-        heartbeat: store.get_state(HEARTBEAT_KEY).await?,
-        open: store.open_rows().await?,
-        recent: store
-            .recordings(&RecordingFilter {
-                since: Some(now - RECENT),
-                ..RecordingFilter::default()
-            })
-            .await?,
-        policies: store.policy_rows().await?,
+        heartbeat,
+        open: open.rows,
+        recent: recent.rows,
+        policies: policies.rows,
+        bad_rows: [open.bad, recent.bad, policies.bad].concat(),
     };
     store.close().await;
 
@@ -630,6 +678,7 @@ mod tests {
                 policy(3, "off", "15 * * * *", false),
                 policy(4, "broken", "61 * * * *", true),
             ],
+            bad_rows: Vec::new(),
         };
         let status = Status::build(at("2026-03-29T10:10:00Z"), snapshot, 3);
         let got: Vec<(&str, &str)> = status

@@ -123,9 +123,15 @@ async fn renew_and_take_over(shared: &Arc<Shared>, tracker: &TaskTracker) {
             return;
         }
     }
+    // A row that does not read back is given back by the store, and named.
     let rows = match shared.store.adopt_open_rows().await {
-        Ok(rows) if rows.is_empty() => return,
-        Ok(rows) => rows,
+        Ok(read) => {
+            shared.bad_rows.found(super::reload::Found::Open, &read.bad);
+            if read.rows.is_empty() {
+                return;
+            }
+            read.rows
+        }
         Err(e) => {
             tracing::warn!(error = %e, "could not look for rows of lost instances");
             return;

@@ -110,6 +110,8 @@ pub(crate) struct Shared {
     user_locks: Mutex<(UserLocks, usize)>,
     metrics: Arc<Metrics>,
     liveness: Arc<Liveness>,
+    /// Bad rows found so far, reported once per change.
+    bad_rows: Arc<reload::BadRows>,
     /// The one writer of recording rows (batched commits).
     writer: writer::Writer,
 }
@@ -178,6 +180,7 @@ pub async fn run_with(
     let instance = InstanceId::generate();
     let store = ctx.store.for_instance(instance.as_str());
     let (writer, writer_task) = writer::Writer::spawn(store.clone());
+    let bad_rows = Arc::new(reload::BadRows::new(hooks.metrics.clone()));
     let shared = Arc::new(Shared {
         store,
         instance,
@@ -190,6 +193,7 @@ pub async fn run_with(
         user_locks: Mutex::new((HashMap::new(), 4096)),
         metrics: hooks.metrics.clone(),
         liveness: hooks.liveness.clone(),
+        bad_rows: bad_rows.clone(),
         writer,
     });
     let notifier = hooks.notifier.clone();
@@ -203,6 +207,7 @@ pub async fn run_with(
         shared.metrics.clone(),
         notifier.clone(),
         shared.clock.clone(),
+        bad_rows,
     );
     let current = policies.load_now().await?;
 
@@ -317,8 +322,10 @@ async fn reconcile(
     tracker: &TaskTracker,
     now: DateTime<Utc>,
 ) -> Result<DateTime<Utc>, DaemonError> {
-    let rows = shared.store.adopt_open_rows().await?;
-    let (adopted, resumed) = adopt(shared, tracker, rows, now).await?;
+    // An open row that does not read back is named and left alone.
+    let read = shared.store.adopt_open_rows().await?;
+    shared.bad_rows.found(reload::Found::Open, &read.bad);
+    let (adopted, resumed) = adopt(shared, tracker, read.rows, now).await?;
     let lookback = chrono::Duration::seconds(shared.schedule.missed_lookback_seconds as i64);
     let last_seen = shared
         .store
@@ -402,7 +409,11 @@ async fn pass(
     let horizon = chrono::Duration::seconds(i64::from(limit.as_secs()));
     let coverage = pass::coverage(policies, from, now, horizon);
     let since = pass::earliest(&coverage).unwrap_or(now).min(from);
-    let occupied = pass::by_user(shared.store.occupied_since(since).await?);
+    let occupied = shared.store.occupied_since(since).await?;
+    shared
+        .bad_rows
+        .found(reload::Found::Recordings, &occupied.bad);
+    let occupied = pass::by_user(occupied.rows);
     let tracked: Vec<Tracked> = shared
         .tracked
         .lock()

@@ -5,6 +5,11 @@
 //!
 //! Outside systemd (no `NOTIFY_SOCKET`) every call is a no-op. The
 //! environment is read once, by [`Notifier::from_env`], at the top.
+//!
+//! The protocol is one `KEY=value` assignment per line, so a newline in a
+//! value would let it add assignments of its own (`WATCHDOG=trigger` makes
+//! systemd kill the unit). Text sent as a value (the STATUS line, which
+//! holds policy names) has its control characters escaped first.
 
 use std::time::Duration;
 
@@ -54,12 +59,43 @@ impl Notifier {
     }
 
     pub fn status(&self, line: &str) {
-        self.send(&[sd_notify::NotifyState::Status(line)]);
+        let line = escape_controls(line);
+        self.send(&[sd_notify::NotifyState::Status(&line)]);
     }
 
     pub fn watchdog(&self) {
         if self.ping_every.is_some() {
             self.send(&[sd_notify::NotifyState::Watchdog]);
         }
+    }
+}
+
+/// `line` with every control character written as a Rust escape (`\n`,
+/// `\u{1b}`), so it stays one value on one line.
+fn escape_controls(line: &str) -> std::borrow::Cow<'_, str> {
+    if !line.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len() + 8);
+    for c in line.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_line_cannot_add_an_assignment() {
+        assert_eq!(escape_controls("3 recording"), "3 recording");
+        let sent = escape_controls("next window (a\nWATCHDOG=trigger\r\u{0}x)");
+        assert_eq!(sent, "next window (a\\nWATCHDOG=trigger\\r\\u{0}x)");
+        assert!(!sent.chars().any(char::is_control));
     }
 }

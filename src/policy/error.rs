@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::PolicyId;
+use super::{NameError, PolicyId};
 use crate::policy::CronError;
 use crate::recording::UserIdError;
 
@@ -10,6 +10,7 @@ use crate::recording::UserIdError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Column {
+    Name,
     Cron,
     Timezone,
     WindowSeconds,
@@ -21,6 +22,7 @@ impl Column {
     /// The column's name in the database.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Name => "name",
             Self::Cron => "cron",
             Self::Timezone => "timezone",
             Self::WindowSeconds => "window_seconds",
@@ -39,6 +41,8 @@ impl fmt::Display for Column {
 /// One thing wrong with one column, with the offending value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
+    #[error("name `{}`: {error}", Shown(.value))]
+    Name { value: String, error: NameError },
     #[error("cron `{}`: {error}", Shown(.value))]
     Cron { value: String, error: CronError },
     #[error("timezone `{}`: not an IANA time zone name{}", Shown(.value), Suggestion(*.suggestion))]
@@ -60,6 +64,7 @@ pub enum Problem {
 impl Problem {
     pub fn column(&self) -> Column {
         match self {
+            Self::Name { .. } => Column::Name,
             Self::Cron { .. } => Column::Cron,
             Self::Timezone { .. } => Column::Timezone,
             Self::WindowSeconds { .. } => Column::WindowSeconds,

@@ -6,14 +6,15 @@
 //! naming the policy, the column and what is wrong, and never stops the
 //! other policies from loading ([`load`]).
 //!
-//! Files: [`cron`](ZonedCron) (expression and zone, the DST job kind),
-//! `timezone` (IANA names), `window_length`, `end_mode`, `users`, and
-//! `error` (the messages). This module depends on `recording` only: no
+//! Files: `name` (1..200 printable characters), [`cron`](ZonedCron)
+//! (expression and zone, the DST job kind), `timezone` (IANA names),
+//! `window_length`, `end_mode`, `users`, and `error` (the messages). This module depends on `recording` only: no
 //! clock, no I/O, no planner.
 
 mod cron;
 mod end_mode;
 mod error;
+mod name;
 mod timezone;
 mod users;
 mod window_length;
@@ -23,6 +24,7 @@ use std::fmt;
 pub use cron::{CronError, CronField, JobKind, ZonedCron, NICKNAMES};
 pub use end_mode::{EndMode, EndModeError};
 pub use error::{Column, PolicyError, Problem};
+pub use name::{check_name, NameError, NAME_MAX_CHARS};
 pub use timezone::{parse_timezone, TimezoneError};
 pub use users::{UserSet, UserSetError};
 pub use window_length::{WindowLength, WindowLengthError};
@@ -138,6 +140,12 @@ pub fn load(rows: Vec<PolicyRow>) -> (Vec<Policy>, Vec<PolicyError>) {
 fn parse(row: &PolicyRow) -> Result<Policy, Vec<PolicyError>> {
     let mut found = Vec::new();
 
+    if let Err(error) = check_name(&row.name) {
+        found.push(Problem::Name {
+            value: row.name.clone(),
+            error,
+        });
+    }
     let tz = parse_timezone(&row.timezone)
         .map_err(|e| {
             found.push(Problem::Timezone {
@@ -358,6 +366,30 @@ mod tests {
             err.to_string(),
             "policy `x`: users: user id `a\\u{7}b`: user id contains a control character at position 1"
         );
+    }
+
+    #[test]
+    fn a_name_that_could_break_a_line_is_refused_by_the_parser() {
+        let bad = PolicyRow {
+            name: "x\nWATCHDOG=trigger".into(),
+            ..row()
+        };
+        let err = Policy::from_row(&bad).unwrap_err();
+        assert_eq!(err.column(), Column::Name);
+        assert_eq!(
+            err.to_string(),
+            "policy `x\\nWATCHDOG=trigger`: name `x\\nWATCHDOG=trigger`: has a character that \
+             is not printable (U+000A) at position 1; use printable characters only"
+        );
+        for name in [String::new(), "n".repeat(201)] {
+            let bad = PolicyRow { name, ..row() };
+            assert_eq!(Policy::from_row(&bad).unwrap_err().column(), Column::Name);
+        }
+        let long = PolicyRow {
+            name: "n".repeat(200),
+            ..row()
+        };
+        assert!(Policy::from_row(&long).is_ok());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::recording::RecordingState;
 
-use super::RecordingId;
+use super::{BadRow, RecordingId};
 
 /// One error enum for the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -132,16 +132,16 @@ pub enum StoreError {
         to: RecordingState,
     },
 
-    /// A stored value that does not read back into its type.
+    /// A stored value that does not read back into its type, where the
+    /// caller needed that very row (reads of many rows skip it instead and
+    /// return it beside the good ones, see [`Rows`]).
+    ///
+    /// [`Rows`]: super::Rows
     #[error(
-        "table {table}, row {id}: column {column}: {problem}; fix or delete the row (sqlite3 or psql)"
+        "{}, column {}: {}; fix or delete the row (sqlite3 or psql)",
+        .0.subject(), .0.column, .0.problem
     )]
-    BadRow {
-        table: &'static str,
-        id: i64,
-        column: &'static str,
-        problem: String,
-    },
+    BadRow(BadRow),
 
     /// PostgreSQL: the server could not be reached or refused us.
     #[error(
@@ -189,6 +189,12 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+}
+
+impl From<BadRow> for StoreError {
+    fn from(row: BadRow) -> Self {
+        Self::BadRow(row)
+    }
 }
 
 // Primary SQLite result codes (the low byte of an extended code).
@@ -330,12 +336,7 @@ impl StoreError {
         column: &'static str,
         problem: impl std::fmt::Display,
     ) -> Self {
-        Self::BadRow {
-            table,
-            id,
-            column,
-            problem: problem.to_string(),
-        }
+        Self::BadRow(BadRow::new(table, id, column, problem))
     }
 
     /// Whether retrying the same call later may succeed.

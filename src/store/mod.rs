@@ -32,6 +32,10 @@
 //!
 //! # Layout
 //! - `error`: [`StoreError`] and the classification of database codes.
+//! - `bad_row`: [`BadRow`], a row that does not read back, and [`Rows`],
+//!   what a read of many rows returns: the good ones and the bad ones. A
+//!   bad row costs only itself (the rule is in `bad_row`'s docs and the
+//!   README); reads the daemon plans from never fail because of one.
 //! - `policies`, `recordings`, `attempts`: the vocabulary of each table,
 //!   shared by the backends.
 //! - `sqlite/`, `postgres/`: the backends.
@@ -39,6 +43,7 @@
 //! Depends on `policy` and `recording` only.
 
 mod attempts;
+mod bad_row;
 mod error;
 mod policies;
 mod postgres;
@@ -54,6 +59,7 @@ pub use attempts::{
     AttemptOutcome, AttemptRow, NewAttempt, Operation, OwnedOutcome, RowWrite,
     RESPONSE_BODY_MAX_BYTES,
 };
+pub use bad_row::{until_fixed, BadRow, Rows};
 pub use error::StoreError;
 pub use policies::NewPolicy;
 pub use postgres::{PgStore, PolicyListener};
@@ -304,17 +310,15 @@ impl Store {
     /// The open rows this instance should look after now. SQLite (one
     /// instance per file): every open row. PostgreSQL: the open rows whose
     /// lease has run out, which this call makes this instance's.
-    pub async fn adopt_open_rows(&self) -> Result<Vec<Adopted>, StoreError> {
+    ///
+    /// An open row that does not read back is in `bad`, not adopted: its
+    /// user stays occupied ([`Store::occupied_since`]) until it is fixed.
+    pub async fn adopt_open_rows(&self) -> Result<Rows<Adopted>, StoreError> {
         match self {
-            Self::Sqlite(s) => Ok(s
-                .open_rows()
-                .await?
-                .into_iter()
-                .map(|row| Adopted {
-                    row,
-                    previous_owner: None,
-                })
-                .collect()),
+            Self::Sqlite(s) => Ok(s.open_rows().await?.map(|row| Adopted {
+                row,
+                previous_owner: None,
+            })),
             Self::Postgres(s) => s.take_over().await,
         }
     }
@@ -411,18 +415,34 @@ impl Store {
         each!(self, s => s.recordings(filter).await)
     }
 
+    /// Rows matching `filter`, newest segment first; a row that does not
+    /// read back is skipped and named in `bad`.
+    pub async fn read_recordings(
+        &self,
+        filter: &RecordingFilter,
+    ) -> Result<Rows<RecordingRow>, StoreError> {
+        each!(self, s => s.read_recordings(filter).await)
+    }
+
     /// Rows not yet final (`pending`, `recording`, `stopping`), oldest
-    /// segment first.
-    pub async fn open_rows(&self) -> Result<Vec<RecordingRow>, StoreError> {
+    /// segment first; an open row that does not read back is named in
+    /// `bad`.
+    pub async fn open_rows(&self) -> Result<Rows<RecordingRow>, StoreError> {
         each!(self, s => s.open_rows().await)
     }
 
-    /// Every segment, in any state, still occupying its user after `since`,
-    /// as `(user, segment_start, effective_end)`, by user then start.
+    /// Every segment, in any state, still occupying its user after `since`
+    /// or not yet final, as `(user, segment_start, effective_end)`, by user
+    /// then start. Each row is judged on the columns that place it in
+    /// time (user, start, end, `ended_at`, state); one that does not read
+    /// back is named in `bad`, and its user (if the user id reads) is
+    /// occupied [`until_fixed`]: nothing is planned for that user until an
+    /// operator fixes the row; every other user goes on. Cheap enough for
+    /// every pass: six columns, one row per occupied user.
     pub async fn occupied_since(
         &self,
         since: DateTime<Utc>,
-    ) -> Result<Vec<(UserId, DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+    ) -> Result<Rows<(UserId, DateTime<Utc>, DateTime<Utc>)>, StoreError> {
         each!(self, s => s.occupied_since(since).await)
     }
 
@@ -471,12 +491,20 @@ impl Store {
 
     // ---- policies ---------------------------------------------------
 
-    /// Every policy with its users, by id. One snapshot.
-    pub async fn policy_rows(&self) -> Result<Vec<PolicyRow>, StoreError> {
-        each!(self, s => s.policy_rows().await)
+    /// Every policy that reads back, with its users that read back, by id;
+    /// and every `policies` and `policy_users` row that does not (skipped).
+    /// One snapshot.
+    pub async fn read_policies(&self) -> Result<Rows<PolicyRow>, StoreError> {
+        each!(self, s => s.read_policies().await)
     }
 
-    /// The policy named `name`, with its users.
+    /// [`Store::read_policies`] without the rows that do not read back.
+    pub async fn policy_rows(&self) -> Result<Vec<PolicyRow>, StoreError> {
+        Ok(self.read_policies().await?.rows)
+    }
+
+    /// The policy named `name`, with its users; [`StoreError::BadRow`] if
+    /// its row does not read back.
     pub async fn policy_row(&self, name: &str) -> Result<Option<PolicyRow>, StoreError> {
         each!(self, s => s.policy_row(name).await)
     }

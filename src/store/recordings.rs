@@ -14,6 +14,8 @@ use chrono::{DateTime, Utc};
 
 use crate::recording::{ContactId, InteractionId, RecordingState, UserId};
 
+use super::{until_fixed, BadRow, Rows};
+
 #[cfg(doc)]
 use super::Store;
 
@@ -115,4 +117,43 @@ pub struct Adopted {
     /// The instance that owned it before; `None` on SQLite (single owner)
     /// and for rows claimed outside a daemon.
     pub previous_owner: Option<String>,
+}
+
+/// A segment's end, which must come after its start (a hand edit can make
+/// it otherwise, and the planner would read an empty or inverted span).
+pub(crate) fn ends_after(
+    end: DateTime<Utc>,
+    start: DateTime<Utc>,
+) -> Result<DateTime<Utc>, String> {
+    if end > start {
+        Ok(end)
+    } else {
+        Err(format!(
+            "{} is not after segment_start {}",
+            crate::clock::format_utc(end),
+            crate::clock::format_utc(start)
+        ))
+    }
+}
+
+/// Rows as the planner's occupied time: `(user, segment_start,
+/// effective_end)` for each row that reads back, and for each that does
+/// not but names its user, that user [`until_fixed`].
+pub(crate) fn occupancy(
+    rows: impl IntoIterator<Item = Result<(UserId, DateTime<Utc>, DateTime<Utc>), BadRow>>,
+) -> Rows<(UserId, DateTime<Utc>, DateTime<Utc>)> {
+    let mut out = Rows::default();
+    for row in rows {
+        match row {
+            Ok(slot) => out.rows.push(slot),
+            Err(bad) => {
+                if let Some(user) = &bad.user {
+                    let (start, end) = until_fixed();
+                    out.rows.push((user.clone(), start, end));
+                }
+                out.bad.push(bad);
+            }
+        }
+    }
+    out
 }

@@ -4,6 +4,9 @@
 //! prints its counts; each is short enough for CI (under a minute), and a
 //! longer soak runs only with `RECSCHED_SOAK=1`.
 //!
+//! `rows` puts hand-damaged rows (sqlite3 with its defaults) beside a
+//! healthy policy.
+//!
 //! (`kill -9` at random moments lives in `daemon::chaos`.)
 
 mod body;
@@ -17,6 +20,7 @@ mod lock;
 mod metrics_listener;
 mod redirect;
 mod retry_after;
+mod rows;
 mod token;
 
 use crate::common::daemon::{wait_for, Daemon, Rig};

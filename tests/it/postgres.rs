@@ -10,6 +10,7 @@ mod cli;
 mod daemon;
 mod instances;
 mod parity;
+mod rows;
 mod store;
 
 use crate::common::pg::pg;

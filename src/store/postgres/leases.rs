@@ -7,9 +7,9 @@
 //! another instance is taking over right now is skipped, not waited for)
 //! and rechecks the lease under the lock.
 
-use super::recordings::{recording_columns, recording_row};
+use super::recordings::{judged, recording_columns};
 use super::{PgStore, OPEN_STATES};
-use crate::store::{Adopted, RecordingId, StoreError};
+use crate::store::{Adopted, RecordingId, Rows, StoreError};
 
 /// Most rows one takeover adopts; the rest wait for the next round.
 const TAKEOVER_BATCH: i64 = 10_000;
@@ -38,7 +38,10 @@ impl PgStore {
     /// Makes this instance the owner of every open row whose lease has run
     /// out (or that never had one), and returns them with their previous
     /// owners, oldest segment first.
-    pub async fn take_over(&self) -> Result<Vec<Adopted>, StoreError> {
+    ///
+    /// An open row that does not read back is in `bad` and given back (no
+    /// owner), not kept.
+    pub async fn take_over(&self) -> Result<Rows<Adopted>, StoreError> {
         let rows = sqlx::query(&format!(
             "WITH lost AS ( \
                  SELECT id, owner AS previous_owner FROM recordings \
@@ -63,18 +66,40 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(self.err("taking over open rows of lost instances"))?;
-        let mut adopted = rows
-            .iter()
-            .map(|row| {
-                Ok(Adopted {
-                    row: recording_row(row)?,
-                    previous_owner: sqlx::Row::try_get(row, "previous_owner").map_err(|e| {
-                        StoreError::bad_row("recordings", -1, "owner", e.to_string())
-                    })?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        adopted.sort_by_key(|a| (a.row.segment_start, a.row.id));
+        let mut adopted = Rows::default();
+        let mut unreadable = Vec::new();
+        for row in &rows {
+            let previous_owner: Option<String> = sqlx::Row::try_get(row, "previous_owner")
+                .map_err(|e| StoreError::bad_row("recordings", -1, "owner", e.to_string()))?;
+            match judged(row) {
+                Ok(row) => adopted.rows.push(Adopted {
+                    row,
+                    previous_owner,
+                }),
+                Err(bad) => {
+                    unreadable.push(bad.id);
+                    adopted.bad.push(bad);
+                }
+            }
+        }
+        // A row that does not read back cannot be looked after: give it
+        // back (no owner, no lease), so whichever instance next finds it
+        // readable, once an operator has fixed it, takes it over. Until
+        // then its user stays occupied (`occupied_since`).
+        if !unreadable.is_empty() {
+            sqlx::query(
+                "UPDATE recordings SET owner = NULL, lease_until = NULL \
+                 WHERE id = ANY($1) AND owner = $2",
+            )
+            .bind(&unreadable)
+            .bind(self.me())
+            .execute(&self.pool)
+            .await
+            .map_err(self.err("giving back rows that do not read back"))?;
+        }
+        adopted
+            .rows
+            .sort_by_key(|a| (a.row.segment_start, a.row.id));
         Ok(adopted)
     }
 

@@ -1,9 +1,13 @@
 //! Policy rows and their users in PostgreSQL, plus the revision counter.
 //!
 //! The schema types the columns (`enabled` BOOLEAN, `window_seconds`
-//! BIGINT), so PostgreSQL itself refuses a value of the wrong type; what
-//! remains to judge (cron, zone, range, users) is the `policy` parser's
-//! job, as on SQLite.
+//! BIGINT) and the foreign key on `policy_users` is always enforced, so
+//! PostgreSQL itself refuses a value of the wrong type or a user row with
+//! no policy. What remains is judged as on SQLite: a row whose value does
+//! not decode is skipped and named ([`BadRow`]), a `policy_users` row whose
+//! user id is not a valid user id is skipped on its own (it has no id
+//! column, so it is named by its `policy_id`), and the meaning of the rest
+//! (cron, zone, range) is the `policy` parser's job.
 
 use std::collections::HashMap;
 
@@ -11,22 +15,28 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use crate::policy::PolicyRow;
-use crate::store::{NewPolicy, StoreError};
+use crate::recording::UserId;
+use crate::store::bad_row::Shown;
+use crate::store::{BadRow, NewPolicy, Rows, StoreError};
 
 use super::row::Cols;
 use super::PgStore;
 
 impl PgStore {
-    pub async fn policy_rows(&self) -> Result<Vec<PolicyRow>, StoreError> {
-        self.read_policies(None).await
+    pub async fn read_policies(&self) -> Result<Rows<PolicyRow>, StoreError> {
+        self.read_policies_where(None).await
     }
 
     pub async fn policy_row(&self, name: &str) -> Result<Option<PolicyRow>, StoreError> {
-        Ok(self.read_policies(Some(name)).await?.into_iter().next())
+        let rows = self.read_policies_where(Some(name)).await?;
+        if let Some(bad) = rows.bad.into_iter().find(|b| b.table == "policies") {
+            return Err(bad.into());
+        }
+        Ok(rows.rows.into_iter().next())
     }
 
     /// Policies and users from one snapshot (a REPEATABLE READ transaction).
-    async fn read_policies(&self, name: Option<&str>) -> Result<Vec<PolicyRow>, StoreError> {
+    async fn read_policies_where(&self, name: Option<&str>) -> Result<Rows<PolicyRow>, StoreError> {
         let context = "reading policies";
         let mut tx = self.begin(context).await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -52,20 +62,20 @@ impl PgStore {
         .map_err(self.err(context))?;
         tx.commit().await.map_err(self.err(context))?;
 
+        let mut out = Rows::default();
+        let mut bad_users = Vec::new();
         let mut by_policy: HashMap<i64, Vec<String>> = HashMap::new();
         for row in &users {
-            let policy_id: i64 = row
-                .try_get("policy_id")
-                .map_err(|e| StoreError::bad_row("policy_users", -1, "policy_id", e))?;
-            let user: String = row
-                .try_get("user_id")
-                .map_err(|e| StoreError::bad_row("policy_users", policy_id, "user_id", e))?;
-            by_policy.entry(policy_id).or_default().push(user);
+            match policy_user(row) {
+                Ok((policy, user)) => by_policy.entry(policy).or_default().push(user),
+                Err(bad) => bad_users.push(bad),
+            }
         }
-        policies
-            .iter()
-            .map(|row| policy_row(row, &mut by_policy))
-            .collect()
+        for row in &policies {
+            out.push(policy_row(row, &mut by_policy));
+        }
+        out.bad.extend(bad_users);
+        Ok(out)
     }
 
     pub async fn insert_policy(&self, new: &NewPolicy) -> Result<i64, StoreError> {
@@ -186,7 +196,7 @@ impl PgStore {
     }
 }
 
-fn policy_row(row: &PgRow, users: &mut HashMap<i64, Vec<String>>) -> Result<PolicyRow, StoreError> {
+fn policy_row(row: &PgRow, users: &mut HashMap<i64, Vec<String>>) -> Result<PolicyRow, BadRow> {
     let c = Cols::new(row, "policies")?;
     Ok(PolicyRow {
         id: c.id(),
@@ -198,4 +208,18 @@ fn policy_row(row: &PgRow, users: &mut HashMap<i64, Vec<String>>) -> Result<Poli
         end_mode: c.get("end_mode")?,
         users: users.remove(&c.id()).unwrap_or_default(),
     })
+}
+
+/// One `policy_users` row: its policy's id and a valid user id. The table
+/// has no id column; a bad row is named by its `policy_id`.
+fn policy_user(row: &PgRow) -> Result<(i64, String), BadRow> {
+    let policy: i64 = row
+        .try_get("policy_id")
+        .map_err(|e| BadRow::new("policy_users", -1, "policy_id", e).keyed_by("policy_id"))?;
+    let bad = |problem: String| {
+        BadRow::new("policy_users", policy, "user_id", problem).keyed_by("policy_id")
+    };
+    let user: String = row.try_get("user_id").map_err(|e| bad(e.to_string()))?;
+    UserId::parse(user.as_str()).map_err(|e| bad(format!("`{}`: {e}", Shown(&user))))?;
+    Ok((policy, user))
 }

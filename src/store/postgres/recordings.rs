@@ -8,7 +8,10 @@ use sqlx::postgres::PgRow;
 use sqlx::PgConnection;
 
 use crate::recording::{ContactId, InteractionId, RecordingState, UserId};
-use crate::store::{EndMode, NewRecording, RecordingFilter, RecordingId, RecordingRow, StoreError};
+use crate::store::recordings::{ends_after, occupancy};
+use crate::store::{
+    BadRow, EndMode, NewRecording, RecordingFilter, RecordingId, RecordingRow, Rows, StoreError,
+};
 
 use super::row::{non_negative_u32, Cols};
 use super::{PgStore, OPEN_STATES};
@@ -235,13 +238,24 @@ impl PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(self.err("reading a recording"))?;
-        row.as_ref().map(recording_row).transpose()
+        Ok(row.as_ref().map(judged).transpose()?)
     }
 
     pub async fn recordings(
         &self,
         filter: &RecordingFilter,
     ) -> Result<Vec<RecordingRow>, StoreError> {
+        let read = self.read_recordings(filter).await?;
+        match read.bad.into_iter().next() {
+            Some(bad) => Err(bad.into()),
+            None => Ok(read.rows),
+        }
+    }
+
+    pub async fn read_recordings(
+        &self,
+        filter: &RecordingFilter,
+    ) -> Result<Rows<RecordingRow>, StoreError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             recording_columns!(),
@@ -259,10 +273,10 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(self.err("listing recordings"))?;
-        rows.iter().map(recording_row).collect()
+        Ok(rows.iter().map(judged).collect())
     }
 
-    pub async fn open_rows(&self) -> Result<Vec<RecordingRow>, StoreError> {
+    pub async fn open_rows(&self) -> Result<Rows<RecordingRow>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {} FROM recordings WHERE state IN {OPEN_STATES} ORDER BY segment_start, id",
             recording_columns!()
@@ -270,43 +284,70 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(self.err("reading open recordings"))?;
-        rows.iter().map(recording_row).collect()
+        Ok(rows.iter().map(judged).collect())
     }
 
+    /// As on SQLite: rows still occupying their user after `since` or not
+    /// yet final; a bad one occupies its user [`until_fixed`].
+    ///
+    /// [`until_fixed`]: crate::store::until_fixed
     pub async fn occupied_since(
         &self,
         since: DateTime<Utc>,
-    ) -> Result<Vec<(UserId, DateTime<Utc>, DateTime<Utc>)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, user_id, segment_start, COALESCE(ended_at, segment_end) AS effective_end \
-             FROM recordings WHERE COALESCE(ended_at, segment_end) > $1 \
-             ORDER BY user_id, segment_start",
-        )
+    ) -> Result<Rows<(UserId, DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+        // Only what places the row in time is read (and judged).
+        let rows = sqlx::query(&format!(
+            "SELECT id, user_id, segment_start, segment_end, ended_at, state FROM recordings \
+             WHERE COALESCE(ended_at, segment_end) > $1 OR state IN {OPEN_STATES} \
+             ORDER BY user_id, segment_start"
+        ))
         .bind(since)
         .fetch_all(&self.pool)
         .await
         .map_err(self.err("reading occupied segments"))?;
-        rows.iter()
-            .map(|row| {
-                let c = Cols::new(row, "recordings")?;
-                Ok((
-                    c.map("user_id", |raw: String| UserId::parse(raw))?,
-                    c.get("segment_start")?,
-                    c.get("effective_end")?,
-                ))
-            })
-            .collect()
+        Ok(occupancy(rows.iter().map(|row| {
+            occupying(row).map_err(|bad| with_user(row, bad))
+        })))
     }
 }
 
-pub(super) fn recording_row(row: &PgRow) -> Result<RecordingRow, StoreError> {
+/// The span a row keeps its user occupied: its user, start and effective
+/// end, judged with its state (the columns that place it in time).
+fn occupying(row: &PgRow) -> Result<(UserId, DateTime<Utc>, DateTime<Utc>), BadRow> {
     let c = Cols::new(row, "recordings")?;
+    let user = c.map("user_id", |raw: String| UserId::parse(raw))?;
+    let start = c.get("segment_start")?;
+    let end = c.map("segment_end", |end| ends_after(end, start))?;
+    let ended_at: Option<DateTime<Utc>> = c.get("ended_at")?;
+    c.map("state", |raw: String| raw.parse::<RecordingState>())?;
+    Ok((user, start, ended_at.unwrap_or(end)))
+}
+
+/// `bad`, with the user it keeps occupied when the row's user id reads.
+fn with_user(row: &PgRow, bad: BadRow) -> BadRow {
+    let user = Cols::new(row, "recordings")
+        .and_then(|c| c.map("user_id", |raw: String| UserId::parse(raw)));
+    match user {
+        Ok(user) => bad.occupying(user),
+        Err(_) => bad,
+    }
+}
+
+/// A row read back, or named with the user it keeps occupied (when the
+/// user id itself reads).
+pub(super) fn judged(row: &PgRow) -> Result<RecordingRow, BadRow> {
+    recording_row(row).map_err(|bad| with_user(row, bad))
+}
+
+fn recording_row(row: &PgRow) -> Result<RecordingRow, BadRow> {
+    let c = Cols::new(row, "recordings")?;
+    let segment_start = c.get("segment_start")?;
     Ok(RecordingRow {
         id: RecordingId::new(c.id()),
         user_id: c.map("user_id", |raw: String| UserId::parse(raw))?,
         policy_id: c.get("policy_id")?,
-        segment_start: c.get("segment_start")?,
-        segment_end: c.get("segment_end")?,
+        segment_start,
+        segment_end: c.map("segment_end", |end| ends_after(end, segment_start))?,
         requested_seconds: c.map("requested_seconds", non_negative_u32)?,
         end_mode: c.map("end_mode", |raw: String| raw.parse::<EndMode>())?,
         state: c.map("state", |raw: String| raw.parse::<RecordingState>())?,

@@ -2,15 +2,15 @@
 //!
 //! The schema's types already hold most values in shape, but text columns
 //! (`state`, `end_mode`, `user_id`) can hold anything an operator typed
-//! with psql; such a value becomes [`StoreError::BadRow`] naming the
-//! table, the row id and the column.
+//! with psql; such a value becomes a [`BadRow`] naming the table, the row
+//! id and the column.
 
 use std::fmt::Display;
 
 use sqlx::postgres::PgRow;
 use sqlx::{Decode, Postgres, Row, Type};
 
-use crate::store::StoreError;
+use crate::store::BadRow;
 
 /// One fetched row of `table`, identified by its `id` column in errors.
 pub(crate) struct Cols<'r> {
@@ -20,10 +20,10 @@ pub(crate) struct Cols<'r> {
 }
 
 impl<'r> Cols<'r> {
-    pub(crate) fn new(row: &'r PgRow, table: &'static str) -> Result<Self, StoreError> {
+    pub(crate) fn new(row: &'r PgRow, table: &'static str) -> Result<Self, BadRow> {
         let id = row
             .try_get::<i64, _>("id")
-            .map_err(|e| StoreError::bad_row(table, -1, "id", e))?;
+            .map_err(|e| BadRow::new(table, -1, "id", e))?;
         Ok(Self { row, table, id })
     }
 
@@ -31,11 +31,11 @@ impl<'r> Cols<'r> {
         self.id
     }
 
-    fn bad(&self, column: &'static str, problem: impl Display) -> StoreError {
-        StoreError::bad_row(self.table, self.id, column, problem)
+    pub(crate) fn bad(&self, column: &'static str, problem: impl Display) -> BadRow {
+        BadRow::new(self.table, self.id, column, problem)
     }
 
-    pub(crate) fn get<T>(&self, column: &'static str) -> Result<T, StoreError>
+    pub(crate) fn get<T>(&self, column: &'static str) -> Result<T, BadRow>
     where
         T: Decode<'r, Postgres> + Type<Postgres>,
     {
@@ -52,7 +52,7 @@ impl<'r> Cols<'r> {
         &self,
         column: &'static str,
         convert: impl FnOnce(T) -> Result<U, E>,
-    ) -> Result<U, StoreError>
+    ) -> Result<U, BadRow>
     where
         T: Decode<'r, Postgres> + Type<Postgres>,
         E: Display,
@@ -64,7 +64,7 @@ impl<'r> Cols<'r> {
         &self,
         column: &'static str,
         convert: impl FnOnce(T) -> Result<U, E>,
-    ) -> Result<Option<U>, StoreError>
+    ) -> Result<Option<U>, BadRow>
     where
         T: Decode<'r, Postgres> + Type<Postgres>,
         E: Display,

@@ -1,85 +1,115 @@
 //! Policy rows and their users in SQLite, plus the revision counter that
 //! tells the daemon they changed.
 //!
-//! The store reads policies as plain [`PolicyRow`]s and never judges them:
-//! parsing and reporting a bad cron, zone or length is the `policy`
-//! module's job, and a bad row must not hide the good ones. So the policy
-//! columns have no CHECK constraints, and a value of the wrong SQL type
-//! (say `window_seconds = 'one hour'` typed into sqlite3) is read through
-//! `CAST` (giving 0, which the parser rejects by name) with a warning
-//! naming the policy and column, rather than failing the whole read.
+//! The store reads policies as plain [`PolicyRow`]s and never judges what
+//! they mean: parsing and reporting a bad cron, zone or length is the
+//! `policy` module's job. What it does judge is whether a row reads back
+//! at all, and it coerces nothing: SQLite keeps whatever type an operator
+//! typed into sqlite3 (`window_seconds = 3600.9`, `enabled = 'true'`,
+//! a name that is not UTF-8), so each column's stored type is checked
+//! (`typeof`) and a row with a value of the wrong type is skipped and
+//! named with that type and value ([`BadRow`]), never rounded or read as
+//! 0. A `policy_users` row is judged on its own: one that names no policy
+//! (sqlite3 leaves foreign keys off by default) or whose user id is not a
+//! valid user id is skipped, and its policy goes on with its other users.
 
 use std::collections::HashMap;
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
 use crate::policy::PolicyRow;
+use crate::recording::UserId;
 
 use super::row::Cols;
 use super::SqliteStore;
-use crate::store::{NewPolicy, StoreError};
+use crate::store::bad_row::utf8;
+use crate::store::{BadRow, NewPolicy, Rows, StoreError};
 
 impl SqliteStore {
-    /// Every policy with its users, by id. One snapshot, two queries.
-    pub async fn policy_rows(&self) -> Result<Vec<PolicyRow>, StoreError> {
+    /// Every policy that reads back, with its users, by id; and every
+    /// `policies` or `policy_users` row that does not. One snapshot.
+    pub async fn read_policies(&self) -> Result<Rows<PolicyRow>, StoreError> {
         let mut tx = self.begin_read("reading policies").await?;
-        let rows = self.read_policies(&mut tx, None).await?;
+        let rows = self.read_policies_on(&mut tx, None).await?;
         tx.commit().await.map_err(self.err("reading policies"))?;
         Ok(rows)
     }
 
-    /// The policy named `name`, with its users.
+    /// The policy named `name`, with its users. A row that does not read
+    /// back is [`StoreError::BadRow`].
     pub async fn policy_row(&self, name: &str) -> Result<Option<PolicyRow>, StoreError> {
         let mut tx = self.begin_read("reading a policy").await?;
-        let rows = self.read_policies(&mut tx, Some(name)).await?;
+        let rows = self.read_policies_on(&mut tx, Some(name)).await?;
         tx.commit().await.map_err(self.err("reading a policy"))?;
-        Ok(rows.into_iter().next())
+        if let Some(bad) = rows.bad.into_iter().find(|b| b.table == "policies") {
+            return Err(bad.into());
+        }
+        Ok(rows.rows.into_iter().next())
     }
 
-    async fn read_policies(
+    async fn read_policies_on(
         &self,
         conn: &mut SqliteConnection,
         name: Option<&str>,
-    ) -> Result<Vec<PolicyRow>, StoreError> {
+    ) -> Result<Rows<PolicyRow>, StoreError> {
         let context = "reading policies";
         let policies = sqlx::query(
-            "SELECT id, CAST(name AS TEXT) AS name, \
-                    CAST(enabled AS INTEGER) AS enabled, typeof(enabled) AS enabled_type, \
-                    CAST(cron AS TEXT) AS cron, CAST(timezone AS TEXT) AS timezone, \
-                    CAST(window_seconds AS INTEGER) AS window_seconds, \
-                    typeof(window_seconds) AS window_type, \
-                    CAST(end_mode AS TEXT) AS end_mode \
+            "SELECT id, \
+                    typeof(name) AS name_type, CAST(quote(name) AS BLOB) AS name_quoted, \
+                    CAST(name AS BLOB) AS name, \
+                    typeof(enabled) AS enabled_type, \
+                    CAST(quote(enabled) AS BLOB) AS enabled_quoted, enabled, \
+                    typeof(cron) AS cron_type, CAST(quote(cron) AS BLOB) AS cron_quoted, \
+                    CAST(cron AS BLOB) AS cron, \
+                    typeof(timezone) AS timezone_type, \
+                    CAST(quote(timezone) AS BLOB) AS timezone_quoted, \
+                    CAST(timezone AS BLOB) AS timezone, \
+                    typeof(window_seconds) AS window_seconds_type, \
+                    CAST(quote(window_seconds) AS BLOB) AS window_seconds_quoted, window_seconds, \
+                    typeof(end_mode) AS end_mode_type, \
+                    CAST(quote(end_mode) AS BLOB) AS end_mode_quoted, \
+                    CAST(end_mode AS BLOB) AS end_mode \
              FROM policies WHERE (?1 IS NULL OR name = ?1) ORDER BY id",
         )
         .bind(name)
         .fetch_all(&mut *conn)
         .await
         .map_err(self.err(context))?;
+        // `p.id` is NULL for a row that names no policy: an orphan.
         let users = sqlx::query(
-            "SELECT policy_id, CAST(user_id AS TEXT) AS user_id FROM policy_users \
-             WHERE (?1 IS NULL OR policy_id IN (SELECT id FROM policies WHERE name = ?1)) \
-             ORDER BY policy_id, user_id",
+            "SELECT u.rowid AS id, p.id AS policy, \
+                    typeof(u.policy_id) AS policy_id_type, \
+                    CAST(quote(u.policy_id) AS BLOB) AS policy_id_quoted, \
+                    typeof(u.user_id) AS user_id_type, \
+                    CAST(quote(u.user_id) AS BLOB) AS user_id_quoted, \
+                    CAST(u.user_id AS BLOB) AS user_id \
+             FROM policy_users u LEFT JOIN policies p ON p.id = u.policy_id \
+             WHERE (?1 IS NULL OR u.policy_id IN (SELECT id FROM policies WHERE name = ?1)) \
+             ORDER BY u.policy_id, u.user_id",
         )
         .bind(name)
         .fetch_all(&mut *conn)
         .await
         .map_err(self.err(context))?;
 
+        let mut out = Rows::default();
+        let mut bad_users = Vec::new();
         let mut by_policy: HashMap<i64, Vec<String>> = HashMap::new();
         for row in &users {
-            let policy_id: i64 = row
-                .try_get("policy_id")
-                .map_err(|e| StoreError::bad_row("policy_users", -1, "policy_id", e))?;
-            let user: String = row
-                .try_get("user_id")
-                .map_err(|e| StoreError::bad_row("policy_users", policy_id, "user_id", e))?;
-            by_policy.entry(policy_id).or_default().push(user);
+            match policy_user(row) {
+                Ok((policy, user)) => by_policy.entry(policy).or_default().push(user),
+                Err(bad) => bad_users.push(bad),
+            }
         }
-        policies
-            .iter()
-            .map(|row| policy_row(row, &mut by_policy))
-            .collect()
+        for row in &policies {
+            match policy_row(row, &mut by_policy) {
+                Ok(policy) => out.rows.push(policy),
+                Err(bad) => out.bad.extend(bad),
+            }
+        }
+        out.bad.extend(bad_users);
+        Ok(out)
     }
 
     /// Inserts a policy and its users in one transaction; returns its id.
@@ -207,38 +237,128 @@ impl SqliteStore {
     }
 }
 
+/// A column of `policies` or `policy_users` as the queries above select
+/// it: the value, its SQL type (`<column>_type`) and the value quoted as
+/// SQL (`<column>_quoted`, for messages).
+#[derive(Clone, Copy)]
+struct Stored {
+    column: &'static str,
+    type_column: &'static str,
+    quoted_column: &'static str,
+}
+
+macro_rules! stored {
+    ($column:literal) => {
+        Stored {
+            column: $column,
+            type_column: concat!($column, "_type"),
+            quoted_column: concat!($column, "_quoted"),
+        }
+    };
+}
+
+impl Stored {
+    /// "stored as real 3600.9, not an integer".
+    fn wrong_type(self, c: &Cols<'_>, stored: &str, expected: &str) -> BadRow {
+        let quoted = c
+            .get::<Vec<u8>>(self.quoted_column)
+            .map(|q| String::from_utf8_lossy(&q).into_owned())
+            .unwrap_or_default();
+        c.bad(
+            self.column,
+            format!("stored as {stored} {quoted}, not {expected}; nothing is converted"),
+        )
+    }
+
+    /// A TEXT column holding valid UTF-8 text.
+    fn text(self, c: &Cols<'_>) -> Result<String, BadRow> {
+        match c.get::<String>(self.type_column)?.as_str() {
+            "text" => utf8(c.get(self.column)?).map_err(|e| c.bad(self.column, e)),
+            other => Err(self.wrong_type(c, other, "text")),
+        }
+    }
+
+    /// An INTEGER column holding an integer (not a real, not text).
+    fn integer(self, c: &Cols<'_>) -> Result<i64, BadRow> {
+        match c.get::<String>(self.type_column)?.as_str() {
+            "integer" => c.get(self.column),
+            other => Err(self.wrong_type(c, other, "an integer")),
+        }
+    }
+}
+
+/// One `policies` row, or every column of it that does not read back.
 fn policy_row(
     row: &SqliteRow,
     users: &mut HashMap<i64, Vec<String>>,
-) -> Result<PolicyRow, StoreError> {
-    let c = Cols::new(row, "policies")?;
-    let name: String = c.get("name")?;
-    let enabled: i64 = c.get("enabled")?;
-    let window_seconds: i64 = c.get("window_seconds")?;
-    for (column, type_column, read_as) in [
-        ("enabled", "enabled_type", enabled),
-        ("window_seconds", "window_type", window_seconds),
-    ] {
-        let stored: String = c.get(type_column)?;
-        if stored != "integer" {
-            tracing::warn!(
-                policy = %name,
-                policy_id = c.id(),
-                column,
-                stored_type = %stored,
-                read_as,
-                "policy column holds a {stored}, not an integer; fix it with sqlite3"
-            );
-        }
+) -> Result<PolicyRow, Vec<BadRow>> {
+    let c = Cols::new(row, "policies").map_err(|bad| vec![bad])?;
+    let mut bad = Vec::new();
+    let name = keep(&mut bad, stored!("name").text(&c));
+    let enabled = keep(
+        &mut bad,
+        stored!("enabled").integer(&c).and_then(|v| match v {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(c.bad("enabled", format!("{other}: must be 0 (off) or 1 (on)"))),
+        }),
+    );
+    let cron = keep(&mut bad, stored!("cron").text(&c));
+    let timezone = keep(&mut bad, stored!("timezone").text(&c));
+    let window_seconds = keep(&mut bad, stored!("window_seconds").integer(&c));
+    let end_mode = keep(&mut bad, stored!("end_mode").text(&c));
+    let users = users.remove(&c.id()).unwrap_or_default();
+    match (name, enabled, cron, timezone, window_seconds, end_mode) {
+        (
+            Some(name),
+            Some(enabled),
+            Some(cron),
+            Some(timezone),
+            Some(window_seconds),
+            Some(end_mode),
+        ) if bad.is_empty() => Ok(PolicyRow {
+            id: c.id(),
+            name,
+            enabled,
+            cron,
+            timezone,
+            window_seconds,
+            end_mode,
+            users,
+        }),
+        _ => Err(bad),
     }
-    Ok(PolicyRow {
-        id: c.id(),
-        enabled: enabled != 0,
-        cron: c.get("cron")?,
-        timezone: c.get("timezone")?,
-        window_seconds,
-        end_mode: c.get("end_mode")?,
-        users: users.remove(&c.id()).unwrap_or_default(),
-        name,
-    })
+}
+
+/// The value if it read back; else notes why not.
+fn keep<T>(bad: &mut Vec<BadRow>, read: Result<T, BadRow>) -> Option<T> {
+    read.map_err(|b| bad.push(b)).ok()
+}
+
+/// One `policy_users` row: its policy's id and a valid user id.
+fn policy_user(row: &SqliteRow) -> Result<(i64, String), BadRow> {
+    let c = Cols::new(row, "policy_users")?;
+    let keyed = |bad: BadRow| bad.keyed_by("rowid");
+    let policy: Option<i64> = c.get("policy").map_err(keyed)?;
+    let Some(policy) = policy else {
+        let stored = c
+            .get::<Vec<u8>>("policy_id_quoted")
+            .map(|q| String::from_utf8_lossy(&q).into_owned())
+            .unwrap_or_default();
+        return Err(keyed(c.bad(
+            "policy_id",
+            format!(
+                "{stored} names no policy (sqlite3 checks foreign keys only after \
+                 `PRAGMA foreign_keys = ON`)"
+            ),
+        )));
+    };
+    let user = stored!("user_id").text(&c).map_err(keyed)?;
+    UserId::parse(user.as_str()).map_err(|e| {
+        keyed(c.bad(
+            "user_id",
+            format!("`{}`: {e}", crate::store::bad_row::Shown(&user)),
+        ))
+    })?;
+    Ok((policy, user))
 }

@@ -14,9 +14,12 @@ use sqlx::SqliteConnection;
 use crate::clock::format_utc;
 use crate::recording::{ContactId, InteractionId, RecordingState, UserId};
 
-use super::row::{non_negative_u32, Cols};
+use super::row::{non_negative_u32, parse_time, Cols};
 use super::SqliteStore;
-use crate::store::{EndMode, NewRecording, RecordingFilter, RecordingId, RecordingRow, StoreError};
+use crate::store::recordings::{ends_after, occupancy};
+use crate::store::{
+    BadRow, EndMode, NewRecording, RecordingFilter, RecordingId, RecordingRow, Rows, StoreError,
+};
 
 /// The columns of a [`RecordingRow`], in SQL.
 macro_rules! recording_columns {
@@ -275,7 +278,8 @@ impl SqliteStore {
             .map_err(|e| StoreError::bad_row("recordings", id.get(), "state", e))
     }
 
-    /// One row by id.
+    /// One row by id. A row that does not read back is
+    /// [`StoreError::BadRow`].
     pub async fn recording(&self, id: RecordingId) -> Result<Option<RecordingRow>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
@@ -286,18 +290,31 @@ impl SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(self.err("reading a recording"))?;
-        row.as_ref().map(recording_row).transpose()
+        Ok(row.as_ref().map(judged).transpose()?)
     }
 
     /// Rows matching `filter`, newest segment first.
     ///
     /// A row that does not read back (an operator's edit) fails the whole
-    /// call with [`StoreError::BadRow`] naming it, rather than being
-    /// skipped: a skipped row could hide a running recording.
+    /// call with [`StoreError::BadRow`] naming it; [`Self::read_recordings`]
+    /// skips and names it instead.
     pub async fn recordings(
         &self,
         filter: &RecordingFilter,
     ) -> Result<Vec<RecordingRow>, StoreError> {
+        let read = self.read_recordings(filter).await?;
+        match read.bad.into_iter().next() {
+            Some(bad) => Err(bad.into()),
+            None => Ok(read.rows),
+        }
+    }
+
+    /// Rows matching `filter`, newest segment first, and the rows among
+    /// them that do not read back.
+    pub async fn read_recordings(
+        &self,
+        filter: &RecordingFilter,
+    ) -> Result<Rows<RecordingRow>, StoreError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             recording_columns!(),
@@ -315,12 +332,13 @@ impl SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(self.err("listing recordings"))?;
-        rows.iter().map(recording_row).collect()
+        Ok(rows.iter().map(judged).collect())
     }
 
     /// Rows not yet final (`pending`, `recording`, `stopping`), oldest
-    /// segment first: what the daemon must track again after a restart.
-    pub async fn open_rows(&self) -> Result<Vec<RecordingRow>, StoreError> {
+    /// segment first: what the daemon must track again after a restart;
+    /// and the open rows that do not read back, which it must leave alone.
+    pub async fn open_rows(&self) -> Result<Rows<RecordingRow>, StoreError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             recording_columns!(),
@@ -332,48 +350,88 @@ impl SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(self.err("reading open recordings"))?;
-        rows.iter().map(recording_row).collect()
+        Ok(rows.iter().map(judged).collect())
     }
 
     /// Every segment, in any state, still occupying its user after `since`
-    /// (effective end `COALESCE(ended_at, segment_end)` later than it), as
-    /// `(user, segment_start, effective_end)`, by user then start. A failed
-    /// or missed segment occupies its slot too, so the planner does not
-    /// claim it again as a new row.
+    /// (effective end `COALESCE(ended_at, segment_end)` later than it) or
+    /// not yet final, as `(user, segment_start, effective_end)`, by user
+    /// then start. A failed or missed segment occupies its slot too, so the
+    /// planner does not claim it again as a new row.
+    ///
+    /// Each row is judged on the columns that place it in time (user id,
+    /// segment start and end, `ended_at`, state): one that does not read
+    /// back is named in `bad`, and if its user id reads, that user is
+    /// occupied [`until_fixed`]: nothing is planned for the user while the
+    /// row is broken. (The other columns matter to the rows the daemon
+    /// adopts, which [`Self::open_rows`] judges whole.)
+    ///
+    /// [`until_fixed`]: crate::store::until_fixed
     pub async fn occupied_since(
         &self,
         since: DateTime<Utc>,
-    ) -> Result<Vec<(UserId, DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+    ) -> Result<Rows<(UserId, DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+        // Only what places the row in time is read (and judged): a pass
+        // reads every row occupying a user, up to one per user of a burst.
         let rows = sqlx::query(
-            "SELECT id, user_id, segment_start, COALESCE(ended_at, segment_end) AS effective_end \
-             FROM recordings WHERE COALESCE(ended_at, segment_end) > ? \
+            "SELECT id, user_id, segment_start, segment_end, ended_at, state FROM recordings \
+             WHERE COALESCE(ended_at, segment_end) > ?1 OR state IN (?2, ?3, ?4) \
              ORDER BY user_id, segment_start",
         )
         .bind(format_utc(since))
+        .bind(RecordingState::Pending.as_str())
+        .bind(RecordingState::Recording.as_str())
+        .bind(RecordingState::Stopping.as_str())
         .fetch_all(&self.pool)
         .await
         .map_err(self.err("reading occupied segments"))?;
-        rows.iter()
-            .map(|row| {
-                let c = Cols::new(row, "recordings")?;
-                Ok((
-                    c.map("user_id", |raw: String| UserId::parse(raw))?,
-                    c.time("segment_start")?,
-                    c.time("effective_end")?,
-                ))
-            })
-            .collect()
+        Ok(occupancy(rows.iter().map(|row| {
+            occupying(row).map_err(|bad| with_user(row, bad))
+        })))
     }
 }
 
-fn recording_row(row: &SqliteRow) -> Result<RecordingRow, StoreError> {
+/// The span a row keeps its user occupied: its user, start and effective
+/// end, judged with its state (the columns that place it in time).
+fn occupying(row: &SqliteRow) -> Result<(UserId, DateTime<Utc>, DateTime<Utc>), BadRow> {
     let c = Cols::new(row, "recordings")?;
+    let user = c.map("user_id", |raw: String| UserId::parse(raw))?;
+    let start = c.time("segment_start")?;
+    let end = c.map("segment_end", |raw: String| {
+        parse_time(&raw).and_then(|end| ends_after(end, start))
+    })?;
+    let ended_at = c.opt_time("ended_at")?;
+    c.map("state", |raw: String| raw.parse::<RecordingState>())?;
+    Ok((user, start, ended_at.unwrap_or(end)))
+}
+
+/// `bad`, with the user it keeps occupied when the row's user id reads.
+fn with_user(row: &SqliteRow, bad: BadRow) -> BadRow {
+    let user = Cols::new(row, "recordings")
+        .and_then(|c| c.map("user_id", |raw: String| UserId::parse(raw)));
+    match user {
+        Ok(user) => bad.occupying(user),
+        Err(_) => bad,
+    }
+}
+
+/// A row read back, or named with the user it keeps occupied (when the
+/// user id itself reads).
+fn judged(row: &SqliteRow) -> Result<RecordingRow, BadRow> {
+    recording_row(row).map_err(|bad| with_user(row, bad))
+}
+
+fn recording_row(row: &SqliteRow) -> Result<RecordingRow, BadRow> {
+    let c = Cols::new(row, "recordings")?;
+    let segment_start = c.time("segment_start")?;
     Ok(RecordingRow {
         id: RecordingId::new(c.id()),
         user_id: c.map("user_id", |raw: String| UserId::parse(raw))?,
         policy_id: c.get("policy_id")?,
-        segment_start: c.time("segment_start")?,
-        segment_end: c.time("segment_end")?,
+        segment_start,
+        segment_end: c.map("segment_end", |raw: String| {
+            parse_time(&raw).and_then(|end| ends_after(end, segment_start))
+        })?,
         requested_seconds: c.map("requested_seconds", non_negative_u32)?,
         end_mode: c.map("end_mode", |raw: String| raw.parse::<EndMode>())?,
         state: c.map("state", |raw: String| raw.parse::<RecordingState>())?,

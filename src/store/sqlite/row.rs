@@ -2,9 +2,10 @@
 //!
 //! Operators can edit every table with `sqlite3`, so a stored value may
 //! not fit its type (a timestamp in another format, a state text from an
-//! older build). This module turns such a value into
-//! [`StoreError::BadRow`] naming the table, the row id and the column,
-//! instead of a bare decode error, so the operator knows what to fix.
+//! older build). This module turns such a value into a [`BadRow`] naming
+//! the table, the row id and the column, instead of a bare decode error,
+//! so the operator knows what to fix. Nothing is coerced: a value of
+//! another SQL type than its column's is refused, not converted.
 
 use std::fmt::Display;
 
@@ -14,7 +15,7 @@ use sqlx::{Decode, Row, Sqlite, Type};
 
 use crate::clock::parse_utc;
 
-use crate::store::StoreError;
+use crate::store::BadRow;
 
 /// One fetched row of `table`, identified by its `id` column in errors.
 pub(crate) struct Cols<'r> {
@@ -25,10 +26,10 @@ pub(crate) struct Cols<'r> {
 
 impl<'r> Cols<'r> {
     /// Wraps a row whose `id` column is its integer primary key.
-    pub(crate) fn new(row: &'r SqliteRow, table: &'static str) -> Result<Self, StoreError> {
+    pub(crate) fn new(row: &'r SqliteRow, table: &'static str) -> Result<Self, BadRow> {
         let id = row
             .try_get::<i64, _>("id")
-            .map_err(|e| StoreError::bad_row(table, -1, "id", e))?;
+            .map_err(|e| BadRow::new(table, -1, "id", decode_problem(e)))?;
         Ok(Self { row, table, id })
     }
 
@@ -36,12 +37,12 @@ impl<'r> Cols<'r> {
         self.id
     }
 
-    fn bad(&self, column: &'static str, problem: impl Display) -> StoreError {
-        StoreError::bad_row(self.table, self.id, column, problem)
+    pub(crate) fn bad(&self, column: &'static str, problem: impl Display) -> BadRow {
+        BadRow::new(self.table, self.id, column, problem)
     }
 
     /// A column read as its SQL type.
-    pub(crate) fn get<T>(&self, column: &'static str) -> Result<T, StoreError>
+    pub(crate) fn get<T>(&self, column: &'static str) -> Result<T, BadRow>
     where
         T: Decode<'r, Sqlite> + Type<Sqlite>,
     {
@@ -55,7 +56,7 @@ impl<'r> Cols<'r> {
         &self,
         column: &'static str,
         convert: impl FnOnce(T) -> Result<U, E>,
-    ) -> Result<U, StoreError>
+    ) -> Result<U, BadRow>
     where
         T: Decode<'r, Sqlite> + Type<Sqlite>,
         E: Display,
@@ -68,7 +69,7 @@ impl<'r> Cols<'r> {
         &self,
         column: &'static str,
         convert: impl FnOnce(T) -> Result<U, E>,
-    ) -> Result<Option<U>, StoreError>
+    ) -> Result<Option<U>, BadRow>
     where
         T: Decode<'r, Sqlite> + Type<Sqlite>,
         E: Display,
@@ -80,26 +81,23 @@ impl<'r> Cols<'r> {
     }
 
     /// A UTC timestamp column.
-    pub(crate) fn time(&self, column: &'static str) -> Result<DateTime<Utc>, StoreError> {
+    pub(crate) fn time(&self, column: &'static str) -> Result<DateTime<Utc>, BadRow> {
         self.map(column, |raw: String| parse_time(&raw))
     }
 
     /// A nullable UTC timestamp column.
-    pub(crate) fn opt_time(
-        &self,
-        column: &'static str,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+    pub(crate) fn opt_time(&self, column: &'static str) -> Result<Option<DateTime<Utc>>, BadRow> {
         self.map_opt(column, |raw: String| parse_time(&raw))
     }
 }
 
-fn parse_time(raw: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_time(raw: &str) -> Result<DateTime<Utc>, String> {
     parse_utc(raw)
         .map_err(|e| format!("`{raw}` is not a UTC timestamp like 2026-03-29T01:00:00.000Z ({e})"))
 }
 
 /// The useful part of a sqlx decode error (its column name is ours already).
-fn decode_problem(e: sqlx::Error) -> String {
+pub(crate) fn decode_problem(e: sqlx::Error) -> String {
     match e {
         sqlx::Error::ColumnDecode { source, .. } => source.to_string(),
         other => other.to_string(),

@@ -67,6 +67,9 @@ async fn broken_rows_are_named_with_their_column_and_the_good_ones_still_load() 
         problems[0],
         json!({
             "source": "policy",
+            "table": "policies",
+            "key": "id",
+            "id": 2,
             "policy_id": 2,
             "policy": "bad-cron",
             "column": "cron",
@@ -148,4 +151,73 @@ async fn a_bad_config_is_reported_by_check() {
 
     let run = r.fails(&["check"]);
     assert!(!run.stdout.starts_with("ok"), "{run:?}");
+}
+
+#[tokio::test]
+async fn rows_that_do_not_read_back_are_named_by_table_id_and_column() {
+    let r = Recsched::migrated();
+    let mut sql = r.sql().await;
+    insert_policy(&mut sql, "good", "@hourly", "UTC", 60, &["u1"]).await;
+    insert_policy(&mut sql, "float", "@hourly", "UTC", 60, &["u2"]).await;
+    // What sqlite3 accepts with its defaults (foreign keys off).
+    sqlx::raw_sql(
+        "PRAGMA foreign_keys = OFF; \
+         UPDATE policies SET window_seconds = 3600.9 WHERE name = 'float'; \
+         INSERT INTO policy_users VALUES ('abc', 'u1'); \
+         INSERT INTO recordings (id, user_id, policy_id, segment_start, segment_end, \
+             requested_seconds, state) \
+         VALUES (7, 'u1', 1, '2026-03-29T09:00:00.000Z', 'zzz', 60, 'recording');",
+    )
+    .execute(&mut sql)
+    .await
+    .unwrap();
+
+    let run = r.fails(&["check"]);
+    for line in [
+        "table policies, id 2, column window_seconds: stored as real 3600.9, not an integer; \
+         nothing is converted; the policy is skipped until the row is fixed or deleted",
+        "table policy_users, rowid 3, column policy_id: 'abc' names no policy",
+        "table recordings, id 7, column segment_end: `zzz` is not a UTC timestamp",
+        "nothing is started for user `u1` until the row is fixed or deleted",
+        "3 bad values in rows that do not read back (policies 1, policy_users 1, recordings 1)",
+    ] {
+        assert!(run.stdout.contains(line), "missing {line:?}:\n{run:?}");
+    }
+    assert!(!run.stdout.contains("ok:"), "{run:?}");
+
+    let problems = r.fails(&["check", "--json"]).json();
+    let rows: Vec<(&str, &str, i64, &str)> = problems
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["source"] == "row")
+        .map(|p| {
+            (
+                p["table"].as_str().unwrap(),
+                p["key"].as_str().unwrap(),
+                p["id"].as_i64().unwrap(),
+                p["column"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("policies", "id", 2, "window_seconds"),
+            ("policy_users", "rowid", 3, "policy_id"),
+            ("recordings", "id", 7, "segment_end"),
+        ]
+    );
+
+    // Fixed by the operator: clean again.
+    sqlx::raw_sql(
+        "UPDATE policies SET window_seconds = 3600 WHERE name = 'float'; \
+         DELETE FROM policy_users WHERE rowid = 3; \
+         UPDATE recordings SET segment_end = '2026-03-29T09:01:00.000Z' WHERE id = 7;",
+    )
+    .execute(&mut sql)
+    .await
+    .unwrap();
+    let run = r.ok(&["check"]);
+    assert!(run.stdout.starts_with("ok: "), "{run:?}");
 }

@@ -340,7 +340,16 @@ async fn a_policy_whose_name_is_hard_to_type_is_reached_by_its_id() {
     assert!(check.stdout.contains("policy `night\\nshift`"), "{check:?}");
 
     r.ok(&["policy", "add-user", &id.to_string(), "u1"]);
-    r.ok(&["check"]);
+    // The daemon refuses such a name (it would reach systemd's STATUS
+    // line); only that is left to fix.
+    let check = r.fails(&["check"]);
+    assert!(
+        check
+            .stdout
+            .contains("name `night\\nshift`: has a character that is not printable"),
+        "{check:?}"
+    );
+    assert!(!check.stdout.contains("no users"), "{check:?}");
     let text = r.ok(&["policy", "list"]).stdout;
     assert!(text.contains("night\\nshift"), "one line per row: {text}");
     assert_eq!(text.lines().count(), 2, "{text}");

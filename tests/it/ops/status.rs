@@ -291,6 +291,70 @@ async fn a_fresh_heartbeat_reads_as_running() {
 }
 
 #[tokio::test]
+async fn rows_that_do_not_read_back_are_listed_and_the_rest_still_shown() {
+    let r = Recsched::migrated();
+    let mut sql = r.sql().await;
+    let office = insert_policy(&mut sql, "office", "@hourly", "UTC", 3600, &["u1"]).await;
+    recording(
+        &mut sql,
+        "u2",
+        office,
+        ("-10 minutes", "+50 minutes"),
+        "recording",
+        Some(42),
+        None,
+    )
+    .await;
+    recording(
+        &mut sql,
+        "u3",
+        office,
+        ("-5 minutes", "+55 minutes"),
+        "recording",
+        Some(43),
+        None,
+    )
+    .await;
+    exec(
+        &mut sql,
+        "PRAGMA foreign_keys = OFF; \
+         INSERT INTO policy_users VALUES (77, 'ghost'); \
+         UPDATE recordings SET segment_end = 'zzz' WHERE user_id = 'u3';",
+    )
+    .await;
+
+    let s = r.ok(&["status", "--json"]).json();
+    assert_eq!(users(&s["recording_now"]["rows"]), ["u2"], "{s:#}");
+    assert_eq!(s["bad_rows"]["total"], json!(2), "{s:#}");
+    let rows = s["bad_rows"]["rows"].as_array().unwrap();
+    assert_eq!(rows[0]["table"], json!("policy_users"));
+    assert_eq!(rows[0]["key"], json!("rowid"));
+    assert_eq!(rows[0]["column"], json!("policy_id"));
+    assert_eq!(rows[1]["table"], json!("recordings"));
+    assert_eq!(rows[1]["column"], json!("segment_end"));
+    assert_eq!(rows[1]["user"], json!("u3"));
+    assert!(rows[1]["id"].as_i64().is_some());
+    assert!(
+        rows[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing is started for user `u3`"),
+        "{s:#}"
+    );
+
+    let text = r.ok(&["status"]).stdout;
+    assert!(
+        text.contains("Bad rows (do not read back; skipped): 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("table policy_users, rowid 2, column policy_id: 77 names no policy"),
+        "{text}"
+    );
+    assert!(text.contains(", column segment_end: `zzz`"), "{text}");
+}
+
+#[tokio::test]
 async fn an_empty_database_says_so_in_every_section() {
     let r = Recsched::migrated();
     let s = r.ok(&["status", "--json"]).json();
@@ -303,9 +367,11 @@ async fn an_empty_database_says_so_in_every_section() {
         json!({"total": 0, "missed": 0, "rows": []})
     );
     assert_eq!(s["invalid_policies"], json!({"total": 0, "rows": []}));
+    assert_eq!(s["bad_rows"], json!({"total": 0, "rows": []}));
 
     let text = r.ok(&["status"]).stdout;
     for line in [
+        "Bad rows: none, every row reads back",
         "Daemon: never ran on this database (no heartbeat)",
         "nobody is being recorded",
         "no window of an enabled, valid policy is coming",

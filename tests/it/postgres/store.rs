@@ -84,7 +84,7 @@ async fn a_segment_is_claimed_once_even_by_two_handles_racing() {
         total += task.await.unwrap();
     }
     assert_eq!(total, 250, "each of 50 + 200 segments won exactly once");
-    assert_eq!(one.open_rows().await.unwrap().len(), 251);
+    assert_eq!(one.open_rows().await.unwrap().rows.len(), 251);
 
     // A key asked for twice in one burst is won once, by the first asker.
     let twice = vec![segment("d", at(12, 0, 0)), segment("d", at(12, 0, 0))];
@@ -262,7 +262,7 @@ async fn occupied_segments_end_at_their_effective_end() {
         .set_state(a, RecordingState::Expired, None, Some(at(9, 30, 0)))
         .await
         .unwrap();
-    let occupied = store.occupied_since(at(8, 45, 0)).await.unwrap();
+    let occupied = store.occupied_since(at(8, 45, 0)).await.unwrap().rows;
     let users: Vec<(&str, DateTime<Utc>, DateTime<Utc>)> = occupied
         .iter()
         .map(|(u, s, e)| (u.as_str(), *s, *e))
@@ -274,7 +274,16 @@ async fn occupied_segments_end_at_their_effective_end() {
             ("b", at(8, 0, 0), at(9, 0, 0))
         ]
     );
-    assert_eq!(store.occupied_since(at(9, 30, 0)).await.unwrap().len(), 0);
+    // Past its end, only the row still open occupies (it is not final yet).
+    let open: Vec<String> = store
+        .occupied_since(at(9, 30, 0))
+        .await
+        .unwrap()
+        .rows
+        .iter()
+        .map(|(u, _, _)| u.as_str().to_owned())
+        .collect();
+    assert_eq!(open, ["b"]);
     store.set_state_value("last_seen", "x").await.unwrap();
     store.set_state_value("last_seen", "y").await.unwrap();
     assert_eq!(
@@ -307,7 +316,7 @@ async fn a_lost_instances_open_rows_go_to_exactly_one_survivor_once_its_lease_ru
         .unwrap();
 
     // The lease is live: nobody may take the rows.
-    assert!(b.adopt_open_rows().await.unwrap().is_empty());
+    assert!(b.adopt_open_rows().await.unwrap().rows.is_empty());
     assert_eq!(dead.renew_leases().await.unwrap().len(), 39);
 
     // It runs out (the dead instance renews no more; the clock is the
@@ -316,7 +325,7 @@ async fn a_lost_instances_open_rows_go_to_exactly_one_survivor_once_its_lease_ru
     db.sql("UPDATE recordings SET lease_until = now() - interval '1 second' WHERE owner = 'dead'")
         .await;
     let (by_b, by_c) = tokio::join!(b.adopt_open_rows(), c.adopt_open_rows());
-    let (by_b, by_c) = (by_b.unwrap(), by_c.unwrap());
+    let (by_b, by_c) = (by_b.unwrap().rows, by_c.unwrap().rows);
     assert_eq!(
         by_b.len() + by_c.len(),
         39,
@@ -335,11 +344,11 @@ async fn a_lost_instances_open_rows_go_to_exactly_one_survivor_once_its_lease_ru
 
     // Their new leases are live; the old owner, if it came back, finds
     // it owns nothing.
-    assert!(b.adopt_open_rows().await.unwrap().is_empty());
+    assert!(b.adopt_open_rows().await.unwrap().rows.is_empty());
     assert!(dead.renew_leases().await.unwrap().is_empty());
     assert_eq!(b.renew_leases().await.unwrap().len(), by_b.len());
 
     // A clean shutdown hands rows over at once.
     assert_eq!(b.release_leases().await.unwrap(), by_b.len() as u64);
-    assert_eq!(c.adopt_open_rows().await.unwrap().len(), by_b.len());
+    assert_eq!(c.adopt_open_rows().await.unwrap().rows.len(), by_b.len());
 }

@@ -33,7 +33,7 @@ async fn two_handles_racing_for_the_same_segments_claim_each_once() {
         total += task.await.unwrap();
     }
     assert_eq!(total, 50);
-    assert_eq!(one.open_rows().await.unwrap().len(), 50);
+    assert_eq!(one.open_rows().await.unwrap().rows.len(), 50);
 }
 
 /// Another connection takes the write lock, signals, holds it for `hold`,

@@ -52,7 +52,7 @@ async fn reopening_keeps_data_and_migrates_nothing_twice() {
     let again = Store::open(&settings_in(dir.path(), "recsched.db"))
         .await
         .unwrap();
-    assert_eq!(again.open_rows().await.unwrap().len(), 1);
+    assert_eq!(again.open_rows().await.unwrap().rows.len(), 1);
 }
 
 #[tokio::test]
@@ -117,7 +117,7 @@ async fn a_read_only_handle_reads_and_refuses_writes_as_read_only() {
     let reader = Store::open_read_only(&settings_in(dir.path(), "recsched.db"))
         .await
         .unwrap();
-    assert_eq!(reader.open_rows().await.unwrap().len(), 1);
+    assert_eq!(reader.open_rows().await.unwrap().rows.len(), 1);
     assert!(reader.policy_rows().await.unwrap().is_empty());
     assert_eq!(reader.policy_revision().await.unwrap(), 0);
     let err = reader.claim(&segment("u2", at(9, 0, 0))).await.unwrap_err();

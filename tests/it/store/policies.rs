@@ -73,7 +73,7 @@ async fn removing_a_policy_keeps_its_recordings() {
     store.claim(&seg).await.unwrap().unwrap();
 
     store.remove_policy("day").await.unwrap();
-    let rows = store.open_rows().await.unwrap();
+    let rows = store.open_rows().await.unwrap().rows;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].policy_id, Some(id));
 
@@ -150,29 +150,168 @@ async fn updated_at_follows_a_plain_sql_update() {
 }
 
 #[tokio::test]
-async fn broken_policy_rows_are_read_for_the_parser_to_name() {
+async fn values_of_the_wrong_type_are_named_and_never_coerced() {
     let (_dir, store) = temp_store().await;
     let mut conn = operator(store.path()).await;
     sqlx::query(
         "INSERT INTO policies (name, enabled, cron, timezone, window_seconds, end_mode) \
-         VALUES ('bad', 'yes', 'every day', 'Europe/Amsterdm', 'one hour', 'sometimes'), \
-                ('float', 1, '0 9 * * *', 'UTC', 99.5, 'stop'), \
-                (42, 1, '0 9 * * *', 'UTC', -5, 'expire')",
+         VALUES ('bad', 'true', 'every day', 'Europe/Amsterdm', 'one hour', 'sometimes'), \
+                ('float', 1, '0 9 * * *', 'UTC', 3600.9, 'stop'), \
+                (42, 1, '0 9 * * *', 'UTC', -5, 'expire'), \
+                (CAST(X'FF6E616D65' AS TEXT), 1, '0 9 * * *', 'UTC', 60, 'expire'), \
+                ('blob', 2, X'00', 'UTC', 60, 'expire')",
     )
     .execute(&mut conn)
     .await
     .unwrap();
     store.insert_policy(&policy("good", &["u1"])).await.unwrap();
 
-    let rows = store.policy_rows().await.unwrap();
-    let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["bad", "float", "42", "good"]);
-    assert_eq!(rows[0].cron, "every day");
-    assert_eq!(rows[0].timezone, "Europe/Amsterdm");
-    assert_eq!(rows[0].window_seconds, 0, "not a number reads as 0");
-    assert!(!rows[0].enabled, "a non-integer `enabled` reads as off");
-    assert_eq!(rows[0].end_mode, "sometimes");
-    assert_eq!(rows[1].window_seconds, 99);
-    assert_eq!(rows[2].window_seconds, -5);
-    assert_eq!(rows[3].users, ["u1"]);
+    let read = store.read_policies().await.unwrap();
+    // Only rows whose every value has its column's type are read; their
+    // meaning (cron, zone, range) is the parser's to judge.
+    let names: Vec<&str> = read.rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["42", "good"]);
+    assert_eq!(read.rows[0].window_seconds, -5);
+    let bad: Vec<(i64, &str, &str)> = read
+        .bad
+        .iter()
+        .map(|b| (b.id, b.column, b.problem.as_str()))
+        .collect();
+    assert_eq!(
+        bad,
+        [
+            (
+                1,
+                "enabled",
+                "stored as text 'true', not an integer; nothing is converted"
+            ),
+            (
+                1,
+                "window_seconds",
+                "stored as text 'one hour', not an integer; nothing is converted"
+            ),
+            (
+                2,
+                "window_seconds",
+                "stored as real 3600.9, not an integer; nothing is converted"
+            ),
+            (
+                4,
+                "name",
+                "not valid UTF-8 text (byte 0 of 5; starts ff 6e 61 6d 65)"
+            ),
+            (5, "enabled", "2: must be 0 (off) or 1 (on)"),
+            (
+                5,
+                "cron",
+                "stored as blob X'00', not text; nothing is converted"
+            ),
+        ]
+    );
+    assert!(read
+        .bad
+        .iter()
+        .all(|b| b.table == "policies" && b.key == "id"));
+    assert_eq!(
+        read.bad[2].to_string(),
+        "table policies, id 2, column window_seconds: stored as real 3600.9, not an integer; \
+         nothing is converted; the policy is skipped until the row is fixed or deleted \
+         (sqlite3 or psql)"
+    );
+
+    // Asked for by name, a row that does not read back is an error naming it.
+    let err = store.policy_row("float").await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::BadRow(b) if b.id == 2 && b.column == "window_seconds"),
+        "{err:?}"
+    );
+    assert_eq!(store.policy_rows().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_user_row_without_a_policy_or_with_a_bad_user_id_is_skipped_alone() {
+    let (_dir, store) = temp_store().await;
+    let id = store
+        .insert_policy(&policy("day", &["u1", "u2"]))
+        .await
+        .unwrap();
+    let mut conn = operator(store.path()).await;
+    // sqlite3 leaves foreign keys off: all of these are accepted.
+    sqlx::query("PRAGMA foreign_keys = OFF")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for (n, edit) in [
+        "INSERT INTO policy_users VALUES ('abc', 'u1')",
+        "INSERT INTO policy_users VALUES (99, 'u9')",
+        "INSERT INTO policy_users VALUES (1, CAST(X'FF6E616D65' AS TEXT))",
+        "INSERT INTO policy_users VALUES (1, 'tab\there')",
+        "INSERT INTO policy_users VALUES (1, X'0102')",
+    ]
+    .iter()
+    .enumerate()
+    {
+        sqlx::query(edit)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("edit {n} {edit}: {e}"));
+    }
+
+    let read = store.read_policies().await.unwrap();
+    assert_eq!(read.rows.len(), 1);
+    assert_eq!(read.rows[0].id, id);
+    assert_eq!(
+        read.rows[0].users,
+        ["u1", "u2"],
+        "the policy keeps its good users"
+    );
+    let mut bad: Vec<(&str, &str, &str)> = read
+        .bad
+        .iter()
+        .map(|b| (b.table, b.key, b.column))
+        .collect();
+    bad.sort();
+    assert_eq!(
+        bad,
+        [
+            ("policy_users", "rowid", "policy_id"),
+            ("policy_users", "rowid", "policy_id"),
+            ("policy_users", "rowid", "user_id"),
+            ("policy_users", "rowid", "user_id"),
+            ("policy_users", "rowid", "user_id"),
+        ]
+    );
+    let text: Vec<String> = read.bad.iter().map(ToString::to_string).collect();
+    let all = text.join("\n");
+    assert!(
+        all.contains("column policy_id: 'abc' names no policy"),
+        "{all}"
+    );
+    assert!(
+        all.contains("column policy_id: 99 names no policy"),
+        "{all}"
+    );
+    assert!(all.contains("not valid UTF-8 text"), "{all}");
+    assert!(
+        all.contains("`tab\\there`: user id contains a control character"),
+        "{all}"
+    );
+    assert!(all.contains("stored as blob X'0102', not text"), "{all}");
+    assert!(
+        text.iter()
+            .all(|t| t.contains("it is skipped until the row is fixed")),
+        "{all}"
+    );
+    // The rowid finds the row for the operator.
+    let orphan = read
+        .bad
+        .iter()
+        .find(|b| b.problem.starts_with("99"))
+        .unwrap();
+    let user: String = sqlx::query_scalar("SELECT user_id FROM policy_users WHERE rowid = ?")
+        .bind(orphan.id)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(user, "u9");
 }

@@ -238,7 +238,7 @@ async fn listings_filter_by_user_state_time_and_count() {
     };
     assert_eq!(store.recordings(&one).await.unwrap().len(), 1);
 
-    let open = ids(store.open_rows().await.unwrap());
+    let open = ids(store.open_rows().await.unwrap().rows);
     assert_eq!(open.len(), 2);
     assert!(open.contains(&b) && open.contains(&c));
 }
@@ -278,7 +278,7 @@ async fn every_segment_still_running_occupies_its_slot() {
     missed.state = Missed;
     store.claim(&missed).await.unwrap().unwrap();
 
-    let slots = store.occupied_since(at(9, 30, 0)).await.unwrap();
+    let slots = store.occupied_since(at(9, 30, 0)).await.unwrap().rows;
     assert_eq!(
         slots,
         [
@@ -286,7 +286,7 @@ async fn every_segment_still_running_occupies_its_slot() {
             (user("u3"), at(8, 45, 0), at(9, 45, 0)),
         ]
     );
-    let slots = store.occupied_since(at(9, 10, 0)).await.unwrap();
+    let slots = store.occupied_since(at(9, 10, 0)).await.unwrap().rows;
     assert_eq!(slots[0], (user("u1"), at(9, 0, 0), at(9, 20, 0)));
     assert_eq!(slots.len(), 3);
 }
@@ -320,19 +320,13 @@ async fn a_row_that_does_not_read_back_is_named() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, StoreError::BadRow { table: "recordings", id: i, column: "state", .. } if *i == id.get()),
+        matches!(&err, StoreError::BadRow(b) if b.table == "recordings" && b.id == id.get() && b.column == "state"),
         "{err:?}"
     );
     assert!(err.to_string().contains("`running`"), "{err}");
     let err = store.set_state(id, Failed, None, None).await.unwrap_err();
     assert!(
-        matches!(
-            err,
-            StoreError::BadRow {
-                column: "state",
-                ..
-            }
-        ),
+        matches!(&err, StoreError::BadRow(b) if b.column == "state"),
         "{err:?}"
     );
 
@@ -340,22 +334,113 @@ async fn a_row_that_does_not_read_back_is_named() {
         .execute(&mut conn)
         .await
         .unwrap();
-    let err = store.open_rows().await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::BadRow {
-                column: "segment_end",
-                ..
-            }
-        ),
-        "{err:?}"
+    // A read of many rows skips it and names it, with the user it keeps.
+    let open = store.open_rows().await.unwrap();
+    assert!(open.rows.is_empty());
+    let [bad] = open.bad.as_slice() else {
+        panic!("{open:?}")
+    };
+    assert_eq!(
+        (bad.table, bad.id, bad.column),
+        ("recordings", id.get(), "segment_end")
     );
-    let msg = err.to_string();
+    assert_eq!(bad.user, Some(user("u1")));
+    let msg = bad.to_string();
     assert!(
-        msg.contains(&format!("row {id}")) && msg.contains("`tomorrow`"),
+        msg.starts_with(&format!(
+            "table recordings, id {id}, column segment_end: `tomorrow`"
+        )),
         "{msg}"
     );
+    // A read of that very row fails, naming it.
+    let err = store.recording(id).await.unwrap_err();
+    assert!(err.to_string().contains("`tomorrow`"), "{err}");
+}
+
+#[tokio::test]
+async fn a_bad_row_keeps_its_user_occupied_until_fixed_and_costs_no_one_else() {
+    let (_dir, store) = temp_store().await;
+    let damaged = store
+        .claim(&segment("ann", at(9, 0, 0)))
+        .await
+        .unwrap()
+        .unwrap();
+    let inverted = store
+        .claim(&segment("bob", at(9, 0, 0)))
+        .await
+        .unwrap()
+        .unwrap();
+    let nameless = store
+        .claim(&segment("eve", at(9, 0, 0)))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .claim(&segment("cid", at(9, 0, 0)))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut conn = operator(store.path()).await;
+    sqlx::raw_sql(&format!(
+        "UPDATE recordings SET segment_end = 'zzz' WHERE id = {damaged}; \
+         UPDATE recordings SET segment_end = '2026-03-29T08:00:00.000Z' WHERE id = {inverted}; \
+         UPDATE recordings SET user_id = CAST(X'FF' AS TEXT), segment_end = 12 \
+             WHERE id = {nameless};"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    let read = store.occupied_since(at(9, 30, 0)).await.unwrap();
+    let (start, end) = recsched::store::until_fixed();
+    let mut slots = read.rows.clone();
+    slots.sort();
+    assert_eq!(
+        slots,
+        [
+            (user("ann"), start, end),
+            (user("bob"), start, end),
+            (user("cid"), at(9, 0, 0), at(10, 0, 0)),
+        ],
+        "the user of a bad row is occupied until it is fixed; the others as stored"
+    );
+    let mut bad: Vec<(i64, &str, Option<&str>)> = read
+        .bad
+        .iter()
+        .map(|b| (b.id, b.column, b.user.as_ref().map(|u| u.as_str())))
+        .collect();
+    bad.sort();
+    assert_eq!(
+        bad,
+        [
+            (damaged.get(), "segment_end", Some("ann")),
+            (inverted.get(), "segment_end", Some("bob")),
+            (nameless.get(), "user_id", None),
+        ]
+    );
+    let inverted_row = read.bad.iter().find(|b| b.id == inverted.get()).unwrap();
+    assert!(
+        inverted_row.problem.contains("is not after segment_start"),
+        "{inverted_row}"
+    );
+    // Listing and reconcile skip the same rows.
+    let open = store.open_rows().await.unwrap();
+    assert_eq!(open.rows.len(), 1);
+    assert_eq!(open.bad.len(), 3);
+    assert_eq!(store.adopt_open_rows().await.unwrap().rows.len(), 1);
+
+    // Fixed by the operator: the user is back to its stored time.
+    sqlx::raw_sql(&format!(
+        "UPDATE recordings SET segment_end = '2026-03-29T10:00:00.000Z' WHERE id = {damaged}"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let read = store.occupied_since(at(9, 30, 0)).await.unwrap();
+    assert!(read
+        .rows
+        .contains(&(user("ann"), at(9, 0, 0), at(10, 0, 0))));
+    assert!(!read.bad.iter().any(|b| b.id == damaged.get()));
 }
 
 #[tokio::test]
