@@ -10,7 +10,6 @@
 //! (`kill -9` at random moments lives in `daemon::chaos`.)
 
 mod body;
-mod checks;
 mod config;
 mod disk;
 mod flaky;

@@ -6,7 +6,7 @@
 //! starting: `recsched check` and `recsched run` both name the key and
 //! exit 1, without a panic and without sending anything.
 
-use super::checks::{assert_no_panic, assert_on_time};
+use super::hostile::{assert_no_panic, assert_on_time};
 use super::hosts::{pid_writing, Peers};
 use super::{add_policy, cron_at, refs, running, second_after, users};
 use crate::common::daemon::{wait_for, Rig};

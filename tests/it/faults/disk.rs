@@ -7,7 +7,7 @@
 //! read-only bind mount; a full disk is a small tmpfs. Where the machine
 //! allows neither, the test says why and passes without checking.
 
-use super::checks::{assert_no_panic, assert_on_time};
+use super::hostile::{assert_no_panic, assert_on_time};
 use super::hosts::{pid_writing, Peers};
 use super::{
     add_policy, cron_at, now, refs, running, second_after, start_requests, until, user_of, users,

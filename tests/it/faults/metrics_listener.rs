@@ -6,7 +6,7 @@
 //! most, never the schedule, and a listener on a non-loopback address is
 //! warned about in the log.
 
-use super::checks::{assert_no_panic, assert_on_time};
+use super::hostile::{assert_no_panic, assert_on_time};
 use super::hosts::{accepted_on, pid_writing, Peers};
 use super::{add_policy, cron_at, refs, running, second_after, users};
 use crate::common::daemon::{wait_for, Rig};
