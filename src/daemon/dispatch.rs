@@ -115,13 +115,9 @@ pub(super) async fn pass(
             let Some(id) = id else { continue };
             let user = start.segment.user.clone();
             let user_ends = ends.remove(&user).unwrap_or_default();
-            // The recording this start follows: one this job ends first,
-            // else one still tracked.
-            let previous = user_ends
-                .iter()
-                .filter_map(|(row, _)| row.contact)
-                .next_back()
-                .or_else(|| shared.open.contact_before(&user, start.segment.start));
+            // The recordings this start follows (one this job ends first
+            // is still tracked until it has ended).
+            let previous = shared.open.contacts_of(&user);
             shared
                 .open
                 .insert_claimed(OpenRow::claimed(id, start.segment.clone()));

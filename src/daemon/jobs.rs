@@ -9,7 +9,8 @@
 //! not be lost.
 //!
 //! A start that follows another recording of the same user knows that
-//! recording's contact id. While the vendor still answers with it (the
+//! recording's contact id (and those of any other recording of the user
+//! still tracked). While the vendor still answers with it (the
 //! earlier recording is still ending), the start is asked again every
 //! [`REASK`] until the last moment a start can be sent; an answer naming
 //! the earlier recording is never stored as the new segment's own.
@@ -40,8 +41,10 @@ pub struct StartJob {
     pub id: RecordingId,
     pub segment: Segment,
     pub late: chrono::Duration,
-    /// The contact id of the user's recording before this segment, if any.
-    pub previous: Option<ContactId>,
+    /// The contact ids of the user's earlier recordings this process
+    /// knows (the one before this segment, any other still tracked): an
+    /// answer naming one of them is not this segment's recording.
+    pub previous: Vec<ContactId>,
 }
 
 /// Runs one user's ends, then the user's start.
@@ -127,7 +130,7 @@ async fn start_in_span(shared: &Shared, job: StartJob) {
             Err(e) => break Outcome::GaveUp(e),
         };
         writer.base += attempts;
-        if Some(started.contact_id) != previous {
+        if !previous.contains(&started.contact_id) {
             break Outcome::Started(started);
         }
         // The previous recording is still ending at the vendor, who

@@ -225,15 +225,15 @@ impl OpenRows {
         self.rows().values().cloned().collect()
     }
 
-    /// The contact id of `user`'s latest tracked recording that began
-    /// before `start`: the recording a start at `start` follows.
-    pub fn contact_before(&self, user: &UserId, start: DateTime<Utc>) -> Option<ContactId> {
+    /// The contact ids of `user`'s tracked recordings: a start for the
+    /// user answered with one of them was answered with an earlier
+    /// recording (still ending at the vendor), not a new one.
+    pub fn contacts_of(&self, user: &UserId) -> Vec<ContactId> {
         self.rows()
             .values()
-            .filter(|t| t.row.user() == user && t.row.segment.start < start)
-            .filter_map(|t| Some((t.row.segment.start, t.row.contact?)))
-            .max_by_key(|(at, _)| *at)
-            .map(|(_, c)| c)
+            .filter(|t| t.row.user() == user)
+            .filter_map(|t| t.row.contact)
+            .collect()
     }
 }
 
@@ -342,12 +342,11 @@ mod tests {
     }
 
     #[test]
-    fn the_recording_before_a_start_is_the_latest_earlier_one_with_a_contact() {
+    fn a_users_known_recordings_are_its_tracked_contacts() {
         let rows = OpenRows::default();
         let mut first = OpenRow::claimed(RecordingId::new(1), segment("ann", 0, 10));
         first.contact = Some(ContactId::new(1).unwrap());
-        let mut second = OpenRow::claimed(RecordingId::new(2), segment("ann", 10, 10));
-        second.contact = Some(ContactId::new(2).unwrap());
+        let second = OpenRow::claimed(RecordingId::new(2), segment("ann", 10, 10));
         let other = OpenRow {
             contact: Some(ContactId::new(3).unwrap()),
             ..OpenRow::claimed(RecordingId::new(3), segment("bob", 10, 10))
@@ -356,15 +355,8 @@ mod tests {
             rows.adopt(r, false);
         }
         let ann = UserId::parse("ann").unwrap();
-        let at = |s| t0() + chrono::Duration::seconds(s);
-        assert_eq!(
-            rows.contact_before(&ann, at(20)),
-            Some(ContactId::new(2).unwrap())
-        );
-        assert_eq!(
-            rows.contact_before(&ann, at(10)),
-            Some(ContactId::new(1).unwrap())
-        );
-        assert_eq!(rows.contact_before(&ann, at(0)), None);
+        assert_eq!(rows.contacts_of(&ann), vec![ContactId::new(1).unwrap()]);
+        rows.finish(RecordingId::new(1));
+        assert!(rows.contacts_of(&ann).is_empty());
     }
 }

@@ -125,10 +125,8 @@ pub(super) async fn adopt(
             continue;
         }
         resumed += 1;
-        let previous = shared
-            .open
-            .contact_before(&row.segment.user, row.segment.start)
-            .or_else(|| before.get(&row.id).copied());
+        let mut previous = shared.open.contacts_of(&row.segment.user);
+        previous.extend(before.get(&row.id).copied());
         let job = StartJob {
             id: row.id,
             late: now - row.segment.start,
