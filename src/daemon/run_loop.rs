@@ -177,7 +177,9 @@ fn words(d: chrono::Duration) -> String {
     if ms < 60_000 {
         return format!("{:.1} s", ms as f64 / 1000.0);
     }
-    let (h, m, s) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60);
+    // To the nearest second: the two clocks are read a moment apart.
+    let secs = (ms + 500) / 1000;
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
     let mut parts = Vec::new();
     if h > 0 {
         parts.push(format!("{h} h"));
@@ -223,5 +225,6 @@ mod tests {
         assert_eq!(words(chrono::Duration::milliseconds(2500)), "2.5 s");
         assert_eq!(words(chrono::Duration::minutes(30)), "30 min");
         assert_eq!(words(chrono::Duration::seconds(3605)), "1 h 5 s");
+        assert_eq!(words(chrono::Duration::milliseconds(1_799_999)), "30 min");
     }
 }
