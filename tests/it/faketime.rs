@@ -8,11 +8,13 @@
 //! `CI=true`: there it fails, since `.ci/run` installs the package.
 
 use crate::common::daemon::{wait_for, Daemon, Rig};
+use crate::common::pg::PgRig;
 use crate::daemon::{add_policy, now, row_at};
 use crate::faults::{cron_at, running, second_after};
 use chrono::{DateTime, Duration, Utc};
 use recsched::clock::parse_utc;
 use recsched::daemon::LAST_SEEN_KEY;
+use recsched::recording::RecordingState;
 use std::path::{Path, PathBuf};
 
 /// Where Debian and others install the library, below `/usr/lib` and the
@@ -206,4 +208,66 @@ async fn a_1_hour_step_back_starts_no_window_twice_and_the_heartbeat_keeps_its_p
     }
     let started = rows.iter().filter(|r| r.contact_id.is_some()).count();
     assert_eq!(sim.len(), started, "{sim:?}\n{rows:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_1_hour_step_back_keeps_the_lease_renewal_period() {
+    let Some(mut pg) = PgRig::new().await else {
+        return;
+    };
+    let Some(fake) = FakeTime::install(&mut pg.rig, "faketime::on_postgres_a_1_hour_step_back")
+    else {
+        return;
+    };
+    // Renewed every second.
+    pg.set("RECSCHED_DATABASE__LEASE_SECONDS", "3");
+    let w = second_after(Duration::seconds(2));
+    pg.add_policy("long", &cron_at(w), 60, "expire", &["l1"])
+        .await;
+    let daemon = pg.spawn();
+    wait_for(
+        std::time::Duration::from_secs(20),
+        "the window to be recording",
+        || async {
+            let rows = pg.rows().await;
+            rows.into_iter()
+                .find(|r| r.state == RecordingState::Recording)
+                .map(drop)
+        },
+    )
+    .await;
+    fake.set("-3600");
+    let stepped_at = now();
+    // lease_until is the database server's now() plus the lease: each
+    // renewal moves it on. Record each new value as it appears.
+    let mut conn = pg.db.conn().await;
+    let mut renewals: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    while now() - stepped_at < Duration::seconds(6) {
+        let until: Option<DateTime<Utc>> =
+            sqlx::query_scalar("SELECT lease_until FROM recordings WHERE user_id = 'l1'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        if let Some(until) = until {
+            if renewals.last().map(|(_, u)| *u) != Some(until) {
+                renewals.push((now(), until));
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(conn);
+    let log = stop(daemon);
+    // Every second or so, as before the step, never stalled by it.
+    assert!(
+        renewals.len() >= 4,
+        "lease renewals in the 6 s after the step: {renewals:?}\n{log}"
+    );
+    for pair in renewals.windows(2) {
+        let gap = pair[1].0 - pair[0].0;
+        assert!(
+            gap <= Duration::milliseconds(2_000),
+            "{gap} between renewals after the step: {renewals:?}"
+        );
+    }
+    assert!(log.contains("the wall clock stepped back by 1 h"), "{log}");
 }
