@@ -17,6 +17,7 @@
 //! subscriber set for this thread ([`Driven::log`]), and no task runs in
 //! parallel with the one checking that all are idle.
 
+use super::pg::{pg, PgDb};
 use chrono::{DateTime, Utc};
 use recsched::clock::{Clock, ManualClock};
 use recsched::cxone::{self, Client};
@@ -60,12 +61,19 @@ impl Write for Log {
     }
 }
 
+/// The database a [`Driven`] daemon runs on.
+enum Db {
+    /// A SQLite file in a temporary directory.
+    Sqlite { _dir: TempDir, path: PathBuf },
+    /// A database of its own on the harness's PostgreSQL server.
+    Postgres(PgDb),
+}
+
 /// A simulator, a migrated database, a manual clock, and (once started)
 /// the daemon.
 pub struct Driven {
-    /// Holds the database file.
-    _dir: TempDir,
-    pub db: PathBuf,
+    db: Db,
+    /// The test's own handle on the database.
     pub store: Store,
     pub sim: SimHandle,
     pub clock: ManualClock,
@@ -103,6 +111,30 @@ impl Driven {
     }
 
     pub async fn with_config(config: SimConfig, at: DateTime<Utc>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("recsched.db");
+        let store = Store::open(&store::Settings {
+            path: path.clone(),
+            ..store::Settings::default()
+        })
+        .await
+        .unwrap();
+        Self::build(config, at, Db::Sqlite { _dir: dir, path }, store).await
+    }
+
+    /// On a PostgreSQL database of its own; `None` (the test passes after
+    /// saying why) when PostgreSQL is not installed and `CI` is unset.
+    pub async fn on_postgres(faults: Faults, at: DateTime<Utc>) -> Option<Self> {
+        let db = pg().await?;
+        let store = db.store().await;
+        let config = SimConfig {
+            faults,
+            ..SimConfig::default()
+        };
+        Some(Self::build(config, at, Db::Postgres(db), store).await)
+    }
+
+    async fn build(config: SimConfig, at: DateTime<Utc>, db: Db, store: Store) -> Self {
         let log = Log::default();
         let writer = log.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -120,16 +152,7 @@ impl Driven {
         let sim = simulator::spawn_with_clock(config, Arc::new(vendor))
             .await
             .expect("simulator binds");
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("recsched.db");
-        let store = Store::open(&store::Settings {
-            path: db.clone(),
-            ..store::Settings::default()
-        })
-        .await
-        .unwrap();
         Self {
-            _dir: dir,
             db,
             store,
             sim,
@@ -270,17 +293,30 @@ impl Driven {
     }
 
     /// Runs plain SQL on a connection of its own, as an operator's sqlite3
-    /// session would.
+    /// or psql session would.
     pub async fn sql(&self, statements: &str) {
-        let mut conn = SqliteConnection::connect_with(
-            &SqliteConnectOptions::new()
-                .filename(&self.db)
-                .busy_timeout(Duration::from_secs(15)),
-        )
-        .await
-        .unwrap();
-        sqlx::raw_sql(statements).execute(&mut conn).await.unwrap();
-        conn.close().await.unwrap();
+        match &self.db {
+            Db::Sqlite { path, .. } => {
+                let mut conn = SqliteConnection::connect_with(
+                    &SqliteConnectOptions::new()
+                        .filename(path)
+                        .busy_timeout(Duration::from_secs(15)),
+                )
+                .await
+                .unwrap();
+                sqlx::raw_sql(statements).execute(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+            }
+            Db::Postgres(db) => db.sql(statements).await,
+        }
+    }
+
+    /// The PostgreSQL database, when the rig runs on one.
+    pub fn pg(&self) -> Option<&PgDb> {
+        match &self.db {
+            Db::Postgres(db) => Some(db),
+            Db::Sqlite { .. } => None,
+        }
     }
 
     /// Inserts a policy (UTC) and its users with plain SQL.
