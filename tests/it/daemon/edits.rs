@@ -137,7 +137,9 @@ async fn sighup_reloads_at_once_even_with_slow_polling() {
     .await;
     rig.sql("INSERT INTO policy_users (policy_id, user_id) SELECT id, 'h2' FROM policies WHERE name = 'always';").await;
     daemon.hup();
-    wait_for(WITHIN, "h2 to be recorded after SIGHUP", || async {
+    // Polling would take a minute: anything well under that came from the
+    // signal (no tight margin on a loaded machine).
+    wait_for(SEEN, "h2 to be recorded after SIGHUP", || async {
         rig.recordings()
             .iter()
             .any(|r| r.user_id == "h2")
