@@ -13,7 +13,9 @@
 //! - [`recording`]: the vocabulary of one recording (user id, duration,
 //!   contact id, state). Depends on nothing.
 //! - [`secret`]: a string whose `Debug`/`Display` print `[redacted]`.
-//! - [`clock`]: the only reader of wall-clock time.
+//! - [`clock`]: the only reader of wall-clock time and the only way to
+//!   wait: wall-clock and monotonic readings, sleeps on the monotonic one,
+//!   a system clock and a manual clock tests drive.
 //! - [`retry`]: pure backoff arithmetic (attempt, `Retry-After`, jitter,
 //!   deadline) -> next delay or give up.
 //! - [`policy`]: policy rows parsed into typed values; `PolicyError`.
@@ -28,7 +30,12 @@
 //! - [`simulator`]: an axum stand-in for the vendor API, faithful to
 //!   `API.md`, with fault injection. Shares no types with `cxone`, so a
 //!   misreading of the API cannot end up on both sides of a test.
-//! - [`daemon`]: the only home of timers and tasks.
+//! - [`daemon`]: the only home of timers and tasks: the scheduling loop
+//!   (`run_loop`, which watches for wall-clock steps), one planning pass
+//!   (`dispatch`, acting on the pure `decide`), the jobs that start and
+//!   end recordings, the open rows this process looks after
+//!   (`open_rows`), `reconcile`, the one writer of recording rows, and
+//!   housekeeping on monotonic tickers.
 //! - [`config`]: layers defaults, the TOML file and `RECSCHED_*` variables.
 //! - [`metrics`]: Prometheus registry and the `/metrics` + `/healthz`
 //!   listener.

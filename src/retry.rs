@@ -141,6 +141,43 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
+/// Waits measured on the monotonic clock (the daemon's writer, which must
+/// not let a wall-clock step stretch or cut its patience).
+impl RetryPolicy {
+    /// [`RetryPolicy::next_delay`] with the time `left` before the deadline
+    /// in place of two wall-clock instants.
+    ///
+    /// ```
+    /// use recsched::retry::{Decision, RetryPolicy};
+    /// use std::time::Duration;
+    /// let p = RetryPolicy { base_ms: 50, cap_ms: 2_000, max_server_errors: 0 };
+    /// // Jitter 1.0: the whole ceiling, doubling from the base.
+    /// assert_eq!(p.next_delay_within(3, None, 1.0, Duration::from_secs(60)), Decision::Wait(Duration::from_millis(200)));
+    /// assert_eq!(p.next_delay_within(3, None, 1.0, Duration::from_millis(199)), Decision::GiveUp);
+    /// ```
+    pub fn next_delay_within(
+        &self,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        jitter: f64,
+        left: Duration,
+    ) -> Decision {
+        let delay = retry_after.unwrap_or_else(|| {
+            let j = if jitter.is_finite() {
+                jitter.clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            self.ceiling(attempt).mul_f64(j)
+        });
+        if delay <= left {
+            Decision::Wait(delay)
+        } else {
+            Decision::GiveUp
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +314,40 @@ mod tests {
         assert_eq!(
             parse_retry_after("18446744073709551615", t0()),
             Some(Duration::from_secs(u64::MAX))
+        );
+    }
+
+    #[test]
+    fn waits_within_time_left_double_to_the_cap_and_stop_at_the_deadline() {
+        let p = RetryPolicy {
+            base_ms: 50,
+            cap_ms: 2_000,
+            max_server_errors: 0,
+        };
+        let minute = Duration::from_secs(60);
+        let ms: Vec<u128> = (1..=8)
+            .map(|a| match p.next_delay_within(a, None, 1.0, minute) {
+                Decision::Wait(d) => d.as_millis(),
+                Decision::GiveUp => 0,
+            })
+            .collect();
+        assert_eq!(ms, [50, 100, 200, 400, 800, 1600, 2000, 2000]);
+        assert_eq!(
+            p.next_delay_within(1, Some(Duration::from_millis(500)), 0.0, minute),
+            Decision::Wait(Duration::from_millis(500))
+        );
+        assert_eq!(
+            p.next_delay_within(
+                1,
+                Some(Duration::from_millis(500)),
+                0.0,
+                Duration::from_millis(499)
+            ),
+            Decision::GiveUp
+        );
+        assert_eq!(
+            p.next_delay_within(1, None, f64::NAN, Duration::ZERO),
+            Decision::Wait(Duration::ZERO)
         );
     }
 }

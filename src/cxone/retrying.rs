@@ -189,7 +189,7 @@ impl<O: Observer> Retrying<'_, O> {
             {
                 Decision::Wait(d) => {
                     tokio::select! {
-                        () = tokio::time::sleep(d) => {}
+                        () = self.clock.sleep(d) => {}
                         () = self.cancel.cancelled() => {
                             return Err(GiveUp::Cancelled { attempts: attempt });
                         }

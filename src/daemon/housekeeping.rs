@@ -1,88 +1,119 @@
-//! Periodic housekeeping on tokio-cron-scheduler (the card's choice, used
-//! only where half a second of slack does not matter): every few seconds
-//! write a heartbeat (so a restart knows since when windows were missed)
-//! and, when a row is overdue (an end whose job finished after the loop
-//! last looked), wake the loop for a sweep.
-//!
-//! Where rows carry leases (PostgreSQL), a second job runs every third of
+//! Periodic housekeeping on monotonic tickers ([`Ticker`]): a heartbeat
+//! every few seconds (so a restart knows since when windows were missed,
+//! and `recsched status` and `/healthz` know the database takes writes)
+//! and, where rows carry leases (PostgreSQL), lease work every third of
 //! the lease: renew this instance's leases, drop from its mirror the rows
 //! it no longer owns, and take over the rows of instances whose lease ran
 //! out. Renewing three times per lease means two renewals in a row may
 //! fail (a slow query, a short database outage) before a live instance
 //! loses its rows.
+//!
+//! Both run on the monotonic clock, never on a schedule compared with the
+//! wall clock: a wall-clock step back must not stall the heartbeat or let
+//! a lease run out under a live instance.
 
-use super::{adopt, DaemonError, Shared, LAST_SEEN_KEY};
-use crate::clock::format_utc;
+use super::activity::Busy;
+use super::{reconcile, Shared, LAST_SEEN_KEY};
+use crate::clock::{format_utc, Ticker};
 use crate::store::Adopted;
 use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
-use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// How often housekeeping runs.
-const EVERY: Duration = Duration::from_secs(5);
+/// How often the heartbeat is written.
+pub(super) const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 
 /// Never renew more often than this, whatever the lease.
 const MIN_RENEWAL: Duration = Duration::from_millis(500);
 
-pub struct Housekeeping {
-    scheduler: JobScheduler,
-    /// Notified on every sweep; the loop waits on it.
-    pub wake: Arc<Notify>,
+/// The running housekeeping tasks.
+pub(super) struct Housekeeping {
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
 }
 
-pub async fn start(shared: Arc<Shared>, tracker: TaskTracker) -> Result<Housekeeping, DaemonError> {
-    let err = |e: tokio_cron_scheduler::JobSchedulerError| DaemonError::Housekeeping(e.to_string());
-    let scheduler = JobScheduler::new().await.map_err(err)?;
-    let wake = Arc::new(Notify::new());
-    let job_wake = wake.clone();
-    let heartbeat_shared = shared.clone();
-    let job = Job::new_repeated_async(EVERY, move |_id, _lock| {
-        let shared = heartbeat_shared.clone();
-        let wake = job_wake.clone();
-        Box::pin(async move {
-            let at = shared.clock.now();
-            match shared
-                .store
-                .set_state_value(LAST_SEEN_KEY, &format_utc(at))
-                .await
-            {
-                Ok(()) => shared.liveness.write_ok(at),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not write the heartbeat");
-                    shared.liveness.write_failed(e.to_string());
-                }
-            }
-            // The sweep: wake the loop only when a row is overdue (its job
-            // finished after the loop last looked); an idle daemon stays
-            // asleep.
-            if shared.overdue(at) {
-                wake.notify_one();
-            }
-        })
-    })
-    .map_err(err)?;
-    scheduler.add(job).await.map_err(err)?;
-
+/// Starts the heartbeat and, where leases exist, lease renewal.
+pub(super) fn start(shared: &Arc<Shared>, tracker: &TaskTracker) -> Housekeeping {
+    let stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+    let heartbeat = {
+        let shared = shared.clone();
+        move || {
+            let shared = shared.clone();
+            async move { heartbeat(&shared).await }
+        }
+    };
+    tasks.push(spawn_every(shared, HEARTBEAT_EVERY, &stop, heartbeat));
     if let Some(lease) = shared.store.lease() {
         let every = (lease / 3).max(MIN_RENEWAL);
-        let lease_wake = wake.clone();
-        let job = Job::new_repeated_async(every, move |_id, _lock| {
+        let renew = {
             let shared = shared.clone();
             let tracker = tracker.clone();
-            let wake = lease_wake.clone();
-            Box::pin(async move {
-                renew_and_take_over(&shared, &tracker).await;
-                wake.notify_one();
-            })
-        })
-        .map_err(err)?;
-        scheduler.add(job).await.map_err(err)?;
+            move || {
+                let shared = shared.clone();
+                let tracker = tracker.clone();
+                async move { renew_and_take_over(&shared, &tracker).await }
+            }
+        };
+        tasks.push(spawn_every(shared, every, &stop, renew));
     }
-    scheduler.start().await.map_err(err)?;
-    Ok(Housekeeping { scheduler, wake })
+    Housekeeping { stop, tasks }
+}
+
+impl Housekeeping {
+    pub(super) async fn stop(self) {
+        self.stop.cancel();
+        for task in self.tasks {
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "a housekeeping task did not stop cleanly");
+            }
+        }
+    }
+}
+
+/// Runs `work` on a [`Ticker`] of `period` until `stop`.
+fn spawn_every<F, Fut>(
+    shared: &Shared,
+    period: Duration,
+    stop: &CancellationToken,
+    mut work: F,
+) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let mut ticker = Ticker::new(shared.clock.clone(), period);
+    let stop = stop.clone();
+    let busy: Busy = shared.activity.busy();
+    tokio::spawn(async move {
+        let _busy = busy;
+        loop {
+            tokio::select! {
+                () = ticker.tick() => work().await,
+                () = stop.cancelled() => return,
+            }
+        }
+    })
+}
+
+/// Writes the heartbeat and reports the outcome to `/healthz`.
+async fn heartbeat(shared: &Shared) {
+    let at = shared.clock.now();
+    match shared
+        .store
+        .set_state_value(LAST_SEEN_KEY, &format_utc(at))
+        .await
+    {
+        Ok(()) => shared.liveness.write_ok(at),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not write the heartbeat");
+            shared.liveness.write_failed(e.to_string());
+        }
+    }
 }
 
 /// One round of lease work: renew ours, forget what is no longer ours,
@@ -91,31 +122,14 @@ async fn renew_and_take_over(shared: &Arc<Shared>, tracker: &TaskTracker) {
     // Rows tracked before the renewal: each was committed as ours, so a
     // row among them that the renewal does not return is no longer ours.
     // (A row claimed after this snapshot is left alone.)
-    let before: Vec<i64> = shared
-        .tracked
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .keys()
-        .copied()
-        .collect();
+    let before = shared.open.ids();
     match shared.store.renew_leases().await {
         Ok(ours) => {
-            let ours: HashSet<i64> = ours.into_iter().map(|id| id.get()).collect();
-            let lost: Vec<i64> = before.into_iter().filter(|id| !ours.contains(id)).collect();
-            if !lost.is_empty() {
-                let mut tracked = shared.tracked.lock().unwrap_or_else(|e| e.into_inner());
-                let mut gone = 0;
-                for id in &lost {
-                    // A job still busy on it writes its answer (guarded by
-                    // state in SQL); only idle mirrors are dropped.
-                    if tracked.get(id).is_some_and(|t| !t.busy) {
-                        tracked.remove(id);
-                        gone += 1;
-                    }
-                }
-                if gone > 0 {
-                    tracing::debug!(rows = gone, "no longer ours (final, or taken over)");
-                }
+            let ours: HashSet<_> = ours.into_iter().collect();
+            let gone: Vec<_> = before.into_iter().filter(|id| !ours.contains(id)).collect();
+            let dropped = shared.open.lost(&gone);
+            if dropped > 0 {
+                tracing::debug!(rows = dropped, "no longer ours (final, or taken over)");
             }
         }
         Err(e) => {
@@ -144,22 +158,19 @@ async fn renew_and_take_over(shared: &Arc<Shared>, tracker: &TaskTracker) {
             .or_default() += 1;
     }
     let total = rows.len();
-    match adopt(shared, tracker, rows, shared.clock.now()).await {
-        Ok((tracked, resumed)) => tracing::warn!(
-            rows = total,
-            tracked,
-            resumed,
-            from = ?from,
-            "took over open rows whose lease ran out"
-        ),
-        Err(e) => tracing::error!(error = %e, rows = total, "could not adopt rows taken over"),
-    }
-}
-
-impl Housekeeping {
-    pub async fn stop(mut self) {
-        if let Err(e) = self.scheduler.shutdown().await {
-            tracing::warn!(error = %e, "housekeeping scheduler did not stop cleanly");
+    let rows = rows.into_iter().map(|a| a.row).collect();
+    match reconcile::adopt(shared, tracker, rows, shared.clock.now()).await {
+        Ok((tracked, resumed)) => {
+            tracing::warn!(
+                rows = total,
+                tracked,
+                resumed,
+                from = ?from,
+                "took over open rows whose lease ran out"
+            );
+            // Their ends are the loop's to plan.
+            shared.wake.notify_one();
         }
+        Err(e) => tracing::error!(error = %e, rows = total, "could not adopt rows taken over"),
     }
 }

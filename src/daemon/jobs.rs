@@ -5,16 +5,26 @@
 //!
 //! Each exchange is written to `attempts` as it happens; the row's state
 //! follows the answer at once. A write that fails for a busy database is
-//! retried, because a contact id the vendor returned must not be lost.
+//! retried by the writer, because a contact id the vendor returned must
+//! not be lost.
+//!
+//! A start that follows another recording of the same user knows that
+//! recording's contact id (and those of any other recording of the user
+//! still tracked). While the vendor still answers with it (the
+//! earlier recording is still ending), the start is asked again every
+//! [`REASK`] until the last moment a start can be sent; an answer naming
+//! the earlier recording is never stored as the new segment's own.
 
-use super::pass::{EndReason, Tracked};
+use super::decide::EndReason;
+use super::open_rows::OpenRow;
 use super::Shared;
 use crate::cxone::retrying::{GiveUp, Observer, Retrying};
-use crate::cxone::{CxoneError, Exchange, Operation, Stopped};
+use crate::cxone::{CxoneError, Exchange, Operation, Started, Stopped};
 use crate::metrics::{OperationLabel, StatusLabel};
 use crate::planner::Segment;
 use crate::policy::EndMode;
-use crate::recording::{ContactId, RecordingState, UserId};
+use crate::recording::{ContactId, RecordingDuration, RecordingState, UserId};
+use crate::retry::Decision;
 use crate::store::{NewAttempt, OwnedOutcome, RecordingId, RowWrite};
 use chrono::{DateTime, Utc};
 use rand::Rng;
@@ -22,60 +32,48 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument as _;
 
-/// A start this pass claimed.
+/// How soon a start answered with the previous segment's recording is
+/// asked again (as if the vendor had said `Retry-After` this long).
+pub const REASK: Duration = Duration::from_millis(500);
+
+/// A start to send: claimed by this pass, or resumed.
 pub struct StartJob {
     pub id: RecordingId,
     pub segment: Segment,
     pub late: chrono::Duration,
+    /// The contact ids of the user's earlier recordings this process
+    /// knows (the one before this segment, any other still tracked): an
+    /// answer naming one of them is not this segment's recording.
+    pub previous: Vec<ContactId>,
 }
 
 /// Runs one user's ends, then the user's start.
 pub async fn run_user(
     shared: Arc<Shared>,
     user: UserId,
-    ends: Vec<(Tracked, EndReason)>,
+    ends: Vec<(OpenRow, EndReason)>,
     start: Option<StartJob>,
 ) {
     let lock = shared.user_lock(&user);
-    let _guard = lock.lock().await;
-    let mut previous = None;
-    for (t, reason) in ends {
-        previous = t.contact.or(previous);
-        end_recording(&shared, t, reason, start.is_some()).await;
+    let _guard = shared.activity.waiting(lock.lock()).await;
+    for (row, reason) in ends {
+        end_recording(&shared, row, reason, start.is_some()).await;
     }
     if let Some(job) = start {
-        start_recording(&shared, job, previous).await;
+        start_recording(&shared, job).await;
     }
 }
 
-/// Re-sends the start of a `pending` row left by an earlier process: the
-/// API never makes a second recording for a user, so this is safe and
+/// Re-sends the start of a `pending` row this process has just adopted:
+/// the API never makes a second recording for a user, so this is safe and
 /// answers with the running recording's contact id.
-pub async fn resume(shared: Arc<Shared>, t: Tracked) {
-    let lock = shared.user_lock(&t.user);
-    let _guard = lock.lock().await;
-    // The row is the segment; the start asks for what remains of it, so
-    // the duration here only describes it.
-    let duration = crate::recording::RecordingDuration::from_secs((t.end - t.start).num_seconds())
-        .unwrap_or(crate::recording::RecordingDuration::MIN);
-    let segment = Segment {
-        user: t.user.clone(),
-        start: t.start,
-        end: t.end,
-        duration,
-        policy: crate::policy::PolicyId::new(t.policy_id.unwrap_or(0)),
-        end_mode: t.end_mode,
-    };
-    let late = shared.clock.now() - t.start;
-    let job = StartJob {
-        id: RecordingId::new(t.id),
-        segment,
-        late,
-    };
-    start_recording(&shared, job, None).await;
+pub async fn resume(shared: Arc<Shared>, job: StartJob) {
+    let lock = shared.user_lock(&job.segment.user);
+    let _guard = shared.activity.waiting(lock.lock()).await;
+    start_recording(&shared, job).await;
 }
 
-async fn start_recording(shared: &Shared, job: StartJob, previous: Option<ContactId>) {
+async fn start_recording(shared: &Shared, job: StartJob) {
     let span = tracing::info_span!(
         "start",
         policy = job.segment.policy.get(),
@@ -83,53 +81,89 @@ async fn start_recording(shared: &Shared, job: StartJob, previous: Option<Contac
         segment_start = %crate::clock::format_utc(job.segment.start),
         recording = job.id.get(),
     );
-    start_in_span(shared, job, previous).instrument(span).await;
+    start_in_span(shared, job).instrument(span).await;
 }
 
-async fn start_in_span(shared: &Shared, job: StartJob, previous: Option<ContactId>) {
-    let StartJob { id, segment, late } = job;
+/// How a start ended.
+enum Outcome {
+    Started(Started),
+    GaveUp(GiveUp),
+    /// Every answer named the previous segment's recording.
+    OnlyPrevious {
+        contact: ContactId,
+        attempts: u32,
+    },
+}
+
+async fn start_in_span(shared: &Shared, job: StartJob) {
+    let StartJob {
+        id,
+        segment,
+        late,
+        previous,
+    } = job;
     if shared.cancel.is_cancelled() {
         // Shutting down before the first request: the row stays pending and
         // the next start resolves it.
-        shared.release(id.get());
+        shared.open.release(id);
         return;
     }
     let mut writer = AttemptWriter::new(shared, id, Some(segment.start));
     let mut jitter = jitter_source();
+    // A recording our stop will end asks for a little more, so the stop,
+    // not a race with the vendor's timer, ends it.
+    let overrun = match segment.end_mode {
+        EndMode::Stop => shared.schedule.stop_margin(),
+        EndMode::Expire => chrono::Duration::zero(),
+    };
+    // The last moment a start may leave: 5 s before the segment's end.
+    let last_start =
+        segment.end - chrono::Duration::seconds(i64::from(RecordingDuration::MIN_SECS));
+    let mut reasks = 0;
     let outcome = loop {
-        let mut retrying = shared.retrying(&mut jitter, &mut writer);
-        // A recording our stop will end asks for a little more, so the
-        // stop, not a race with the vendor's timer, ends it.
-        let overrun = match segment.end_mode {
-            EndMode::Stop => chrono::Duration::seconds(shared.schedule.stop_margin_seconds as i64),
-            EndMode::Expire => chrono::Duration::zero(),
+        let result = shared
+            .retrying(&mut jitter, &mut writer)
+            .start(&segment.user, segment.end, overrun)
+            .await;
+        let (started, attempts) = match result {
+            Ok(ok) => ok,
+            Err(e) => break Outcome::GaveUp(e),
         };
-        let result = retrying.start(&segment.user, segment.end, overrun).await;
-        match &result {
-            // The predecessor's recording is still ending at the vendor, who
-            // answered with its contact id: ask again shortly.
-            Ok((started, _)) if Some(started.contact_id) == previous => {
-                tracing::warn!(contact_id = %started.contact_id, "start answered with the previous segment's recording; retrying");
-                let wait = tokio::time::sleep(Duration::from_millis(500));
+        writer.base += attempts;
+        if !previous.contains(&started.contact_id) {
+            break Outcome::Started(started);
+        }
+        // The previous recording is still ending at the vendor, who
+        // answered with its contact id: ask again shortly.
+        reasks += 1;
+        writer.answered_with_previous(started.contact_id).await;
+        let now = shared.clock.now();
+        match shared
+            .retry
+            .next_delay(reasks, Some(REASK), 0.0, now, last_start)
+        {
+            Decision::Wait(d) => {
                 tokio::select! {
-                    () = wait => {}
-                    () = shared.cancel.cancelled() => break result,
-                }
-                if crate::recording::RecordingDuration::remaining(segment.end, shared.clock.now())
-                    .is_none()
-                {
-                    break result;
+                    () = shared.clock.sleep(d) => {}
+                    () = shared.cancel.cancelled() => {
+                        break Outcome::GaveUp(GiveUp::Cancelled { attempts: writer.base });
+                    }
                 }
             }
-            _ => break result,
+            Decision::GiveUp => {
+                break Outcome::OnlyPrevious {
+                    contact: started.contact_id,
+                    attempts: writer.base,
+                }
+            }
         }
     };
     match outcome {
-        Ok((started, attempts)) => {
+        Outcome::Started(started) => {
             let (exchange, attempt) = writer
                 .last_ok
                 .take()
-                .unwrap_or_else(|| (placeholder_exchange(shared, Operation::Start), attempts));
+                .unwrap_or_else(|| (placeholder_exchange(shared, Operation::Start), writer.base));
             let new = new_attempt(id, &exchange, attempt, None);
             let outcome = OwnedOutcome::Started {
                 contact_id: started.contact_id,
@@ -147,7 +181,7 @@ async fn start_in_span(shared: &Shared, job: StartJob, previous: Option<ContactI
                 contact_id = %started.contact_id,
                 attempt,
                 status = exchange.status,
-                latency_ms = exchange.latency.as_millis() as u64,
+                latency_ms = millis(exchange.latency),
                 late_ms = late.num_milliseconds(),
                 requested_seconds = exchange.requested.map(|d| d.as_secs()),
                 accepted = started.accepted,
@@ -155,59 +189,68 @@ async fn start_in_span(shared: &Shared, job: StartJob, previous: Option<ContactI
                 "recording"
             );
             shared.metrics.start("started");
-            shared.update(id.get(), |t| {
-                t.state = RecordingState::Recording;
-                t.contact = Some(started.contact_id);
-                t.busy = false;
-            });
+            shared.open.recording(id, started.contact_id);
         }
-        Err(GiveUp::Cancelled { attempts }) => {
+        Outcome::GaveUp(GiveUp::Cancelled { attempts }) => {
             tracing::info!(
                 attempts,
                 "shutdown while retrying the start; the row stays pending for the next start"
             );
-            shared.release(id.get());
+            shared.open.release(id);
         }
-        Err(e) => {
-            let reason = e.to_string();
-            let saved = persist(
-                shared,
-                "mark the segment failed",
-                id,
-                None,
-                moved(RecordingState::Failed, Some(&reason), None),
-            )
-            .await;
-            tracing::warn!(attempts = e.attempts(), error = %reason, saved, "failed");
-            shared.metrics.start("failed");
-            shared.forget(id.get());
+        Outcome::GaveUp(e) => {
+            let attempts = writer.base + e.attempts();
+            fail(shared, id, &e.to_string(), attempts).await;
+        }
+        Outcome::OnlyPrevious { contact, attempts } => {
+            let reason = format!(
+                "the vendor answered every start with the previous segment's recording \
+                 (contact id {contact}) until less than 5 s of the window was left"
+            );
+            fail(shared, id, &reason, attempts).await;
         }
     }
 }
 
-async fn end_recording(shared: &Shared, t: Tracked, reason: EndReason, successor: bool) {
+/// The start will not be sent again: the row is `failed` with `reason`.
+async fn fail(shared: &Shared, id: RecordingId, reason: &str, attempts: u32) {
+    let saved = persist(
+        shared,
+        "mark the segment failed",
+        id,
+        None,
+        moved(RecordingState::Failed, Some(reason), None),
+    )
+    .await;
+    tracing::warn!(attempts, error = %reason, saved, "failed");
+    shared.metrics.start("failed");
+    shared.open.finish(id);
+}
+
+async fn end_recording(shared: &Shared, row: OpenRow, reason: EndReason, successor: bool) {
     let span = tracing::info_span!(
         "end",
-        policy = t.policy_id,
-        user = %t.user,
-        segment_start = %crate::clock::format_utc(t.start),
-        recording = t.id,
-        contact_id = t.contact.map(|c| c.get()),
+        policy = row.segment.policy.get(),
+        user = %row.segment.user,
+        segment_start = %crate::clock::format_utc(row.segment.start),
+        recording = row.id.get(),
+        contact_id = row.contact.map(|c| c.get()),
     );
-    end_in_span(shared, t, reason, successor)
+    end_in_span(shared, row, reason, successor)
         .instrument(span)
         .await;
 }
 
-async fn end_in_span(shared: &Shared, t: Tracked, reason: EndReason, successor: bool) {
-    let id = RecordingId::new(t.id);
+async fn end_in_span(shared: &Shared, row: OpenRow, reason: EndReason, successor: bool) {
+    let id = row.id;
+    let seg = &row.segment;
     let now = shared.clock.now();
     let early = reason == EndReason::Uncovered;
     let ended_at = early.then_some(now);
-    let grace = chrono::Duration::seconds(shared.schedule.stop_grace_seconds as i64);
-    let wants_stop = t.end_mode == EndMode::Stop || early || successor;
-    let contact = match t.contact {
-        Some(c) if wants_stop && now < t.end + grace => c,
+    let grace = shared.schedule.stop_grace();
+    let wants_stop = seg.end_mode == EndMode::Stop || early || successor;
+    let contact = match row.contact {
+        Some(c) if wants_stop && now < seg.end + grace => c,
         _ => {
             // The vendor's own timer ends it.
             let saved = persist(
@@ -219,11 +262,11 @@ async fn end_in_span(shared: &Shared, t: Tracked, reason: EndReason, successor: 
             )
             .await;
             tracing::info!(saved, "expired");
-            shared.forget(t.id);
+            shared.open.finish(id);
             return;
         }
     };
-    if t.state == RecordingState::Recording {
+    if row.state == RecordingState::Recording {
         let _ = persist(
             shared,
             "mark the recording stopping",
@@ -233,11 +276,15 @@ async fn end_in_span(shared: &Shared, t: Tracked, reason: EndReason, successor: 
         )
         .await;
     }
-    let deadline = if early { t.end } else { t.end.max(now) + grace };
+    let deadline = if early {
+        seg.end
+    } else {
+        seg.end.max(now) + grace
+    };
     let mut writer = AttemptWriter::new(shared, id, None);
     let mut jitter = jitter_source();
     let mut retrying = shared.retrying(&mut jitter, &mut writer);
-    let result = retrying.stop(&t.user, contact, deadline).await;
+    let result = retrying.stop(&seg.user, contact, deadline).await;
     let last = writer.last_ok.take();
     match result {
         Ok((stopped, attempts)) => {
@@ -259,17 +306,17 @@ async fn end_in_span(shared: &Shared, t: Tracked, reason: EndReason, successor: 
             tracing::info!(
                 attempt,
                 status = exchange.status,
-                latency_ms = exchange.latency.as_millis() as u64,
+                latency_ms = millis(exchange.latency),
                 early,
                 saved,
                 "{word}"
             );
             shared.metrics.end(word);
-            shared.forget(t.id);
+            shared.open.finish(id);
         }
         Err(GiveUp::Cancelled { .. }) => {
             tracing::info!("shutdown while retrying a stop; the next start sends it again");
-            shared.release(t.id);
+            shared.open.release(id);
         }
         Err(e) if !early => {
             let reason = format!("stop failed, left to the vendor's timer: {e}");
@@ -282,7 +329,7 @@ async fn end_in_span(shared: &Shared, t: Tracked, reason: EndReason, successor: 
             )
             .await;
             tracing::warn!(error = %reason, saved, "expired");
-            shared.forget(t.id);
+            shared.open.finish(id);
         }
         Err(e) => {
             let reason = format!("stop failed: {e}");
@@ -295,10 +342,7 @@ async fn end_in_span(shared: &Shared, t: Tracked, reason: EndReason, successor: 
             )
             .await;
             tracing::warn!(error = %reason, "stop failed; will try again");
-            shared.update(t.id, |t| {
-                t.state = RecordingState::Recording;
-                t.busy = false;
-            });
+            shared.open.stop_failed(id);
         }
     }
 }
@@ -375,12 +419,7 @@ fn placeholder_exchange(shared: &Shared, operation: Operation) -> Exchange {
     }
 }
 
-fn new_attempt(
-    id: RecordingId,
-    ex: &Exchange,
-    attempt: u32,
-    error: Option<&CxoneError>,
-) -> NewAttempt {
+fn new_attempt(id: RecordingId, ex: &Exchange, attempt: u32, error: Option<String>) -> NewAttempt {
     NewAttempt {
         recording_id: id,
         at: ex.at,
@@ -391,10 +430,15 @@ fn new_attempt(
         attempt,
         requested_seconds: ex.requested.map(|d| d.as_secs()),
         http_status: ex.status,
-        error: error.map(ToString::to_string),
-        latency_ms: Some(ex.latency.as_millis() as u64),
+        error,
+        latency_ms: Some(millis(ex.latency)),
         response_body: (!ex.body.is_empty()).then(|| ex.body.clone()),
     }
+}
+
+/// Whole milliseconds of `d`, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Writes failed exchanges as they happen; keeps the successful one for
@@ -405,6 +449,9 @@ struct AttemptWriter<'a> {
     /// For a start: the planned instant, to measure fire-to-request lag.
     planned: Option<DateTime<Utc>>,
     last_ok: Option<(Exchange, u32)>,
+    /// Exchanges of earlier rounds (a start asked again): numbering goes on
+    /// from here.
+    base: u32,
 }
 
 impl<'a> AttemptWriter<'a> {
@@ -414,12 +461,34 @@ impl<'a> AttemptWriter<'a> {
             id,
             planned,
             last_ok: None,
+            base: 0,
+        }
+    }
+
+    /// The successful exchange named the previous segment's recording: it
+    /// goes to the audit trail as such, not as this segment's start.
+    async fn answered_with_previous(&mut self, contact: ContactId) {
+        let note = format!(
+            "answered with the previous segment's recording (contact id {contact}); asking again"
+        );
+        tracing::warn!(contact_id = %contact, "start answered with the previous segment's recording; asking again");
+        if let Some((ex, attempt)) = self.last_ok.take() {
+            let new = new_attempt(self.id, &ex, attempt, Some(note.clone()));
+            let _ = persist(
+                self.shared,
+                "record an attempt",
+                self.id,
+                Some(new),
+                OwnedOutcome::Retrying { last_error: note },
+            )
+            .await;
         }
     }
 }
 
 impl Observer for AttemptWriter<'_> {
     async fn exchange(&mut self, ex: &Exchange, attempt: u32, error: Option<&CxoneError>) {
+        let attempt = self.base + attempt;
         let m = &self.shared.metrics;
         let operation = ex.operation.as_str();
         m.request_seconds
@@ -436,7 +505,7 @@ impl Observer for AttemptWriter<'_> {
         tracing::info!(
             attempt,
             status = ex.status,
-            latency_ms = ex.latency.as_millis() as u64,
+            latency_ms = millis(ex.latency),
             operation = ex.operation.as_str(),
             error = %error,
             "attempt failed"
@@ -449,8 +518,8 @@ impl Observer for AttemptWriter<'_> {
                 .get_or_create(&StatusLabel { operation, status })
                 .inc();
         }
-        let new = new_attempt(self.id, ex, attempt, Some(error));
         let text = error.to_string();
+        let new = new_attempt(self.id, ex, attempt, Some(text.clone()));
         let _ = persist(
             self.shared,
             "record an attempt",

@@ -2,8 +2,19 @@
 
 use crate::config::{Range, RangeCheck};
 use crate::cxone::Limits;
+use crate::planner::SegmentLimit;
 use crate::recording::RecordingDuration;
 use std::time::Duration;
+
+/// The longest span any `*_seconds` setting turns into (ten years): far
+/// beyond any sensible value, and safe to add to or take from any instant.
+const LONGEST: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+
+/// `secs` as a span for instant arithmetic, capped at [`LONGEST`].
+fn span(secs: u64) -> chrono::Duration {
+    let capped = Duration::from_secs(secs).min(LONGEST);
+    chrono::Duration::from_std(capped).unwrap_or(chrono::Duration::zero())
+}
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -94,32 +105,29 @@ impl Settings {
     }
 
     pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_secs(self.shutdown_grace_seconds)
+        Duration::from_secs(self.shutdown_grace_seconds).min(LONGEST)
     }
 
-    /// `stop_grace_seconds` as a span of time, without an `as` cast.
-    pub fn stop_grace(&self) -> chrono::Duration {
-        seconds(self.stop_grace_seconds)
+    /// The longest single recording; a value outside the API's 5 ..= 13200
+    /// falls back to the default (`recsched check` names it).
+    pub fn segment_limit(&self) -> SegmentLimit {
+        SegmentLimit::from_secs(i64::from(self.segment_limit_seconds)).unwrap_or_default()
     }
 
-    /// `missed_lookback_seconds` as a span of time.
+    /// How far back a restart records missed windows.
     pub fn missed_lookback(&self) -> chrono::Duration {
-        seconds(self.missed_lookback_seconds)
+        span(self.missed_lookback_seconds)
     }
 
-    /// `stop_margin_seconds` as a span of time.
+    /// How long after a window's end its stop keeps being retried.
+    pub fn stop_grace(&self) -> chrono::Duration {
+        span(self.stop_grace_seconds)
+    }
+
+    /// What a segment of an `end_mode = stop` policy asks for beyond its end.
     pub fn stop_margin(&self) -> chrono::Duration {
-        seconds(self.stop_margin_seconds)
+        span(self.stop_margin_seconds)
     }
-}
-
-/// Seconds as a chrono span; a value beyond chrono's range (only possible
-/// for settings built in code, since loading checks the ranges) saturates.
-fn seconds(secs: u64) -> chrono::Duration {
-    i64::try_from(secs)
-        .ok()
-        .and_then(chrono::Duration::try_seconds)
-        .unwrap_or(chrono::Duration::MAX)
 }
 
 #[cfg(test)]
@@ -127,14 +135,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spans_never_panic_whatever_was_built_in_code() {
+    fn durations_come_typed_and_bounded() {
         let s = Settings {
-            stop_grace_seconds: u64::MAX,
-            missed_lookback_seconds: 7 * 24 * 3600,
+            segment_limit_seconds: 3,
+            missed_lookback_seconds: u64::MAX,
+            stop_grace_seconds: 60,
+            stop_margin_seconds: 5,
+            shutdown_grace_seconds: u64::MAX,
             ..Settings::default()
         };
-        assert_eq!(s.stop_grace(), chrono::Duration::MAX);
-        assert_eq!(s.missed_lookback(), chrono::Duration::days(7));
+        assert_eq!(s.segment_limit(), SegmentLimit::default());
+        assert_eq!(s.stop_grace(), chrono::Duration::seconds(60));
         assert_eq!(s.stop_margin(), chrono::Duration::seconds(5));
+        assert_eq!(s.missed_lookback(), span(LONGEST.as_secs()));
+        assert_eq!(s.shutdown_grace(), LONGEST);
+        let far = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH + chrono::Duration::days(20_000);
+        assert!(far.checked_sub_signed(s.missed_lookback()).is_some());
     }
 }

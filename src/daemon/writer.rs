@@ -1,85 +1,236 @@
 //! The one writer of recording rows while the daemon runs.
 //!
-//! Jobs hand their row updates (an audit row and the state it leads to)
-//! to this task and wait for them to be durable. The task commits
-//! whatever has queued up in ONE transaction: a burst of thousands of
-//! starts costs a handful of fsyncs instead of one each, and jobs never
-//! queue on SQLite's busy handler. A batch refused because another process
-//! holds the write lock is retried (the contact id the vendor returned
-//! must not be lost) for up to a minute, then reported to every waiter.
+//! Every write to a `recordings` row goes through this task: the claims
+//! (the write-ahead rows, pending or missed) and every update after them
+//! (an audit row and the state it leads to). Updates that queue up are
+//! committed in ONE transaction: a burst of thousands of starts costs a
+//! handful of fsyncs instead of one each, and jobs never queue on
+//! SQLite's busy handler. A claim is its own transaction (its answer, the
+//! ids, decides who sends the start). A write refused because another
+//! process holds the write lock is retried (a contact id the vendor
+//! returned must not be lost) for up to a minute, with the pure backoff of
+//! [`crate::retry`] on the daemon's clock, then reported to every waiter.
+//!
+//! Two writes do not come here, on purpose: the heartbeat (a key in
+//! `daemon_state`, not a recording row) and lease renewal and release
+//! (PostgreSQL's `owner`/`lease_until` columns). Both must not wait
+//! behind a burst of row writes: a renewal stuck in the queue would let
+//! the lease run out under a live instance.
+//!
+//! Writes go to a [`RowSink`]: the store, or in tests a wrapper around it
+//! (a claim whose commit succeeds and whose answer is lost).
 
-use crate::store::{RowWrite, Store};
+use super::activity::{Activity, Busy};
+use super::DaemonError;
+use crate::clock::Clock;
+use crate::retry::{Decision, RetryPolicy};
+use crate::store::{NewRecording, RecordingId, RowWrite, Store, StoreError};
+use futures::future::BoxFuture;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// Most writes per transaction.
+/// Most updates per transaction.
 const BATCH: usize = 2048;
-/// How long a batch refused as busy is retried.
+/// How long a write refused as busy is retried.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
+/// Backoff while the database is busy: 50 ms doubling to 2 s, without
+/// jitter (there is one writer: nobody to spread out from).
+const BUSY: RetryPolicy = RetryPolicy {
+    base_ms: 50,
+    cap_ms: 2_000,
+    max_server_errors: 0,
+};
 
-type Reply = oneshot::Sender<Result<bool, String>>;
+/// Where the writer's writes go. [`Store`] is the real one; a test may
+/// wrap it (see `Hooks::wrap_rows`).
+pub trait RowSink: Send + Sync + 'static {
+    /// [`Store::claim_many`].
+    fn claim_many<'a>(
+        &'a self,
+        rows: &'a [NewRecording],
+    ) -> BoxFuture<'a, Result<Vec<Option<RecordingId>>, StoreError>>;
+
+    /// [`Store::write_batch`].
+    fn write_batch<'a>(
+        &'a self,
+        writes: &'a [RowWrite],
+    ) -> BoxFuture<'a, Result<Vec<Result<bool, StoreError>>, StoreError>>;
+}
+
+impl RowSink for Store {
+    fn claim_many<'a>(
+        &'a self,
+        rows: &'a [NewRecording],
+    ) -> BoxFuture<'a, Result<Vec<Option<RecordingId>>, StoreError>> {
+        Box::pin(Store::claim_many(self, rows))
+    }
+
+    fn write_batch<'a>(
+        &'a self,
+        writes: &'a [RowWrite],
+    ) -> BoxFuture<'a, Result<Vec<Result<bool, StoreError>>, StoreError>> {
+        Box::pin(Store::write_batch(self, writes))
+    }
+}
+
+/// Wraps the daemon's own store (with this instance as owner) into the
+/// sink its writes go to.
+pub type WrapRows = Arc<dyn Fn(Store) -> Arc<dyn RowSink> + Send + Sync>;
+
+type Claimed = Result<Vec<Option<RecordingId>>, DaemonError>;
+type Written = Result<bool, DaemonError>;
+
+/// One request to the writer, with the [`Busy`] that keeps the daemon
+/// counted as working until the writer has answered.
+enum Op {
+    Claim(Vec<NewRecording>, oneshot::Sender<Claimed>, Busy),
+    Update(RowWrite, oneshot::Sender<Written>, Busy),
+}
 
 /// A handle to the writer task. Cheap to clone.
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::UnboundedSender<(RowWrite, Reply)>,
+    tx: mpsc::UnboundedSender<Op>,
+    activity: Arc<Activity>,
 }
 
 impl Writer {
-    /// Starts the writer task on `store`.
-    pub fn spawn(store: Store) -> (Self, tokio::task::JoinHandle<()>) {
+    /// Starts the writer task on `sink`, waiting on `clock` while the
+    /// database is busy.
+    pub fn spawn(
+        sink: Arc<dyn RowSink>,
+        clock: Arc<dyn Clock>,
+        activity: Arc<Activity>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Self { tx }, tokio::spawn(run(store, rx)))
+        let task = tokio::spawn(run(sink, clock, activity.clone(), rx));
+        (Self { tx, activity }, task)
+    }
+
+    /// Claims `rows` in one transaction: `Some(id)` for each row this
+    /// process now owns, in input order.
+    pub async fn claim(&self, rows: Vec<NewRecording>) -> Claimed {
+        let (reply, done) = oneshot::channel();
+        self.tx
+            .send(Op::Claim(rows, reply, self.activity.busy()))
+            .map_err(|_| DaemonError::WriterStopped)?;
+        self.activity
+            .waiting(done)
+            .await
+            .unwrap_or(Err(DaemonError::WriterStopped))
     }
 
     /// Writes `w` and waits until it is committed. `Ok(moved)`: whether the
-    /// row's state moved; `Err`: why it could not be written.
-    pub async fn write(&self, w: RowWrite) -> Result<bool, String> {
+    /// row's state moved.
+    pub async fn write(&self, w: RowWrite) -> Written {
         let (reply, done) = oneshot::channel();
         self.tx
-            .send((w, reply))
-            .map_err(|_| "the writer has stopped".to_owned())?;
-        done.await
-            .unwrap_or_else(|_| Err("the writer has stopped".to_owned()))
+            .send(Op::Update(w, reply, self.activity.busy()))
+            .map_err(|_| DaemonError::WriterStopped)?;
+        self.activity
+            .waiting(done)
+            .await
+            .unwrap_or(Err(DaemonError::WriterStopped))
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<(RowWrite, Reply)>) {
-    let mut batch: Vec<(RowWrite, Reply)> = Vec::with_capacity(BATCH);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
+async fn run(
+    sink: Arc<dyn RowSink>,
+    clock: Arc<dyn Clock>,
+    activity: Arc<Activity>,
+    mut rx: mpsc::UnboundedReceiver<Op>,
+) {
+    let mut held: Option<Op> = None;
+    loop {
+        let first = match held.take() {
+            Some(op) => op,
+            None => match rx.recv().await {
+                Some(op) => op,
+                None => return,
+            },
+        };
+        // One guard for the work at hand; the requests' own guards go.
+        let _busy = activity.busy();
+        match first {
+            Op::Claim(rows, reply, queued) => {
+                drop(queued);
+                let outcome = patiently(clock.as_ref(), "claim", || sink.claim_many(&rows)).await;
+                if let Err(e) = &outcome {
+                    tracing::error!(error = %e, rows = rows.len(), "could not claim segments");
+                }
+                let _ = reply.send(outcome.map_err(DaemonError::Store));
+            }
+            Op::Update(w, reply, queued) => {
+                drop(queued);
+                let mut batch = vec![(w, reply)];
+                while batch.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(Op::Update(w, reply, queued)) => {
+                            drop(queued);
+                            batch.push((w, reply));
+                        }
+                        Ok(claim) => {
+                            // Claims keep their place in the queue.
+                            held = Some(claim);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                update(sink.as_ref(), clock.as_ref(), batch).await;
             }
         }
-        let writes: Vec<RowWrite> = batch.iter().map(|(w, _)| w.clone()).collect();
-        let give_up = tokio::time::Instant::now() + GIVE_UP_AFTER;
-        let mut delay = Duration::from_millis(50);
-        let outcome = loop {
-            match store.write_batch(&writes).await {
-                Err(e) if e.is_busy() && tokio::time::Instant::now() < give_up => {
-                    tracing::warn!(error = %e, writes = writes.len(), "database busy; retrying the batch");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                }
-                other => break other,
+    }
+}
+
+async fn update(
+    sink: &dyn RowSink,
+    clock: &dyn Clock,
+    batch: Vec<(RowWrite, oneshot::Sender<Written>)>,
+) {
+    let (writes, replies): (Vec<RowWrite>, Vec<_>) = batch.into_iter().unzip();
+    match patiently(clock, "update", || sink.write_batch(&writes)).await {
+        Ok(results) => {
+            for (reply, r) in replies.into_iter().zip(results) {
+                let _ = reply.send(r.map_err(DaemonError::Store));
             }
-        };
-        match outcome {
-            Ok(results) => {
-                for ((_, reply), r) in batch.drain(..).zip(results) {
-                    let _ = reply.send(r.map_err(|e| e.to_string()));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, writes = writes.len(), "could not write recording updates");
+            let e = Arc::new(e);
+            for reply in replies {
+                let _ = reply.send(Err(DaemonError::Batch(e.clone())));
+            }
+        }
+    }
+}
+
+/// Runs `write` until it is not refused as busy, or a minute has passed.
+async fn patiently<'a, T, F>(
+    clock: &dyn Clock,
+    what: &'static str,
+    mut write: F,
+) -> Result<T, StoreError>
+where
+    F: FnMut() -> BoxFuture<'a, Result<T, StoreError>>,
+{
+    let began = clock.instant();
+    let mut attempt = 0;
+    loop {
+        match write().await {
+            Err(e) if e.is_busy() => {
+                attempt += 1;
+                let left = GIVE_UP_AFTER.saturating_sub(clock.instant() - began);
+                match BUSY.next_delay_within(attempt, None, 1.0, left) {
+                    Decision::Wait(d) => {
+                        tracing::warn!(error = %e, attempt, what, "database busy; retrying");
+                        clock.sleep(d).await;
+                    }
+                    Decision::GiveUp => return Err(e),
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, writes = writes.len(), "could not write recording updates");
-                let text = e.to_string();
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(text.clone()));
-                }
-            }
+            other => return other,
         }
     }
 }

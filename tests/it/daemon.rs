@@ -1,12 +1,23 @@
-//! `recsched run` end to end: the real binary, a real SQLite file, the
-//! simulator on loopback, 6-field crons with second-level windows.
+//! The daemon end to end: a real SQLite file, the simulator on loopback,
+//! 6-field crons with second-level windows.
+//!
+//! What needs a process (signals, `kill -9`, the notify socket, secrets
+//! from the environment) runs the real binary (`common::daemon::Rig`).
+//! The scheduling logic (windows and segments, overlap chains, end modes,
+//! reloads, catch-up, retries) runs the daemon in-process on driven time
+//! (`common::driven::Driven`): windows open at their exact instant, and no
+//! check depends on how fast this machine is.
 
 mod chaos;
 mod edits;
 mod operate;
+mod reconcile;
 mod shutdown;
+mod steps;
 
 use crate::common::daemon::{started, Rig};
+use crate::common::driven::Driven;
+use chrono::TimeZone;
 use chrono::{DateTime, Duration, DurationRound, Timelike, Utc};
 use recsched::clock::{Clock, SystemClock};
 use recsched::recording::RecordingState;
@@ -38,6 +49,11 @@ pub fn starts(
         t += Duration::seconds(1);
     }
     out
+}
+
+/// Where driven tests begin: two seconds before a whole minute.
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 8, 59, 58).unwrap()
 }
 
 /// Waits (without sleeping blindly) until the wall clock passes `at`.
@@ -101,22 +117,16 @@ pub async fn add_policy(
     end_mode: &str,
     users: &[&str],
 ) {
-    let mut sql = format!(
-        "INSERT INTO policies (name, cron, timezone, window_seconds, end_mode) VALUES ('{name}', '{cron}', 'UTC', {window}, '{end_mode}');"
-    );
-    for u in users {
-        sql.push_str(&format!(
-            "INSERT INTO policy_users (policy_id, user_id) SELECT id, '{u}' FROM policies WHERE name = '{name}';"
-        ));
-    }
-    rig.sql(&sql).await;
+    rig.sql(&crate::common::driven::policy_sql(
+        name, cron, window, end_mode, users,
+    ))
+    .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn every_window_of_a_plain_sql_policy_is_recorded_once_with_its_contact_id() {
-    let rig = Rig::new().await;
-    add_policy(
-        &rig,
+    let mut rig = Driven::new(t0()).await;
+    rig.add_policy(
         "every-10s",
         "*/10 * * * * *",
         5,
@@ -124,13 +134,14 @@ async fn every_window_of_a_plain_sql_policy_is_recorded_once_with_its_contact_id
         &["u1", "u2", "u3"],
     )
     .await;
-    let daemon = rig.spawn();
-    let t0 = now();
+    rig.start().await;
+    let t0 = rig.now();
     let windows = starts(t0 + Duration::seconds(1), t0 + Duration::seconds(21), 10, 0);
     assert!(windows.len() >= 2);
-    until(*windows.last().unwrap() + Duration::seconds(6)).await;
-    let (status, log) = daemon.term(std::time::Duration::from_secs(15));
-    assert!(status.success(), "exit {status}:\n{log}");
+    rig.run_until(*windows.last().unwrap() + Duration::seconds(6))
+        .await;
+    rig.stop().await;
+    let log = rig.log();
 
     let rows = rig.rows().await;
     let sim = rig.recordings();
@@ -205,20 +216,23 @@ pub fn assert_chain(
     mine.len()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn overlapping_policies_make_one_chain_and_long_windows_are_chained() {
-    let mut rig = Rig::new().await;
+    let mut rig = Driven::new(t0()).await;
     // A: [0,12) [20,32) [40,52); B: [6,18) [26,38) [46,58): coverage is
     // [0,18) [20,38) [40,58), cut by the 6 s limit into three segments.
-    add_policy(&rig, "a", "*/20 * * * * *", 12, "expire", &["over"]).await;
-    add_policy(&rig, "b", "6-59/20 * * * * *", 12, "expire", &["over"]).await;
-    rig.set("RECSCHED_SCHEDULE__SEGMENT_LIMIT_SECONDS", "6");
-    let daemon = rig.spawn();
-    let t0 = now();
+    rig.add_policy("a", "*/20 * * * * *", 12, "expire", &["over"])
+        .await;
+    rig.add_policy("b", "6-59/20 * * * * *", 12, "expire", &["over"])
+        .await;
+    rig.schedule.segment_limit_seconds = 6;
+    rig.start().await;
+    let t0 = rig.now();
     let covs = starts(t0 + Duration::seconds(1), t0 + Duration::seconds(41), 20, 0);
-    until(*covs.last().unwrap() + Duration::seconds(19)).await;
-    let (status, log) = daemon.term(std::time::Duration::from_secs(15));
-    assert!(status.success(), "{log}");
+    rig.run_until(*covs.last().unwrap() + Duration::seconds(19))
+        .await;
+    rig.stop().await;
+    let log = rig.log();
     let rows = rig.rows().await;
     let sim = rig.recordings();
     for c in &covs {
@@ -241,16 +255,18 @@ async fn overlapping_policies_make_one_chain_and_long_windows_are_chained() {
     assert!(log.contains("recording"), "{log}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn stop_mode_sends_a_stop_with_the_right_contact_id_at_the_window_end() {
-    let rig = Rig::new().await;
-    add_policy(&rig, "stopper", "*/10 * * * * *", 5, "stop", &["s1"]).await;
-    let daemon = rig.spawn();
-    let t0 = now();
+    let mut rig = Driven::new(t0()).await;
+    rig.add_policy("stopper", "*/10 * * * * *", 5, "stop", &["s1"])
+        .await;
+    rig.start().await;
+    let t0 = rig.now();
     let windows = starts(t0 + Duration::seconds(1), t0 + Duration::seconds(21), 10, 0);
-    until(*windows.last().unwrap() + Duration::seconds(6)).await;
-    let (status, log) = daemon.term(std::time::Duration::from_secs(15));
-    assert!(status.success(), "{log}");
+    rig.run_until(*windows.last().unwrap() + Duration::seconds(6))
+        .await;
+    rig.stop().await;
+    let log = rig.log();
     let rows = rig.rows().await;
     let sim = rig.recordings();
     let stops: Vec<String> = rig
@@ -284,7 +300,7 @@ async fn stop_mode_sends_a_stop_with_the_right_contact_id_at_the_window_end() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_flaky_api_still_gets_every_window_started_inside_it_once() {
     let faults = Faults {
         rate_425: 0.1,
@@ -293,17 +309,19 @@ async fn a_flaky_api_still_gets_every_window_started_inside_it_once() {
         seed: 7,
         ..Faults::default()
     };
-    let mut rig = Rig::with_faults(faults).await;
-    rig.set("RECSCHED_RETRY__BASE_MS", "100");
-    rig.set("RECSCHED_RETRY__CAP_MS", "1000");
+    let mut rig = Driven::with_faults(faults, t0()).await;
+    rig.retry.base_ms = 100;
+    rig.retry.cap_ms = 1000;
     let users = ["f1", "f2", "f3", "f4", "f5", "f6"];
-    add_policy(&rig, "flaky", "*/10 * * * * *", 8, "expire", &users).await;
-    let daemon = rig.spawn();
-    let t0 = now();
+    rig.add_policy("flaky", "*/10 * * * * *", 8, "expire", &users)
+        .await;
+    rig.start().await;
+    let t0 = rig.now();
     let windows = starts(t0 + Duration::seconds(1), t0 + Duration::seconds(31), 10, 0);
-    until(*windows.last().unwrap() + Duration::seconds(9)).await;
-    let (status, log) = daemon.term(std::time::Duration::from_secs(15));
-    assert!(status.success(), "{log}");
+    rig.run_until(*windows.last().unwrap() + Duration::seconds(9))
+        .await;
+    rig.stop().await;
+    let log = rig.log();
     let rows = rig.rows().await;
     let sim = rig.recordings();
     let mut retried = 0;

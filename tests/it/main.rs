@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod cxone;
 mod daemon;
+mod faketime;
 mod faults;
 mod fuzz;
 mod ops;

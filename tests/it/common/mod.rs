@@ -2,5 +2,6 @@
 
 pub mod bin;
 pub mod daemon;
+pub mod driven;
 pub mod pg;
 pub mod sim;

@@ -1,8 +1,9 @@
 //! SIGTERM during a burst: exit 0 promptly, and no row stays pending once
 //! the next start has resolved it.
 
-use super::{add_policy, assert_each_started_once, now, starts, until};
+use super::{add_policy, assert_each_started_once, until};
 use crate::common::daemon::{wait_for, Rig};
+use crate::faults::{cron_at, second_after};
 use chrono::Duration;
 use recsched::recording::RecordingState;
 use recsched::simulator::Faults;
@@ -17,12 +18,11 @@ async fn sigterm_during_a_burst_exits_cleanly_and_leaves_nothing_unresolved() {
     rig.set("RECSCHED_SCHEDULE__MAX_CONCURRENCY", "8");
     let users: Vec<String> = (0..200).map(|i| format!("burst-{i:03}")).collect();
     let refs: Vec<&str> = users.iter().map(String::as_str).collect();
-    // Windows long enough that the restart below lands inside them even on
-    // a loaded machine.
-    add_policy(&rig, "burst", "*/30 * * * * *", 25, "expire", &refs).await;
+    // One window, a few seconds ahead, long enough that the restart below
+    // lands inside it even on a loaded machine.
+    let w = second_after(Duration::seconds(3));
+    add_policy(&rig, "burst", &cron_at(w), 25, "expire", &refs).await;
     let daemon = rig.spawn();
-    let t0 = now();
-    let w = starts(t0 + Duration::seconds(2), t0 + Duration::seconds(40), 30, 0)[0];
     until(w + Duration::milliseconds(800)).await;
     let started_at = std::time::Instant::now();
     let (status, log) = daemon.term(std::time::Duration::from_secs(12));

@@ -3,10 +3,15 @@
 //! each), with latency jitter and spikes. Whatever the rate, no window is
 //! started twice and every window leaves exactly one row; at 10% and 30%
 //! every window starts inside itself; at 50% at least 90% do.
+//!
+//! The daemon runs in-process on driven time (`common::driven`): retries
+//! wait their exact backoff on the daemon's clock while the requests and
+//! their injected latency take real time, so what is counted depends on
+//! the faults alone, not on how fast this machine is.
 
-use super::{add_policy, now, refs, row_at, sim_in, start_requests, until, users};
-use crate::common::daemon::Rig;
-use crate::daemon::starts;
+use super::{refs, row_at, sim_in, users};
+use crate::common::driven::Driven;
+use crate::daemon::{starts, t0};
 use chrono::Duration;
 use recsched::recording::RecordingState;
 use recsched::simulator::Faults;
@@ -47,12 +52,11 @@ async fn sweep(rate: f64, seed: u64, n_users: usize, span_secs: i64) -> Sweep {
         seed,
         ..Faults::default()
     };
-    let mut rig = Rig::with_faults(faults).await;
-    rig.set("RECSCHED_RETRY__BASE_MS", "100");
-    rig.set("RECSCHED_RETRY__CAP_MS", "1000");
+    let mut rig = Driven::with_faults(faults, t0()).await;
+    rig.retry.base_ms = 100;
+    rig.retry.cap_ms = 1000;
     let who = users(&format!("r{}", (rate * 100.0) as u32), n_users);
-    add_policy(
-        &rig,
+    rig.add_policy(
         "flaky",
         "*/10 * * * * *",
         WINDOW_SECS,
@@ -60,8 +64,8 @@ async fn sweep(rate: f64, seed: u64, n_users: usize, span_secs: i64) -> Sweep {
         &refs(&who),
     )
     .await;
-    let daemon = rig.spawn();
-    let t0 = now();
+    rig.start().await;
+    let t0 = rig.now();
     let windows = starts(
         t0 + Duration::seconds(1),
         t0 + Duration::seconds(span_secs),
@@ -69,9 +73,13 @@ async fn sweep(rate: f64, seed: u64, n_users: usize, span_secs: i64) -> Sweep {
         0,
     );
     assert!(!windows.is_empty());
-    until(*windows.last().unwrap() + Duration::seconds(WINDOW_SECS + 1)).await;
-    let (status, log) = daemon.term(std::time::Duration::from_secs(15));
-    assert!(status.success(), "exit {status}:\n{log}");
+    // Past the last window's end, before the next window opens.
+    rig.run_until(
+        *windows.last().unwrap() + Duration::seconds(WINDOW_SECS) + Duration::milliseconds(500),
+    )
+    .await;
+    rig.stop().await;
+    let log = rig.log();
 
     let rows = rig.rows().await;
     let sim = rig.recordings();
@@ -122,7 +130,12 @@ async fn sweep(rate: f64, seed: u64, n_users: usize, span_secs: i64) -> Sweep {
         })
         .inspect(|m| eprintln!("vendor recording no row knows: {m:?}"))
         .count();
-    let requests = start_requests(&rig);
+    let requests: Vec<_> = rig
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/start-screen-interaction-recording"))
+        .collect();
     s.requests = requests.len();
     s.injected = requests
         .iter()
@@ -158,7 +171,7 @@ fn assert_exactly_once(s: &Sweep) {
     assert!(s.injected > 0, "no fault fired: the run proves nothing");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn vendor_failing_10_percent_every_window_starts_inside_itself_once() {
     let s = sweep(0.10, 10, 20, 31).await;
     assert_exactly_once(&s);
@@ -166,7 +179,7 @@ async fn vendor_failing_10_percent_every_window_starts_inside_itself_once() {
     assert_eq!(s.started, s.windows, "a window did not start inside itself");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn vendor_failing_30_percent_every_window_starts_inside_itself_once() {
     let s = sweep(0.30, 30, 20, 31).await;
     assert_exactly_once(&s);
@@ -174,7 +187,7 @@ async fn vendor_failing_30_percent_every_window_starts_inside_itself_once() {
     assert_eq!(s.started, s.windows, "a window did not start inside itself");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn vendor_failing_50_percent_starts_nine_windows_in_ten_and_never_twice() {
     let s = sweep(0.50, 50, 20, 31).await;
     assert_exactly_once(&s);
@@ -188,7 +201,7 @@ async fn vendor_failing_50_percent_starts_nine_windows_in_ten_and_never_twice() 
 
 /// `RECSCHED_SOAK=1` (and optionally `RECSCHED_SOAK_SECONDS`, default
 /// 600): 30% failures with spikes over 50 users for many windows.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn soak_vendor_failing_30_percent_for_minutes() {
     if std::env::var("RECSCHED_SOAK").as_deref() != Ok("1") {
         println!("soak skipped: set RECSCHED_SOAK=1 (and RECSCHED_SOAK_SECONDS) to run it");

@@ -65,6 +65,13 @@ fn unit_carries_what_the_daemon_and_the_docs_rely_on() {
         found[0].to_owned()
     };
     assert_eq!(one("Type"), "notify");
+    // Windows are planned on the wall clock: start after it is set.
+    for key in ["After", "Wants"] {
+        assert!(
+            one(key).split_whitespace().any(|u| u == "time-sync.target"),
+            "{key}= lacks time-sync.target"
+        );
+    }
     assert_eq!(one("NotifyAccess"), "main");
     assert_eq!(
         one("ExecStart"),

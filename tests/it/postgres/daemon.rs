@@ -1,43 +1,46 @@
-//! `recsched run` end to end on PostgreSQL: the real binary, a policy
-//! written with plain SQL, the simulator on loopback.
+//! The daemon end to end on PostgreSQL, a policy written with plain SQL,
+//! the simulator on loopback: windows and edits by NOTIFY in-process on
+//! driven time, a takeover with the real binary.
 
 use chrono::Duration;
 use recsched::recording::RecordingState;
+use recsched::simulator::Faults;
 
 use crate::common::daemon::{started, wait_for};
+use crate::common::driven::Driven;
 use crate::common::pg::PgRig;
-use crate::daemon::{now, row_at, sim_in, starts, until};
+use crate::daemon::{row_at, sim_in, starts, t0};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn every_window_is_recorded_once_with_its_contact_id_and_edits_arrive_by_notify() {
-    let Some(mut rig) = PgRig::new().await else {
+    let Some(mut rig) = Driven::on_postgres(Faults::default(), t0()).await else {
         return;
     };
     // Polling every 30 s: an edit seen sooner came by LISTEN/NOTIFY.
-    rig.set("RECSCHED_SCHEDULE__RELOAD_POLL_MS", "30000");
+    rig.schedule.reload_poll_ms = 30_000;
     rig.add_policy("every-10s", "*/10 * * * * *", 5, "expire", &["u1", "u2"])
         .await;
-    let daemon = rig.spawn();
-    wait_for(
-        std::time::Duration::from_secs(20),
-        "the daemon to run",
-        || async { daemon.log().contains("recsched running").then_some(()) },
-    )
-    .await;
-    // A second policy, added while it runs, in stop mode.
+    rig.start().await;
+    // A second policy, added while it runs, in stop mode: it must be seen
+    // before the daemon's clock moves at all.
     rig.add_policy("stopper", "5-59/10 * * * * *", 5, "stop", &["s1"])
         .await;
-    let t0 = now();
+    wait_for(
+        std::time::Duration::from_secs(10),
+        "the edit to arrive by NOTIFY",
+        || async { rig.log().contains("policies reloaded").then_some(()) },
+    )
+    .await;
+    let t0 = rig.now();
     let windows = starts(t0 + Duration::seconds(2), t0 + Duration::seconds(22), 10, 0);
     let stops = starts(t0 + Duration::seconds(2), t0 + Duration::seconds(22), 10, 5);
     let last = *windows.last().unwrap().max(stops.last().unwrap());
-    until(last + Duration::seconds(6)).await;
-    let (status, log) = daemon.term(std::time::Duration::from_secs(15));
-    assert!(status.success(), "exit {status}:\n{log}");
-    assert!(log.contains("policies reloaded"), "{log}");
+    rig.run_until(last + Duration::seconds(6)).await;
+    rig.stop().await;
+    let log = rig.log();
 
     let rows = rig.rows().await;
-    let sim = rig.rig.recordings();
+    let sim = rig.recordings();
     for (users, list, len, end) in [
         (&["u1", "u2"][..], &windows, 5, RecordingState::Expired),
         (&["s1"][..], &stops, 5, RecordingState::Stopped),
@@ -63,7 +66,7 @@ async fn every_window_is_recorded_once_with_its_contact_id_and_edits_arrive_by_n
     }
     // A clean stop released its leases: a recording still running at the
     // vendor may be taken over by another instance at once.
-    let mut conn = rig.db.conn().await;
+    let mut conn = rig.pg().expect("on PostgreSQL").conn().await;
     let held: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM recordings \
          WHERE state IN ('pending', 'recording', 'stopping') AND lease_until > now()",

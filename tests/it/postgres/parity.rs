@@ -1,31 +1,34 @@
 //! The SQLite daemon tests that matter most, again on PostgreSQL: one
-//! coverage chain from overlapping policies, SQL edits taking effect at
-//! once, and SIGTERM during a burst.
+//! coverage chain from overlapping policies and a flaky API (in-process,
+//! on driven time), SQL edits taking effect at once, SIGTERM during a
+//! burst and `status` against a running daemon (the real binary).
 
 use chrono::Duration;
 use recsched::recording::RecordingState;
 use recsched::simulator::Faults;
 
 use crate::common::daemon::wait_for;
+use crate::common::driven::Driven;
 use crate::common::pg::PgRig;
-use crate::daemon::{assert_chain, assert_each_started_once, now, row_at, starts, until};
+use crate::daemon::{assert_chain, assert_each_started_once, row_at, starts, t0, until};
+use crate::faults::{cron_at, second_after};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn overlapping_policies_make_one_chain_on_postgres() {
-    let Some(mut rig) = PgRig::new().await else {
+    let Some(mut rig) = Driven::on_postgres(Faults::default(), t0()).await else {
         return;
     };
     rig.add_policy("a", "*/20 * * * * *", 12, "expire", &["over"])
         .await;
     rig.add_policy("b", "6-59/20 * * * * *", 12, "expire", &["over"])
         .await;
-    rig.set("RECSCHED_SCHEDULE__SEGMENT_LIMIT_SECONDS", "6");
-    let daemon = rig.spawn();
-    let t0 = now();
+    rig.schedule.segment_limit_seconds = 6;
+    rig.start().await;
+    let t0 = rig.now();
     let cov = starts(t0 + Duration::seconds(2), t0 + Duration::seconds(22), 20, 0)[0];
-    until(cov + Duration::seconds(19)).await;
-    let (status, log) = daemon.term(std::time::Duration::from_secs(15));
-    assert!(status.success(), "{log}");
+    rig.run_until(cov + Duration::seconds(19)).await;
+    rig.stop().await;
+    let log = rig.log();
     let rows = rig.rows().await;
     for offset in [0, 6, 12] {
         let start = cov + Duration::seconds(offset);
@@ -34,7 +37,7 @@ async fn overlapping_policies_make_one_chain_on_postgres() {
         assert_eq!(r[0].segment_end, start + Duration::seconds(6));
         assert!(r[0].contact_id.is_some(), "{:?}", r[0]);
     }
-    let sim = rig.rig.recordings();
+    let sim = rig.recordings();
     let n = assert_chain(
         &sim,
         "over",
@@ -122,11 +125,11 @@ async fn sigterm_during_a_burst_leaves_nothing_unresolved_on_postgres() {
     rig.set("RECSCHED_SCHEDULE__MAX_CONCURRENCY", "8");
     let users: Vec<String> = (0..150).map(|i| format!("pburst-{i:03}")).collect();
     let refs: Vec<&str> = users.iter().map(String::as_str).collect();
-    rig.add_policy("burst", "*/30 * * * * *", 25, "expire", &refs)
+    // One window a few seconds ahead.
+    let w = second_after(Duration::seconds(4));
+    rig.add_policy("burst", &cron_at(w), 25, "expire", &refs)
         .await;
     let daemon = rig.spawn();
-    let t0 = now();
-    let w = starts(t0 + Duration::seconds(3), t0 + Duration::seconds(40), 30, 0)[0];
     until(w + Duration::milliseconds(800)).await;
     let (status, log) = daemon.term(std::time::Duration::from_secs(12));
     assert!(status.success(), "exit {status}:\n{log}");
@@ -204,32 +207,32 @@ async fn status_reads_a_running_daemon_on_postgres() {
     assert!(status.success(), "{log}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_flaky_api_still_gets_every_window_started_once_on_postgres() {
-    let Some(mut rig) = PgRig::with_faults(Faults {
+    let faults = Faults {
         rate_425: 0.1,
         rate_504: 0.1,
         rate_504_after_start: 0.1,
         seed: 11,
         ..Faults::default()
-    })
-    .await
-    else {
+    };
+    let Some(mut rig) = Driven::on_postgres(faults, t0()).await else {
         return;
     };
-    rig.set("RECSCHED_RETRY__BASE_MS", "100");
-    rig.set("RECSCHED_RETRY__CAP_MS", "1000");
+    rig.retry.base_ms = 100;
+    rig.retry.cap_ms = 1000;
     let users = ["pf1", "pf2", "pf3", "pf4"];
     rig.add_policy("flaky", "*/10 * * * * *", 8, "expire", &users)
         .await;
-    let daemon = rig.spawn();
-    let t0 = now();
+    rig.start().await;
+    let t0 = rig.now();
     let windows = starts(t0 + Duration::seconds(2), t0 + Duration::seconds(22), 10, 0);
-    until(*windows.last().unwrap() + Duration::seconds(9)).await;
-    let (status, log) = daemon.term(std::time::Duration::from_secs(15));
-    assert!(status.success(), "{log}");
+    rig.run_until(*windows.last().unwrap() + Duration::seconds(9))
+        .await;
+    rig.stop().await;
+    let log = rig.log();
     let rows = rig.rows().await;
-    let sim = rig.rig.recordings();
+    let sim = rig.recordings();
     let mut retried = 0;
     for w in &windows {
         for u in users {

@@ -1,33 +1,21 @@
-//! One planning pass, as a pure function: given the policies, what the
-//! database already holds, the rows this process tracks and "now", decide
-//! which segments start now (or are recorded `missed`), which recordings
-//! end now, and when to look again.
+//! One planning pass's decision, as a pure function: given the coverage
+//! of the policies, what the database already holds, the rows this
+//! process tracks and "now", decide which segments start now (or are
+//! recorded `missed`), which recordings end now, and when to look again.
 //!
 //! Deciding from the durable state each time (rather than from timers set
-//! earlier) is what makes reloads, restarts and catch-up one code path:
-//! a new pass after an edit or a crash sees the same rows and draws the
-//! same conclusions. Kept pure so every case is a unit test.
+//! earlier) is what makes reloads, restarts, catch-up and clock steps one
+//! code path: a new pass after an edit, a crash or a step sees the same
+//! rows and draws the same conclusions. Kept pure so every case is a unit
+//! test; `dispatch` acts on the answer.
 
+use super::open_rows::Tracked;
 use crate::planner::{self, Coverage, Due, Interval, Segment, SegmentLimit};
-use crate::policy::{EndMode, Policy};
-use crate::recording::{ContactId, RecordingState, UserId};
+use crate::policy::{Policy, PolicyId};
+use crate::recording::{RecordingDuration, UserId};
+use crate::store::RecordingId;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
-
-/// A recording this process knows to be open (pending, recording, stopping).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tracked {
-    pub id: i64,
-    pub user: UserId,
-    pub policy_id: Option<i64>,
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-    pub end_mode: EndMode,
-    pub state: RecordingState,
-    pub contact: Option<ContactId>,
-    /// A job of this process is working on it; leave it alone.
-    pub busy: bool,
-}
 
 /// Why a recording ends now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,23 +26,34 @@ pub enum EndReason {
     Uncovered,
 }
 
+/// A segment to claim and start now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start {
+    pub segment: Segment,
+    /// What the start asks for: the time left of the segment.
+    pub remaining: RecordingDuration,
+    /// How late the start is (zero when on time).
+    pub late: chrono::Duration,
+}
+
 /// What one pass decided.
 #[derive(Debug, Default)]
 pub struct Plan {
-    /// Segments to claim and start now, with how late they are.
-    pub starts: Vec<(Segment, chrono::Duration)>,
+    /// Segments to claim and start now.
+    pub starts: Vec<Start>,
     /// Segments wholly past and never started: recorded `missed`.
     pub missed: Vec<Segment>,
     /// Tracked rows to end now.
-    pub ends: Vec<(i64, EndReason)>,
+    pub ends: Vec<(RecordingId, EndReason)>,
     /// When the next start or end is due, if any within the horizon.
     pub next: Option<DateTime<Utc>>,
     /// The next segment start and its policy.
-    pub next_start: Option<(DateTime<Utc>, crate::policy::PolicyId)>,
+    pub next_start: Option<(DateTime<Utc>, PolicyId)>,
 }
 
 /// The coverage a pass works on: windows from `from` (normally now; after
-/// a restart, when the previous process was last seen) to `now + horizon`.
+/// a restart or a forward clock step, an earlier instant) to
+/// `now + horizon`.
 pub fn coverage(
     policies: &[Policy],
     from: DateTime<Utc>,
@@ -75,10 +74,10 @@ pub fn earliest(coverage: &BTreeMap<UserId, Vec<Coverage>>) -> Option<DateTime<U
 }
 
 /// Decides one pass.
-pub fn plan<'a>(
+pub fn decide(
     coverage: &BTreeMap<UserId, Vec<Coverage>>,
     occupied: &HashMap<UserId, Vec<Interval>>,
-    tracked: impl IntoIterator<Item = &'a Tracked>,
+    tracked: &[Tracked],
     now: DateTime<Utc>,
     limit: SegmentLimit,
 ) -> Plan {
@@ -88,39 +87,43 @@ pub fn plan<'a>(
     };
 
     for t in tracked {
-        let open = matches!(
-            t.state,
-            RecordingState::Recording | RecordingState::Stopping
-        );
-        if t.busy || !open {
+        let seg = &t.row.segment;
+        if t.busy || !t.row.is_live() {
             // A job holds it, or it is a pending row of an earlier process
             // (resumed by the daemon, not planned again). Wake at its end
             // all the same, to end it once the job is done.
-            if t.end > now {
-                next(t.end, &mut out);
+            if seg.end > now {
+                next(seg.end, &mut out);
             }
             continue;
         }
-        if t.end <= now {
-            out.ends.push((t.id, EndReason::Due));
-        } else if !covered(coverage.get(&t.user), now) {
-            out.ends.push((t.id, EndReason::Uncovered));
+        if seg.end <= now {
+            out.ends.push((t.row.id, EndReason::Due));
+        } else if seg.start <= now && !covered(coverage.get(&seg.user), now) {
+            out.ends.push((t.row.id, EndReason::Uncovered));
         } else {
-            next(t.end, &mut out);
+            // Covered; or the wall clock stepped back to before the
+            // segment began, and its window is still ahead: it ends at
+            // its end, not now.
+            next(seg.end, &mut out);
         }
     }
 
     let none = Vec::new();
     for (user, spans) in coverage {
         let taken = occupied.get(user).unwrap_or(&none);
-        for seg in planner::segments(user, spans, taken, limit) {
-            match planner::due(&seg, now) {
-                Due::Now { late, .. } => out.starts.push((seg, late)),
-                Due::Missed => out.missed.push(seg),
+        for segment in planner::segments(user, spans, taken, limit) {
+            match planner::due(&segment, now) {
+                Due::Now { remaining, late } => out.starts.push(Start {
+                    segment,
+                    remaining,
+                    late,
+                }),
+                Due::Missed => out.missed.push(segment),
                 Due::Upcoming { at } => {
                     next(at, &mut out);
                     if out.next_start.is_none_or(|(n, _)| at < n) {
-                        out.next_start = Some((at, seg.policy));
+                        out.next_start = Some((at, segment.policy));
                     }
                     // Later segments of this user follow this one.
                     break;
@@ -149,3 +152,6 @@ pub fn by_user(
     }
     map
 }
+
+#[cfg(test)]
+mod tests;

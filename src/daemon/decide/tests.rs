@@ -1,0 +1,165 @@
+use super::*;
+use crate::daemon::open_rows::OpenRow;
+use crate::policy::{EndMode, PolicyRow};
+use crate::recording::{ContactId, RecordingState};
+use chrono::{Duration, TimeZone};
+
+fn policy(id: i64, cron: &str, secs: i64, end_mode: &str, users: &[&str]) -> Policy {
+    Policy::from_row(&PolicyRow {
+        id,
+        name: format!("p{id}"),
+        enabled: true,
+        cron: cron.into(),
+        timezone: "UTC".into(),
+        window_seconds: secs,
+        end_mode: end_mode.into(),
+        users: users.iter().map(|u| u.to_string()).collect(),
+    })
+    .unwrap()
+}
+
+/// 2026-01-01 at `h:m:s` UTC.
+fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, h, m, s).unwrap()
+}
+
+fn user(u: &str) -> UserId {
+    UserId::parse(u).unwrap()
+}
+
+fn horizon() -> Duration {
+    Duration::seconds(12_600)
+}
+
+/// A live (recording) row of `u` for `[start, start + secs)`.
+fn live(id: i64, u: &str, start: DateTime<Utc>, secs: i64, busy: bool) -> Tracked {
+    Tracked {
+        row: OpenRow {
+            id: RecordingId::new(id),
+            segment: Segment {
+                user: user(u),
+                start,
+                end: start + Duration::seconds(secs),
+                duration: RecordingDuration::from_secs(secs).unwrap(),
+                policy: PolicyId::new(1),
+                end_mode: EndMode::Expire,
+            },
+            state: RecordingState::Recording,
+            contact: Some(ContactId::new(id).unwrap()),
+        },
+        busy,
+    }
+}
+
+fn plan_at(policies: &[Policy], tracked: &[Tracked], now: DateTime<Utc>) -> Plan {
+    let cov = coverage(policies, now, now, horizon());
+    decide(&cov, &HashMap::new(), tracked, now, SegmentLimit::default())
+}
+
+#[test]
+fn a_window_opening_now_starts_with_its_whole_length_and_no_lateness() {
+    let p = [policy(1, "0 9 * * *", 600, "expire", &["ann", "bob"])];
+    let plan = plan_at(&p, &[], at(9, 0, 0));
+    assert_eq!(plan.starts.len(), 2);
+    for s in &plan.starts {
+        assert_eq!(s.remaining.as_secs(), 600);
+        assert_eq!(s.late, Duration::zero());
+        assert_eq!(s.segment.start, at(9, 0, 0));
+    }
+    assert!(plan.missed.is_empty() && plan.ends.is_empty());
+}
+
+#[test]
+fn a_late_start_asks_for_what_is_left_and_says_how_late() {
+    let p = [policy(1, "0 9 * * *", 600, "expire", &["ann"])];
+    let plan = plan_at(&p, &[], at(9, 4, 0));
+    let [s] = plan.starts.as_slice() else {
+        panic!("{:?}", plan.starts)
+    };
+    assert_eq!(s.remaining.as_secs(), 360);
+    assert_eq!(s.late, Duration::minutes(4));
+}
+
+#[test]
+fn an_upcoming_window_sets_the_next_wake_and_the_next_start() {
+    let p = [
+        policy(1, "0 9 * * *", 600, "expire", &["ann"]),
+        policy(2, "30 8 * * *", 60, "expire", &["bob"]),
+    ];
+    let plan = plan_at(&p, &[], at(8, 0, 0));
+    assert!(plan.starts.is_empty());
+    assert_eq!(plan.next, Some(at(8, 30, 0)));
+    assert_eq!(plan.next_start, Some((at(8, 30, 0), PolicyId::new(2))));
+}
+
+#[test]
+fn windows_wholly_past_since_from_are_missed() {
+    let p = [policy(1, "0 9 * * *", 600, "expire", &["ann"])];
+    let now = at(9, 30, 0);
+    let cov = coverage(&p, at(8, 0, 0), now, horizon());
+    let plan = decide(&cov, &HashMap::new(), &[], now, SegmentLimit::default());
+    assert_eq!(plan.missed.len(), 1);
+    assert_eq!(plan.missed[0].start, at(9, 0, 0));
+    assert!(plan.starts.is_empty());
+}
+
+#[test]
+fn occupied_time_is_not_planned_again() {
+    let p = [policy(1, "0 9 * * *", 600, "expire", &["ann"])];
+    let now = at(9, 0, 0);
+    let cov = coverage(&p, now, now, horizon());
+    let occupied = by_user(vec![(user("ann"), at(9, 0, 0), at(9, 10, 0))]);
+    let plan = decide(&cov, &occupied, &[], now, SegmentLimit::default());
+    assert!(plan.starts.is_empty() && plan.missed.is_empty());
+}
+
+#[test]
+fn a_recording_ends_at_its_end_and_early_when_no_longer_covered() {
+    let p = [policy(1, "0 9 * * *", 600, "expire", &["ann"])];
+    let due = live(1, "ann", at(8, 0, 0), 600, false);
+    let uncovered = live(2, "bob", at(9, 0, 0), 600, false);
+    let covered = live(3, "ann", at(9, 0, 0), 600, false);
+    let plan = plan_at(&p, &[due, uncovered, covered], at(9, 5, 0));
+    assert_eq!(
+        plan.ends,
+        vec![
+            (RecordingId::new(1), EndReason::Due),
+            (RecordingId::new(2), EndReason::Uncovered)
+        ]
+    );
+    assert_eq!(plan.next, Some(at(9, 10, 0)));
+}
+
+#[test]
+fn a_row_a_job_holds_is_left_alone_but_woken_for() {
+    let busy = live(1, "ann", at(9, 0, 0), 60, true);
+    let plan = plan_at(&[], &[busy], at(9, 0, 30));
+    assert!(plan.ends.is_empty());
+    assert_eq!(plan.next, Some(at(9, 1, 0)));
+    let busy_past = live(1, "ann", at(9, 0, 0), 60, true);
+    assert!(plan_at(&[], &[busy_past], at(9, 2, 0)).ends.is_empty());
+}
+
+#[test]
+fn after_the_clock_steps_back_a_recording_ahead_of_now_is_not_ended_early() {
+    // The 09:00 window is recording; the wall clock steps back to 08:00.
+    let p = [policy(1, "0 9 * * *", 600, "stop", &["ann"])];
+    let rec = live(1, "ann", at(9, 0, 0), 600, false);
+    let plan = plan_at(&p, std::slice::from_ref(&rec), at(8, 0, 0));
+    assert!(plan.ends.is_empty(), "{:?}", plan.ends);
+    assert_eq!(plan.next, Some(at(9, 0, 0)));
+    // Even with its policy gone.
+    let plan = plan_at(&[], &[rec], at(8, 0, 0));
+    assert!(plan.ends.is_empty(), "{:?}", plan.ends);
+}
+
+#[test]
+fn a_pending_row_of_an_earlier_process_is_never_planned_again() {
+    let mut pending = live(1, "ann", at(9, 0, 0), 600, false);
+    pending.row.state = RecordingState::Pending;
+    pending.row.contact = None;
+    let p = [policy(1, "0 9 * * *", 600, "expire", &["ann"])];
+    let plan = plan_at(&p, &[pending], at(9, 20, 0));
+    assert!(plan.ends.is_empty());
+    assert!(plan.next.is_none_or(|n| n > at(9, 20, 0)));
+}
