@@ -114,6 +114,7 @@ async fn renew_and_take_over(shared: &Arc<Shared>, tracker: &TaskTracker) {
                     }
                 }
                 if gone > 0 {
+                    shared.metrics.leases_lost(gone);
                     tracing::debug!(rows = gone, "no longer ours (final, or taken over)");
                 }
             }
@@ -138,6 +139,7 @@ async fn renew_and_take_over(shared: &Arc<Shared>, tracker: &TaskTracker) {
             .or_default() += 1;
     }
     let total = rows.len();
+    shared.metrics.leases_taken_over(total);
     match adopt(shared, tracker, rows, shared.clock.now()).await {
         Ok((tracked, resumed)) => tracing::warn!(
             rows = total,

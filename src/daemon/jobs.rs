@@ -155,6 +155,9 @@ async fn start_in_span(shared: &Shared, job: StartJob, previous: Option<ContactI
                 "recording"
             );
             shared.metrics.start("started");
+            shared
+                .metrics
+                .recording_began(id.get(), exchange.at, exchange.latency);
             shared.update(id.get(), |t| {
                 t.state = RecordingState::Recording;
                 t.contact = Some(started.contact_id);
@@ -219,6 +222,8 @@ async fn end_in_span(shared: &Shared, t: Tracked, reason: EndReason, successor: 
             )
             .await;
             tracing::info!(saved, "expired");
+            shared.metrics.end("expired");
+            shared.metrics.recording_ended(t.id, t.start, t.end);
             shared.forget(t.id);
             return;
         }
@@ -265,6 +270,9 @@ async fn end_in_span(shared: &Shared, t: Tracked, reason: EndReason, successor: 
                 "{word}"
             );
             shared.metrics.end(word);
+            shared
+                .metrics
+                .recording_ended(t.id, t.start, ended_at.unwrap_or(t.end));
             shared.forget(t.id);
         }
         Err(GiveUp::Cancelled { .. }) => {
@@ -282,6 +290,8 @@ async fn end_in_span(shared: &Shared, t: Tracked, reason: EndReason, successor: 
             )
             .await;
             tracing::warn!(error = %reason, saved, "expired");
+            shared.metrics.end("expired");
+            shared.metrics.recording_ended(t.id, t.start, t.end);
             shared.forget(t.id);
         }
         Err(e) => {

@@ -419,6 +419,7 @@ async fn pass(
         .map(|seg| {
             tracing::warn!(policy = seg.policy.get(), user = %seg.user, segment_start = %format_utc(seg.start), "missed");
             shared.metrics.start("missed");
+            shared.metrics.planned(seg.end - seg.start);
             NewRecording {
                 user_id: seg.user.clone(),
                 policy_id: seg.policy.get(),
@@ -502,6 +503,7 @@ async fn pass(
                 // `None`: someone else (another process on this database)
                 // already has this segment: exactly once.
                 let Some(id) = id else { continue };
+                shared.metrics.planned(seg.end - seg.start);
                 live.insert(
                     id.get(),
                     Tracked {
