@@ -9,6 +9,7 @@
 //! elsewhere they say so and skip the promtool step.
 
 use crate::common::daemon::{wait_for, Rig};
+use crate::common::pg::PgRig;
 use chrono::{Duration as Span, Timelike};
 use recsched::clock::{Clock, SystemClock};
 use recsched::cxone::{self, Client, Limits};
@@ -362,20 +363,7 @@ async fn a_scrape_passes_promtool_and_has_every_name_the_rules_and_dashboard_use
     }
     rig.sql(&sql).await;
     let daemon = rig.spawn();
-    let url = wait_for(
-        Duration::from_secs(10),
-        "the metrics URL in the log",
-        || async {
-            let log = daemon.log();
-            let at = log.find("http://127.0.0.1:")?;
-            let url: String = log[at..]
-                .chars()
-                .take_while(|c| !c.is_whitespace())
-                .collect();
-            Some(url.trim_end_matches("/metrics").to_owned())
-        },
-    )
-    .await;
+    let url = metrics_url(&daemon).await;
     let http = reqwest::Client::new();
     let text = wait_for(
         Duration::from_secs(45),
@@ -441,6 +429,88 @@ async fn a_scrape_passes_promtool_and_has_every_name_the_rules_and_dashboard_use
     if have_promtool() {
         promtool(&["check", "metrics"], Some(&text));
     }
+}
+
+/// The metrics URL a daemon logged, without `/metrics`.
+async fn metrics_url(daemon: &crate::common::daemon::Daemon) -> String {
+    wait_for(
+        Duration::from_secs(20),
+        "the metrics URL in the log",
+        || async {
+            let log = daemon.log();
+            let at = log.find("http://127.0.0.1:")?;
+            let url: String = log[at..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .collect();
+            Some(url.trim_end_matches("/metrics").to_owned())
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_taken_over_and_lost_are_counted_on_postgres() {
+    let Some(mut rig) = PgRig::new().await else {
+        return;
+    };
+    // Renewed every second (a third of the lease): tokio-cron-scheduler
+    // keeps whole seconds, so a shorter lease would not renew at all.
+    rig.set("RECSCHED_DATABASE__LEASE_SECONDS", "3");
+    rig.set("RECSCHED_METRICS__LISTEN", "127.0.0.1:0");
+    let first = SystemClock.now() + Span::seconds(3);
+    let cron = format!(
+        "{},{} * * * * *",
+        first.second(),
+        (first.second() + 30) % 60
+    );
+    rig.add_policy("mon-leases", &cron, 20, "expire", &["l1"])
+        .await;
+    let daemon = rig.spawn();
+    let url = metrics_url(&daemon).await;
+    let http = reqwest::Client::new();
+    let counter = |text: &str, name: &str| sample(text, name).unwrap_or(-1.0);
+
+    // A dead instance's open row, its lease run out: taken over.
+    rig.db
+        .sql(
+            "INSERT INTO recordings (user_id, policy_id, segment_start, segment_end, \
+             requested_seconds, end_mode, state, owner, lease_until) \
+             VALUES ('orphan', 1, now() - interval '1 second', now() + interval '9 seconds', \
+             10, 'stop', 'pending', 'dead-host-1-abcdef', now() - interval '1 second')",
+        )
+        .await;
+    wait_for(Duration::from_secs(20), "a takeover counted", || async {
+        let text = scrape(&http, &url).await;
+        (counter(&text, "recsched_leases_taken_over_total") >= 1.0).then_some(())
+    })
+    .await;
+
+    // This instance's own recording, taken by another: lost.
+    let row = wait_for(Duration::from_secs(40), "l1 recording", || async {
+        rig.rows()
+            .await
+            .into_iter()
+            .find(|r| r.user_id.as_str() == "l1" && r.contact_id.is_some())
+    })
+    .await;
+    let text = scrape(&http, &url).await;
+    assert_eq!(counter(&text, "recsched_leases_lost_total"), 0.0, "{text}");
+    rig.db
+        .sql(&format!(
+            "UPDATE recordings SET owner = 'thief-host-2-abcdef', \
+             lease_until = now() + interval '1 hour' WHERE id = {}",
+            row.id.get()
+        ))
+        .await;
+    let text = wait_for(Duration::from_secs(20), "a lost lease counted", || async {
+        let text = scrape(&http, &url).await;
+        (counter(&text, "recsched_leases_lost_total") >= 1.0).then_some(text)
+    })
+    .await;
+    assert_eq!(counter(&text, "recsched_leases_lost_total"), 1.0, "{text}");
+    let (status, log) = daemon.term(Duration::from_secs(15));
+    assert!(status.success(), "{log}");
 }
 
 #[test]
