@@ -7,17 +7,27 @@
 //!
 //! The registry belongs to one daemon (no process-wide recorder), so tests
 //! read their own. Labels stay bounded: operation, outcome, HTTP status
-//! code; never a user id.
+//! code, table; never a user id. Every label value an alert compares with
+//! is exported from the start, at 0, so `rate()` and `increase()` see the
+//! first event.
+//!
+//! `/metrics` speaks both formats a scraper may ask for: OpenMetrics when
+//! the `Accept` header names it (Prometheus does), else Prometheus' text
+//! format 0.0.4, which `promtool check metrics` and `curl` read
+//! ([`to_text_format`]). The shipped alert rules and dashboard
+//! (`monitoring/`) use only names registered here; a test checks it.
 
+use chrono::{DateTime, Utc};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// `[metrics]` in the config file.
@@ -64,12 +74,24 @@ pub struct TableLabel {
 /// exported from the start (at 0), so an alert can be written on it.
 pub const ROW_TABLES: [&str; 3] = ["policies", "policy_users", "recordings"];
 
+/// Outcomes of a token renewal ([`Metrics::token_renewed`]).
+const TOKEN_RENEWED: &str = "renewed";
+const TOKEN_FAILED: &str = "failed";
+
+/// Outcomes of a policy load ([`Metrics::reloaded`]).
+const RELOAD_OK: &str = "ok";
+const RELOAD_FAILED: &str = "failed";
+
+/// A counter of seconds, fractional.
+pub type SecondsCounter = Counter<f64, AtomicU64>;
+
 /// Every metric recsched exports.
 pub struct Metrics {
     registry: Registry,
     /// Segments by how their start ended: started, failed, missed.
     pub starts: Family<OutcomeLabel, Counter>,
-    /// Recordings by how they ended: stopped, expired.
+    /// Recordings by how they ended: stopped (our stop was answered),
+    /// expired (the vendor's timer ended it).
     pub ends: Family<OutcomeLabel, Counter>,
     /// Exchanges that will be retried, by status.
     pub retries: Family<StatusLabel, Counter>,
@@ -83,10 +105,29 @@ pub struct Metrics {
     pub invalid_rows: Family<TableLabel, Gauge>,
     pub policies: Gauge,
     pub last_reload_timestamp_seconds: Gauge<f64, AtomicU64>,
+    /// Policy loads by outcome ([`RELOAD_OK`], [`RELOAD_FAILED`]).
+    pub reloads: Family<OutcomeLabel, Counter>,
     pub store_errors: Counter,
     /// Planning passes completed (each plans every user; idle CPU is
     /// mostly these).
     pub passes: Counter,
+    /// Token renewals by outcome ([`TOKEN_RENEWED`], [`TOKEN_FAILED`]).
+    pub token_renewals: Family<OutcomeLabel, Counter>,
+    /// Open rows this instance tracked that another instance took over
+    /// (PostgreSQL: this instance stalled past its lease).
+    pub leases_lost: Counter,
+    /// Open rows this instance took over from another whose lease ran out
+    /// or was released (PostgreSQL).
+    pub leases_taken_over: Counter,
+    /// Seconds of every segment claimed, including those then missed or
+    /// failed.
+    pub planned_seconds: SecondsCounter,
+    /// Seconds recorded: from the start's answer to the recording's end.
+    pub recorded_seconds: SecondsCounter,
+    /// 1 while `/healthz` answers ok, else 0; set at each scrape.
+    pub healthy: Gauge,
+    /// When each running recording's start was answered.
+    answered: Answered,
 }
 
 impl Default for Metrics {
@@ -169,6 +210,56 @@ impl Metrics {
             "Planning passes completed",
             passes.clone(),
         );
+        let reloads = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "reloads",
+            "Policy loads (the first at start, then one per edit or SIGHUP), by outcome",
+            reloads.clone(),
+        );
+        for outcome in [RELOAD_OK, RELOAD_FAILED] {
+            // Exported at 0 from the start.
+            let _ = reloads.get_or_create(&OutcomeLabel { outcome });
+        }
+        let token_renewals = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "token_renewals",
+            "Requests for a new API token, by outcome",
+            token_renewals.clone(),
+        );
+        for outcome in [TOKEN_RENEWED, TOKEN_FAILED] {
+            let _ = token_renewals.get_or_create(&OutcomeLabel { outcome });
+        }
+        let leases_lost = Counter::default();
+        registry.register(
+            "leases_lost",
+            "Open rows this instance held that another instance took over (PostgreSQL)",
+            leases_lost.clone(),
+        );
+        let leases_taken_over = Counter::default();
+        registry.register(
+            "leases_taken_over",
+            "Open rows taken over from another instance whose lease ran out or was released \
+             (PostgreSQL)",
+            leases_taken_over.clone(),
+        );
+        let planned_seconds = SecondsCounter::default();
+        registry.register(
+            "planned_seconds",
+            "Seconds of the segments claimed, the missed and failed ones included",
+            planned_seconds.clone(),
+        );
+        let recorded_seconds = SecondsCounter::default();
+        registry.register(
+            "recorded_seconds",
+            "Seconds recorded, from the start's answer to the recording's end, counted at the end",
+            recorded_seconds.clone(),
+        );
+        let healthy = Gauge::default();
+        registry.register(
+            "healthy",
+            "1 while /healthz answers ok, else 0",
+            healthy.clone(),
+        );
         Self {
             registry,
             starts,
@@ -181,17 +272,30 @@ impl Metrics {
             invalid_rows,
             policies,
             last_reload_timestamp_seconds,
+            reloads,
             store_errors,
             passes,
+            token_renewals,
+            leases_lost,
+            leases_taken_over,
+            planned_seconds,
+            recorded_seconds,
+            healthy,
+            answered: Answered::default(),
         }
     }
 
-    /// The Prometheus text exposition.
+    /// The OpenMetrics exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// The exposition in Prometheus' text format 0.0.4.
+    pub fn encode_text(&self) -> String {
+        to_text_format(&self.encode())
     }
 
     pub fn start(&self, outcome: &'static str) {
@@ -205,6 +309,158 @@ impl Metrics {
     pub fn count(&self, family: &Family<OutcomeLabel, Counter>, outcome: &'static str) -> u64 {
         family.get_or_create(&OutcomeLabel { outcome }).get()
     }
+
+    /// Policies were (re)loaded.
+    pub fn reloaded(&self) {
+        self.count_one(&self.reloads, RELOAD_OK);
+    }
+
+    /// Policies could not be reloaded; the previous set stays.
+    pub fn reload_failed(&self) {
+        self.count_one(&self.reloads, RELOAD_FAILED);
+    }
+
+    /// A new API token was obtained.
+    pub fn token_renewed(&self) {
+        self.count_one(&self.token_renewals, TOKEN_RENEWED);
+    }
+
+    /// No new API token could be obtained.
+    pub fn token_renewal_failed(&self) {
+        self.count_one(&self.token_renewals, TOKEN_FAILED);
+    }
+
+    fn count_one(&self, family: &Family<OutcomeLabel, Counter>, outcome: &'static str) {
+        family.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// `rows` open rows this instance tracked are now another's.
+    pub fn leases_lost(&self, rows: usize) {
+        self.leases_lost.inc_by(count(rows));
+    }
+
+    /// This instance took `rows` open rows over from others.
+    pub fn leases_taken_over(&self, rows: usize) {
+        self.leases_taken_over.inc_by(count(rows));
+    }
+
+    /// A segment spanning `span` was claimed (to start, or as missed).
+    pub fn planned(&self, span: chrono::Duration) {
+        self.planned_seconds.inc_by(seconds(span));
+    }
+
+    /// Recording `id`'s start request left at `sent` and was answered
+    /// `latency` later.
+    pub fn recording_began(&self, id: i64, sent: DateTime<Utc>, latency: Duration) {
+        let latency = chrono::Duration::from_std(latency).unwrap_or(chrono::Duration::zero());
+        self.answered
+            .insert(id, sent.checked_add_signed(latency).unwrap_or(sent));
+    }
+
+    /// Recording `id` ended at `end` (its segment's end, or the instant it
+    /// was ended early): counts its recorded seconds. A recording whose
+    /// start another process answered counts from its segment's start.
+    pub fn recording_ended(&self, id: i64, segment_start: DateTime<Utc>, end: DateTime<Utc>) {
+        let from = self.answered.remove(id).unwrap_or(segment_start);
+        self.recorded_seconds.inc_by(seconds(end - from));
+    }
+}
+
+/// `n` as a counter increment.
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// A span in seconds, to the millisecond; never negative.
+fn seconds(span: chrono::Duration) -> f64 {
+    // Exact for any span below 2^53 ms (285,000 years).
+    span.num_milliseconds().max(0) as f64 / 1000.0
+}
+
+/// No recording lasts longer than this (the API's 13200 s, with room for a
+/// late stop): an answer older than it belongs to a row that left without
+/// an end (taken over by another instance) and is swept out.
+const ANSWER_KEPT: chrono::Duration = chrono::Duration::hours(4);
+
+/// When each running recording's start was answered, by row id, so its
+/// recorded seconds can be counted when it ends. Kept here rather than on
+/// the daemon's open rows because only this count needs it. Bounded: an
+/// entry leaves when its recording ends, and entries older than
+/// [`ANSWER_KEPT`] are swept once the map has doubled since the last sweep.
+#[derive(Debug)]
+struct Answered {
+    /// The answers, and the size at which the map is next swept.
+    at: Mutex<(HashMap<i64, DateTime<Utc>>, usize)>,
+}
+
+/// The map's size below which it is never swept.
+const ANSWERED_SWEEP_MIN: usize = 4096;
+
+impl Default for Answered {
+    fn default() -> Self {
+        Self {
+            at: Mutex::new((HashMap::new(), ANSWERED_SWEEP_MIN)),
+        }
+    }
+}
+
+impl Answered {
+    fn insert(&self, id: i64, at: DateTime<Utc>) {
+        let mut guard = self.at.lock().unwrap_or_else(|e| e.into_inner());
+        let (map, sweep_at) = &mut *guard;
+        if map.len() >= *sweep_at {
+            map.retain(|_, answered| at - *answered < ANSWER_KEPT);
+            *sweep_at = (map.len() * 2).max(ANSWERED_SWEEP_MIN);
+        }
+        map.insert(id, at);
+    }
+
+    fn remove(&self, id: i64) -> Option<DateTime<Utc>> {
+        let mut guard = self.at.lock().unwrap_or_else(|e| e.into_inner());
+        guard.0.remove(&id)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.at.lock().unwrap_or_else(|e| e.into_inner()).0.len()
+    }
+}
+
+/// The OpenMetrics exposition rewritten in Prometheus' text format 0.0.4.
+/// The two differ, for what recsched exports, in the counters alone:
+/// OpenMetrics names a counter family `x` in `# HELP` and `# TYPE` and its
+/// sample `x_total`, while the text format (and `promtool check metrics`,
+/// which reports "x_total no help text" otherwise) names all three
+/// `x_total`. `# UNIT` and `# EOF` do not exist in the text format.
+pub fn to_text_format(openmetrics: &str) -> String {
+    let counters: BTreeSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 16 * counters.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let described = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        if let Some((prefix, rest)) = described {
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            if counters.contains(name) {
+                out.push_str(prefix);
+                out.push_str(name);
+                out.push_str("_total ");
+                out.push_str(tail);
+                out.push('\n');
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 /// Health as `/healthz` reports it: `Err` holds the reason.
@@ -254,16 +510,19 @@ fn router(metrics: Arc<Metrics>, health: HealthCheck) -> axum::Router {
     axum::Router::new()
         .route(
             "/metrics",
-            get(move || {
-                let metrics = metrics.clone();
-                async move {
-                    (
-                        [(
-                            header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4; charset=utf-8",
-                        )],
-                        metrics.encode(),
-                    )
+            get({
+                let health = health.clone();
+                move |headers: axum::http::HeaderMap| {
+                    let metrics = metrics.clone();
+                    let health = health.clone();
+                    async move {
+                        metrics.healthy.set(i64::from(health().is_ok()));
+                        if wants_openmetrics(&headers) {
+                            ([(header::CONTENT_TYPE, OPENMETRICS)], metrics.encode())
+                        } else {
+                            ([(header::CONTENT_TYPE, TEXT_FORMAT)], metrics.encode_text())
+                        }
+                    }
                 }
             }),
         )
@@ -282,6 +541,21 @@ fn router(metrics: Arc<Metrics>, health: HealthCheck) -> axum::Router {
                 }
             }),
         )
+}
+
+/// The content type of [`Metrics::encode`].
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The content type of [`Metrics::encode_text`].
+const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Whether the scraper accepts OpenMetrics (Prometheus asks for it first).
+fn wants_openmetrics(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"))
 }
 
 /// What one listener allows its clients.
@@ -375,8 +649,135 @@ mod tests {
             "recsched_invalid_rows{table=\"recordings\"} 0",
             "# HELP recsched_invalid_rows Rows that do not read back",
             "recsched_last_reload_timestamp_seconds",
+            "recsched_token_renewals_total{outcome=\"failed\"} 0",
+            "recsched_reloads_total{outcome=\"ok\"} 0",
+            "recsched_leases_lost_total 0",
+            "recsched_planned_seconds_total 0",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }
+    }
+
+    /// The families of `text` (0.0.4) whose samples lack a `# HELP` or a
+    /// `# TYPE` line of their own name, as promtool reports them.
+    fn undescribed(text: &str) -> Vec<String> {
+        let described = |kind: &str, family: &str| {
+            text.lines()
+                .any(|l| l.starts_with(&format!("# {kind} {family} ")))
+        };
+        let mut out = Vec::new();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap_or_default().to_owned();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .filter(|f| text.contains(&format!("# TYPE {f} histogram")))
+                .unwrap_or(&name)
+                .to_owned();
+            let complete = described("HELP", &family) && described("TYPE", &family);
+            if !complete && !out.contains(&family) {
+                out.push(family);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_text_format_describes_every_sample_under_its_own_name() {
+        let m = Metrics::new();
+        m.start("started");
+        m.end("stopped");
+        m.planned(chrono::Duration::seconds(10));
+        m.fire_lag_seconds.observe(0.012);
+        let om = m.encode();
+        assert!(
+            !undescribed(&om).is_empty(),
+            "OpenMetrics names counter families without _total: {om}"
+        );
+        assert!(om.ends_with("# EOF\n"), "{om}");
+
+        let text = m.encode_text();
+        assert_eq!(undescribed(&text), Vec::<String>::new(), "{text}");
+        assert!(text.contains("# HELP recsched_starts_total Segments by the outcome"));
+        assert!(text.contains("# TYPE recsched_planning_passes_total counter"));
+        assert!(text.contains("# TYPE recsched_fire_lag_seconds histogram"));
+        assert!(text.contains("recsched_planned_seconds_total 10"));
+        assert!(!text.contains("# EOF"), "{text}");
+        // Only the description lines change.
+        let samples = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(samples(&om), samples(&text));
+    }
+
+    #[test]
+    fn the_scraper_that_asks_for_openmetrics_gets_it() {
+        use axum::http::{header::ACCEPT, HeaderMap, HeaderValue};
+        let mut h = HeaderMap::new();
+        assert!(!wants_openmetrics(&h));
+        h.insert(ACCEPT, HeaderValue::from_static("text/plain;version=0.0.4"));
+        assert!(!wants_openmetrics(&h));
+        // What Prometheus sends.
+        h.insert(
+            ACCEPT,
+            HeaderValue::from_static(
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+                 version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+            ),
+        );
+        assert!(wants_openmetrics(&h));
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        crate::clock::parse_utc(s).unwrap()
+    }
+
+    #[test]
+    fn recorded_seconds_run_from_the_answer_to_the_end() {
+        let m = Metrics::new();
+        let start = at("2026-03-02T09:00:00.000Z");
+        // Answered 1.5 s late, ended at the segment's end 60 s in.
+        m.recording_began(
+            7,
+            at("2026-03-02T09:00:01.000Z"),
+            Duration::from_millis(500),
+        );
+        m.recording_ended(7, start, at("2026-03-02T09:01:00.000Z"));
+        assert_eq!(m.recorded_seconds.get(), 58.5);
+        // Its answer is forgotten: an end without one (a recording another
+        // process started) counts from the segment's start.
+        m.recording_ended(7, start, at("2026-03-02T09:00:10.000Z"));
+        assert_eq!(m.recorded_seconds.get(), 68.5);
+        // An end before the answer counts nothing, never less than nothing.
+        m.recording_began(8, at("2026-03-02T09:00:05.000Z"), Duration::ZERO);
+        m.recording_ended(8, start, at("2026-03-02T09:00:04.000Z"));
+        assert_eq!(m.recorded_seconds.get(), 68.5);
+        assert_eq!(m.answered.len(), 0);
+
+        m.planned(chrono::Duration::seconds(60));
+        m.planned(chrono::Duration::milliseconds(-5));
+        assert_eq!(m.planned_seconds.get(), 60.0);
+    }
+
+    #[test]
+    fn answers_of_rows_that_left_without_an_end_are_swept() {
+        let m = Metrics::new();
+        let old = at("2026-03-02T09:00:00.000Z");
+        for id in 0..4096 {
+            m.recording_began(id, old, Duration::ZERO);
+        }
+        assert_eq!(m.answered.len(), 4096);
+        // Five hours later the old answers cannot belong to a running
+        // recording: the next insert sweeps them.
+        m.recording_began(9999, old + chrono::Duration::hours(5), Duration::ZERO);
+        assert_eq!(m.answered.len(), 1);
+        // Recent answers stay.
+        for id in 0..4096 {
+            m.recording_began(id, old + chrono::Duration::hours(5), Duration::ZERO);
+        }
+        assert_eq!(m.answered.len(), 4097);
     }
 }

@@ -2,7 +2,7 @@
 //! and run the daemon until SIGTERM or SIGINT; SIGHUP reloads policies.
 
 use crate::clock::{Clock, SystemClock};
-use crate::cxone::Client;
+use crate::cxone::{Client, Renewal, RenewalObserver};
 use crate::daemon::{self, Context, Hooks, Notifier};
 use crate::metrics;
 use crate::store::Store;
@@ -31,11 +31,13 @@ pub async fn run(config_file: Option<&Path>, _args: RunArgs) -> anyhow::Result<E
     .context("cannot build the CXone client")?;
     let store = Store::open(&cfg.database).await?;
     let cancel = CancellationToken::new();
-    let client = client.with_shutdown(cancel.clone());
     let hooks = Hooks {
         notifier: Notifier::from_env(),
         ..Hooks::default()
     };
+    let client = client
+        .with_shutdown(cancel.clone())
+        .on_token_renewal(token_counter(hooks.metrics.clone()));
     spawn_signal_handlers(cancel.clone(), hooks.reload.clone())?;
     serve_metrics(&cfg.metrics, &hooks, clock.clone(), cancel.clone()).await?;
     let ctx = Context {
@@ -47,6 +49,14 @@ pub async fn run(config_file: Option<&Path>, _args: RunArgs) -> anyhow::Result<E
     };
     daemon::run_with(ctx, cancel, hooks, || {}).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Counts the client's token renewals in `metrics` (neither knows the other).
+pub fn token_counter(metrics: Arc<metrics::Metrics>) -> RenewalObserver {
+    Arc::new(move |renewal| match renewal {
+        Renewal::Renewed => metrics.token_renewed(),
+        Renewal::Failed => metrics.token_renewal_failed(),
+    })
 }
 
 /// Binds `metrics.listen` (unless empty) and serves `/metrics` and

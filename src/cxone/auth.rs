@@ -7,7 +7,9 @@
 //! Secrets only leave this module on the wire; errors carry the status,
 //! never a credential or a token. A token's lifetime comes from
 //! [`token_answer`], clamped, and it is renewed half-way through its life
-//! at the latest.
+//! at the latest. Whoever watches (the daemon's metrics) hears of each
+//! renewal's outcome through a [`RenewalObserver`], so this module knows
+//! nothing of them.
 
 use super::body::read_capped;
 use super::classify::redirect_target;
@@ -35,6 +37,19 @@ pub enum Credentials {
     },
 }
 
+/// How one token renewal went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// A new token was obtained (by refresh, or with the access key).
+    Renewed,
+    /// Neither grant gave a token; the request that needed it fails.
+    Failed,
+}
+
+/// Told of every renewal's outcome, on the task that renewed; keep it
+/// quick (count it, do not wait on it).
+pub type RenewalObserver = Arc<dyn Fn(Renewal) + Send + Sync>;
+
 struct Cached {
     access: Secret,
     refresh: Option<Secret>,
@@ -54,6 +69,8 @@ pub struct TokenSource {
     /// The one cached token. An async mutex, held across a renewal on
     /// purpose: concurrent callers queue behind the one renewal.
     cache: tokio::sync::Mutex<Option<Cached>>,
+    /// Hears of each renewal; none by default.
+    observer: Option<RenewalObserver>,
 }
 
 impl TokenSource {
@@ -69,7 +86,13 @@ impl TokenSource {
             margin,
             clock,
             cache: tokio::sync::Mutex::new(None),
+            observer: None,
         }
+    }
+
+    /// From now on, `observer` hears of every renewal's outcome.
+    pub fn observe(&mut self, observer: RenewalObserver) {
+        self.observer = Some(observer);
     }
 
     /// A token that is not yet due for renewal.
@@ -85,19 +108,32 @@ impl TokenSource {
             }
         }
         let refresh = cache.as_ref().and_then(|c| c.refresh.clone());
-        let fresh = match refresh {
-            Some(r) => match self.grant(Grant::Refresh(&r)).await {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::info!(error = %e, "token refresh failed; asking for a new token with the access key");
-                    self.grant(Grant::Password).await?
-                }
-            },
-            None => self.grant(Grant::Password).await?,
-        };
+        let fresh = self.renew(refresh.as_ref()).await;
+        if let Some(observer) = &self.observer {
+            observer(match fresh {
+                Ok(_) => Renewal::Renewed,
+                Err(_) => Renewal::Failed,
+            });
+        }
+        let fresh = fresh?;
         let token = fresh.access.clone();
         *cache = Some(fresh);
         Ok(token)
+    }
+
+    /// A new token: by refresh when there is a refresh token, else (or
+    /// when the refresh is refused) with the access key.
+    async fn renew(&self, refresh: Option<&Secret>) -> Result<Cached, CxoneError> {
+        match refresh {
+            Some(r) => match self.grant(Grant::Refresh(r)).await {
+                Ok(t) => Ok(t),
+                Err(e) => {
+                    tracing::info!(error = %e, "token refresh failed; asking for a new token with the access key");
+                    self.grant(Grant::Password).await
+                }
+            },
+            None => self.grant(Grant::Password).await,
+        }
     }
 
     /// Marks `used` as rejected (the API answered 401), so the next

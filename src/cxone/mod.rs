@@ -25,7 +25,7 @@ pub mod retrying;
 mod settings;
 pub mod token_answer;
 
-pub use auth::Credentials;
+pub use auth::{Credentials, Renewal, RenewalObserver};
 pub use classify::{
     classify, truncate_body, Answer, Operation, Started, Stopped, BODY_KEEP_BYTES,
     MAX_INTERACTION_ID_CHARS,
@@ -148,6 +148,13 @@ impl Client {
     /// [`CxoneError::Shutdown`]); requests in flight finish.
     pub fn with_shutdown(mut self, shutdown: tokio_util::sync::CancellationToken) -> Self {
         self.shutdown = shutdown;
+        self
+    }
+
+    /// From now on, `observer` hears of every token renewal's outcome
+    /// (the daemon counts them; a static token is never renewed).
+    pub fn on_token_renewal(mut self, observer: RenewalObserver) -> Self {
+        self.tokens.observe(observer);
         self
     }
 

@@ -118,6 +118,9 @@ pub(super) async fn pass(
             // `None`: someone else (another process on this database)
             // already has this segment: exactly once.
             let Some(id) = id else { continue };
+            shared
+                .metrics
+                .planned(start.segment.end - start.segment.start);
             let user = start.segment.user.clone();
             let user_ends = ends.remove(&user).unwrap_or_default();
             // The recordings this start follows (one this job ends first
@@ -182,6 +185,7 @@ async fn record_missed(
         .map(|seg| {
             tracing::warn!(policy = seg.policy.get(), user = %seg.user, segment_start = %format_utc(seg.start), reason, "missed");
             shared.metrics.start("missed");
+            shared.metrics.planned(seg.end - seg.start);
             NewRecording {
                 user_id: seg.user.clone(),
                 policy_id: seg.policy.get(),

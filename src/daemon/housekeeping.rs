@@ -129,6 +129,7 @@ async fn renew_and_take_over(shared: &Arc<Shared>, tracker: &TaskTracker) {
             let gone: Vec<_> = before.into_iter().filter(|id| !ours.contains(id)).collect();
             let dropped = shared.open.lost(&gone);
             if dropped > 0 {
+                shared.metrics.leases_lost(dropped);
                 tracing::debug!(rows = dropped, "no longer ours (final, or taken over)");
             }
         }
@@ -158,6 +159,7 @@ async fn renew_and_take_over(shared: &Arc<Shared>, tracker: &TaskTracker) {
             .or_default() += 1;
     }
     let total = rows.len();
+    shared.metrics.leases_taken_over(total);
     let rows = rows.into_iter().map(|a| a.row).collect();
     match reconcile::adopt(shared, tracker, rows, shared.clock.now()).await {
         Ok((tracked, resumed)) => {

@@ -189,6 +189,9 @@ async fn start_in_span(shared: &Shared, job: StartJob) {
                 "recording"
             );
             shared.metrics.start("started");
+            shared
+                .metrics
+                .recording_began(id.get(), exchange.at, exchange.latency);
             shared.open.recording(id, started.contact_id);
         }
         Outcome::GaveUp(GiveUp::Cancelled { attempts }) => {
@@ -262,6 +265,8 @@ async fn end_in_span(shared: &Shared, row: OpenRow, reason: EndReason, successor
             )
             .await;
             tracing::info!(saved, "expired");
+            shared.metrics.end("expired");
+            shared.metrics.recording_ended(id.get(), seg.start, seg.end);
             shared.open.finish(id);
             return;
         }
@@ -312,6 +317,9 @@ async fn end_in_span(shared: &Shared, row: OpenRow, reason: EndReason, successor
                 "{word}"
             );
             shared.metrics.end(word);
+            shared
+                .metrics
+                .recording_ended(id.get(), seg.start, ended_at.unwrap_or(seg.end));
             shared.open.finish(id);
         }
         Err(GiveUp::Cancelled { .. }) => {
@@ -329,6 +337,8 @@ async fn end_in_span(shared: &Shared, row: OpenRow, reason: EndReason, successor
             )
             .await;
             tracing::warn!(error = %reason, saved, "expired");
+            shared.metrics.end("expired");
+            shared.metrics.recording_ended(id.get(), seg.start, seg.end);
             shared.open.finish(id);
         }
         Err(e) => {

@@ -289,7 +289,10 @@ mod tests {
     #[test]
     fn a_row_no_segment_can_be_is_named_with_its_column() {
         let bad = OpenRow::from_row(&stored(3, None, 600)).unwrap_err();
-        assert_eq!((bad.table, bad.id, bad.column), ("recordings", 3, "policy_id"));
+        assert_eq!(
+            (bad.table, bad.id, bad.column),
+            ("recordings", 3, "policy_id")
+        );
         assert!(bad.user.is_some(), "its user stays occupied: {bad:?}");
         let e = OpenRow::from_row(&stored(4, Some(7), 2))
             .unwrap_err()

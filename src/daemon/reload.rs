@@ -247,6 +247,7 @@ impl Watcher {
         self.metrics
             .last_reload_timestamp_seconds
             .set(self.clock.now().timestamp_millis() as f64 / 1000.0);
+        self.metrics.reloaded();
         if self.revision.is_some() {
             tracing::info!(
                 revision,
@@ -342,6 +343,7 @@ impl Watcher {
                 }
             }
             if let Err(e) = self.load_now().await {
+                self.metrics.reload_failed();
                 tracing::warn!(error = %e, "could not reload policies; keeping the previous set");
             }
             if forced {
