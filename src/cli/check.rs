@@ -123,6 +123,9 @@ pub async fn run(args: CheckArgs, config_file: Option<&Path>) -> anyhow::Result<
                 plural(bad_policies, "it", "them"),
             ));
         }
+        // Informational: a dry config without credentials still checks.
+        text.push_str(&crate::cxone::AuthPlan::of(&config.cxone).describe());
+        text.push('\n');
         print_text(&text)?;
     }
     Ok(if problems.is_empty() {

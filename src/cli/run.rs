@@ -29,6 +29,11 @@ pub async fn run(config_file: Option<&Path>, _args: RunArgs) -> anyhow::Result<E
         clock.clone(),
     )
     .context("cannot build the CXone client")?;
+    tracing::info!(
+        auth = %client.auth_mode(),
+        token_endpoint = client.token_endpoint().map(|u| u.to_string()).unwrap_or_default(),
+        "CXone client ready"
+    );
     let store = Store::open(&cfg.database).await?;
     let cancel = CancellationToken::new();
     let client = client.with_shutdown(cancel.clone());

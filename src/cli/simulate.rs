@@ -105,6 +105,11 @@ pub struct SimulateArgs {
         default_value = "sim-key-secret"
     )]
     pub access_key_secret: String,
+
+    /// The tenant id carried in every access token's `tenantId` claim (what
+    /// discovery reads) and expected by /.well-known/cxone-configuration.
+    #[arg(long, default_value = "11111111-2222-4333-8444-555555555555")]
+    pub tenant_id: String,
 }
 
 /// A probability: a number from 0.0 to 1.0.
@@ -128,6 +133,7 @@ impl SimulateArgs {
             access_key_id: self.access_key_id.clone(),
             access_key_secret: self.access_key_secret.clone(),
             token_ttl_secs: self.token_ttl,
+            tenant_id: self.tenant_id.clone(),
             faults: Faults {
                 rate_425: self.rate_425,
                 rate_500: self.rate_500,

@@ -18,6 +18,7 @@
 mod auth;
 pub mod body;
 mod classify;
+mod credentials;
 pub mod endpoint;
 mod error;
 mod limit;
@@ -25,15 +26,17 @@ pub mod retrying;
 mod settings;
 pub mod token_answer;
 
-pub use auth::Credentials;
 pub use classify::{
     classify, truncate_body, Answer, Operation, Started, Stopped, BODY_KEEP_BYTES,
     MAX_INTERACTION_ID_CHARS,
 };
+pub use credentials::{AuthMode, AuthPlan, Credentials};
 pub use error::{classify_status, Action, CxoneError};
 use limit::Limiter;
 pub use limit::Limits;
-pub use settings::{Settings, DEFAULT_PATH_PREFIX, DEFAULT_TOKEN_URL};
+pub use settings::{
+    Settings, ACCESS_KEY_PATH, DEFAULT_ISSUER, DEFAULT_PATH_PREFIX, DEFAULT_TOKEN_URL,
+};
 
 use crate::clock::Clock;
 use crate::recording::{ContactId, RecordingDuration, UserId};
@@ -95,7 +98,8 @@ impl Client {
         limits: Limits,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, CxoneError> {
-        let credentials = resolve_credentials(settings, credentials_dir)?;
+        let credentials = credentials::resolve(settings, credentials_dir)?;
+        let token_endpoint = token_endpoint(settings, &credentials)?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("recsched/", env!("CARGO_PKG_VERSION")))
             .timeout(settings.request_timeout())
@@ -132,6 +136,7 @@ impl Client {
             tokens: TokenSource::new(
                 http.clone(),
                 credentials,
+                token_endpoint,
                 Duration::from_secs(settings.token_renew_margin_seconds),
                 clock.clone(),
             ),
@@ -141,6 +146,16 @@ impl Client {
             limiter: Limiter::new(limits),
             shutdown: tokio_util::sync::CancellationToken::new(),
         })
+    }
+
+    /// How this client gets its tokens.
+    pub fn auth_mode(&self) -> AuthMode {
+        self.tokens.mode()
+    }
+
+    /// Where this client asks for tokens (`None` for a static token).
+    pub fn token_endpoint(&self) -> Option<reqwest::Url> {
+        self.tokens.endpoint()
     }
 
     /// From the moment `shutdown` is cancelled, requests waiting for their
@@ -285,96 +300,19 @@ pub(crate) fn describe_transport(e: &reqwest::Error) -> String {
     text
 }
 
-fn resolve_credentials(
+/// Where the credentials' tokens come from, checked: `cxone.token_url`
+/// for the password grant, `cxone.access_key_url` for an access key,
+/// nowhere for a static token.
+fn token_endpoint(
     settings: &Settings,
-    credentials_dir: Option<&Path>,
-) -> Result<Credentials, CxoneError> {
-    let bearer = secret_from(
-        "cxone.bearer_token",
-        settings.bearer_token.as_ref(),
-        settings.bearer_token_file.as_deref(),
-        credentials_dir,
-    )?;
-    if let Some(token) = bearer {
-        return Ok(Credentials::Static(token));
-    }
-    let missing = |what: &str, key: &str| {
-        CxoneError::Config(format!(
-            "CXone {what} missing: set {key} in the config file, RECSCHED_{} in the environment, \
-             or {key}_file (e.g. a systemd credential); or set cxone.bearer_token",
-            key.replace('.', "__").to_uppercase()
-        ))
+    credentials: &Credentials,
+) -> Result<Option<(reqwest::Url, &'static str)>, CxoneError> {
+    let (raw, key) = match credentials.mode() {
+        AuthMode::Bearer => return Ok(None),
+        AuthMode::Password => (settings.token_url.trim().to_owned(), "cxone.token_url"),
+        AuthMode::AccessKey => (settings.access_key_endpoint(), "cxone.access_key_url"),
     };
-    let client_secret = secret_from(
-        "cxone.client_secret",
-        settings.client_secret.as_ref(),
-        settings.client_secret_file.as_deref(),
-        credentials_dir,
-    )?
-    .ok_or_else(|| missing("client secret", "cxone.client_secret"))?;
-    let access_key_secret = secret_from(
-        "cxone.access_key_secret",
-        settings.access_key_secret.as_ref(),
-        settings.access_key_secret_file.as_deref(),
-        credentials_dir,
-    )?
-    .ok_or_else(|| missing("access key secret", "cxone.access_key_secret"))?;
-    if settings.client_id.is_empty() {
-        return Err(missing("client id", "cxone.client_id"));
-    }
-    if settings.access_key_id.is_empty() {
-        return Err(missing("access key id", "cxone.access_key_id"));
-    }
-    let token_url = reqwest::Url::parse(&settings.token_url).map_err(|e| {
-        CxoneError::Config(format!(
-            "cxone.token_url `{}` is not a URL: {e}",
-            settings.token_url
-        ))
-    })?;
-    let token_url = endpoint::checked("cxone.token_url", token_url)?;
-    Ok(Credentials::Password {
-        token_url,
-        client_id: settings.client_id.clone(),
-        client_secret,
-        access_key_id: settings.access_key_id.clone(),
-        access_key_secret,
-    })
-}
-
-/// A secret given inline or in a file (not both). Trailing newlines of a
-/// file are dropped (editors and `echo` add one).
-fn secret_from(
-    key: &str,
-    inline: Option<&Secret>,
-    file: Option<&Path>,
-    credentials_dir: Option<&Path>,
-) -> Result<Option<Secret>, CxoneError> {
-    let inline = inline.filter(|s| !s.is_empty());
-    match (inline, file) {
-        (Some(_), Some(_)) => Err(CxoneError::Config(format!(
-            "both {key} and {key}_file are set: keep one"
-        ))),
-        (Some(s), None) => Ok(Some(s.clone())),
-        (None, None) => Ok(None),
-        (None, Some(path)) => {
-            let path = match credentials_dir {
-                Some(dir) if path.is_relative() => dir.join(path),
-                _ => path.to_path_buf(),
-            };
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                CxoneError::Config(format!(
-                    "{key}_file {}: cannot read it: {e}",
-                    path.display()
-                ))
-            })?;
-            let text = text.trim_end_matches(['\n', '\r']);
-            if text.is_empty() {
-                return Err(CxoneError::Config(format!(
-                    "{key}_file {} is empty",
-                    path.display()
-                )));
-            }
-            Ok(Some(Secret::new(text)))
-        }
-    }
+    let url = reqwest::Url::parse(&raw)
+        .map_err(|e| CxoneError::Config(format!("{key} `{raw}` is not a URL: {e}")))?;
+    Ok(Some((endpoint::checked(key, url)?, key)))
 }

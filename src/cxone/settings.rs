@@ -1,6 +1,7 @@
 //! The client's settings: where the API is, how to authenticate, and the
 //! names the vendor's page spells two ways (see API.md "Ambiguities").
 
+use super::credentials::AuthMode;
 use crate::config::{Range, RangeCheck};
 use crate::secret::Secret;
 use std::path::PathBuf;
@@ -10,6 +11,10 @@ use std::time::Duration;
 pub const DEFAULT_PATH_PREFIX: &str = "/interaction-recording-management-service/v1/interactions";
 /// Default OAuth2 token endpoint of CXone.
 pub const DEFAULT_TOKEN_URL: &str = "https://cxone.niceincontact.com/auth/token";
+/// CXone's issuer (its authentication host) outside government clouds.
+pub const DEFAULT_ISSUER: &str = "https://cxone.niceincontact.com";
+/// Path of the access-key token endpoint on the authentication host.
+pub const ACCESS_KEY_PATH: &str = "/authentication/v1/token/access-key";
 
 /// `[cxone]` in the config file.
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -19,8 +24,14 @@ pub struct Settings {
     pub api_base: String,
     /// Path prefix of the start/stop endpoints.
     pub path_prefix: String,
+    /// How to get a token: `password`, `access-key` or `bearer`; unset,
+    /// the keys that are set choose ([`super::AuthPlan`]).
+    pub auth: Option<AuthMode>,
     /// OAuth2 token endpoint (password and refresh_token grants).
     pub token_url: String,
+    /// The access-key token endpoint; empty means
+    /// `https://cxone.niceincontact.com/authentication/v1/token/access-key`.
+    pub access_key_url: String,
     pub client_id: String,
     pub client_secret: Option<Secret>,
     /// A file holding the client secret (e.g. under `$CREDENTIALS_DIRECTORY`).
@@ -55,7 +66,9 @@ impl Default for Settings {
         Self {
             api_base: String::new(),
             path_prefix: DEFAULT_PATH_PREFIX.to_owned(),
+            auth: None,
             token_url: DEFAULT_TOKEN_URL.to_owned(),
+            access_key_url: String::new(),
             client_id: String::new(),
             client_secret: None,
             client_secret_file: None,
@@ -94,6 +107,16 @@ impl Settings {
             self.token_renew_margin_seconds,
         );
         check.check(Self::POOL_MAX_IDLE_PER_HOST, self.pool_max_idle_per_host);
+    }
+
+    /// The access-key token endpoint: `access_key_url`, or the default
+    /// issuer's.
+    pub fn access_key_endpoint(&self) -> String {
+        if self.access_key_url.trim().is_empty() {
+            format!("{DEFAULT_ISSUER}{ACCESS_KEY_PATH}")
+        } else {
+            self.access_key_url.trim().to_owned()
+        }
     }
 
     /// The whole-request timeout. Loading the config keeps it in its

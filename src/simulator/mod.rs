@@ -23,7 +23,8 @@
 //!   seeded draw per request.
 //! - `ledger`: the recordings and the API's rules over them, pure.
 //! - `params`: reading the query parameters, both spellings.
-//! - `auth`: `POST /auth/token` and the bearer check.
+//! - `auth`: `POST /auth/token`, the access-key endpoint and the bearer
+//!   check.
 //! - `gate`: the limited workers of `max_concurrency`.
 //! - `api`: the start and stop handlers.
 //! - `control`: the `/_sim/*` endpoints and the request log.
@@ -69,6 +70,10 @@ pub use state::LoggedRequest;
 use crate::clock::{Clock, SystemClock};
 use state::Shared;
 
+/// Where the access-key token endpoint is served (API.md, "Around the
+/// recording API"); written out here again, not taken from `cxone`.
+pub const ACCESS_KEY_PATH: &str = "/authentication/v1/token/access-key";
+
 /// What a simulator accepts and how it misbehaves. The credentials are
 /// fake and only need to match what the client under test is given.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -83,6 +88,9 @@ pub struct SimConfig {
     pub access_key_secret: String,
     /// Lifetime of an access token, seconds.
     pub token_ttl_secs: u64,
+    /// The `tenantId` claim of every access token (and what
+    /// `/.well-known/cxone-configuration?tenantId=` expects).
+    pub tenant_id: String,
     /// Faults in force when the simulator starts.
     pub faults: Faults,
 }
@@ -95,6 +103,7 @@ impl Default for SimConfig {
             access_key_id: "sim-key".to_owned(),
             access_key_secret: "sim-key-secret".to_owned(),
             token_ttl_secs: 3600,
+            tenant_id: "11111111-2222-4333-8444-555555555555".to_owned(),
             faults: Faults::default(),
         }
     }
@@ -110,6 +119,7 @@ impl fmt::Debug for SimConfig {
             .field("access_key_id", &self.access_key_id)
             .field("access_key_secret", &"[redacted]")
             .field("token_ttl_secs", &self.token_ttl_secs)
+            .field("tenant_id", &self.tenant_id)
             .field("faults", &self.faults)
             .finish()
     }
@@ -187,7 +197,9 @@ async fn serve_shared(
 }
 
 fn router(shared: Arc<Shared>) -> Router {
-    let mut app = Router::new().route("/auth/token", post(auth::token));
+    let mut app = Router::new()
+        .route("/auth/token", post(auth::token))
+        .route(ACCESS_KEY_PATH, post(auth::access_key));
     for prefix in api::PREFIXES {
         app = app
             .route(&format!("{prefix}{}", api::START), post(api::start))
@@ -230,6 +242,12 @@ impl SimHandle {
     /// The token endpoint, `{url}/auth/token`.
     pub fn token_url(&self) -> String {
         format!("{}/auth/token", self.url)
+    }
+
+    /// The access-key token endpoint,
+    /// `{url}/authentication/v1/token/access-key`.
+    pub fn access_key_url(&self) -> String {
+        format!("{}{ACCESS_KEY_PATH}", self.url)
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -10,3 +10,4 @@ mod ops;
 mod postgres;
 mod simulator;
 mod store;
+mod tenants;
