@@ -23,6 +23,12 @@ pub struct CheckArgs {
     /// Print the problems as one JSON array (empty when all is well).
     #[arg(long)]
     pub json: bool,
+
+    /// Also reach CXone: discover the endpoints (with cxone.issuer set and
+    /// cxone.api_base empty) and ask for one token; print what was found,
+    /// secrets left out. Sends no recording request. Exit 1 if it fails.
+    #[arg(long)]
+    pub online: bool,
 }
 
 /// One problem, for `--json`.
@@ -84,6 +90,12 @@ pub async fn run(args: CheckArgs, config_file: Option<&Path>) -> anyhow::Result<
     let rows = store.policy_rows().await?;
     store.close().await;
 
+    let online = if args.online {
+        Some(super::online::run(&config).await)
+    } else {
+        None
+    };
+
     let mut problems = Vec::new();
     let mut bad_policies = 0;
     for row in &rows {
@@ -92,8 +104,18 @@ pub async fn run(args: CheckArgs, config_file: Option<&Path>) -> anyhow::Result<
         problems.extend(found);
     }
 
+    let online_failed = matches!(online, Some(Err(_)));
     if args.json {
-        let list: Vec<ProblemJson> = problems.iter().map(ProblemJson::from).collect();
+        let mut list: Vec<ProblemJson> = problems.iter().map(ProblemJson::from).collect();
+        if let Some(Err((_, e))) = &online {
+            list.push(ProblemJson {
+                source: "online",
+                policy_id: None,
+                policy: None,
+                column: None,
+                message: format!("online: {e}"),
+            });
+        }
         print_json(&list)?;
     } else {
         let mut text = String::new();
@@ -126,9 +148,24 @@ pub async fn run(args: CheckArgs, config_file: Option<&Path>) -> anyhow::Result<
         // Informational: a dry config without credentials still checks.
         text.push_str(&crate::cxone::AuthPlan::of(&config.cxone).describe());
         text.push('\n');
+        match &online {
+            Some(Ok(lines)) => {
+                for line in lines {
+                    text.push_str(&format!("{line}\n"));
+                }
+                text.push_str("online: ok\n");
+            }
+            Some(Err((lines, e))) => {
+                for line in lines {
+                    text.push_str(&format!("{line}\n"));
+                }
+                text.push_str(&format!("online: FAILED: {e}\n"));
+            }
+            None => {}
+        }
         print_text(&text)?;
     }
-    Ok(if problems.is_empty() {
+    Ok(if problems.is_empty() && !online_failed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

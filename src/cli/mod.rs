@@ -8,6 +8,7 @@ pub mod demo;
 pub mod manpages;
 pub mod migrate;
 pub mod next;
+mod online;
 pub mod output;
 pub mod policy;
 pub mod recordings;

@@ -36,7 +36,8 @@ pub async fn run(config_file: Option<&Path>, _args: RunArgs) -> anyhow::Result<E
     );
     let store = Store::open(&cfg.database).await?;
     let cancel = CancellationToken::new();
-    let client = client.with_shutdown(cancel.clone());
+    let client = Arc::new(client.with_shutdown(cancel.clone()));
+    daemon::endpoints::start(client.clone(), store.clone(), cancel.clone()).await;
     let hooks = Hooks {
         notifier: Notifier::from_env(),
         ..Hooks::default()
@@ -45,7 +46,7 @@ pub async fn run(config_file: Option<&Path>, _args: RunArgs) -> anyhow::Result<E
     serve_metrics(&cfg.metrics, &hooks, clock.clone(), cancel.clone()).await?;
     let ctx = Context {
         store,
-        client: Arc::new(client),
+        client,
         clock,
         schedule: cfg.schedule,
         retry: cfg.retry,

@@ -110,6 +110,29 @@ pub struct SimulateArgs {
     /// discovery reads) and expected by /.well-known/cxone-configuration.
     #[arg(long, default_value = "11111111-2222-4333-8444-555555555555")]
     pub tenant_id: String,
+
+    /// Seed a directory team for the user search: TEAM=USER,USER,...
+    /// (repeat for more teams). Change it while running with
+    /// PUT or DELETE /_sim/teams/TEAM/USER.
+    #[arg(long = "team", value_name = "TEAM=USERS", value_parser = team)]
+    pub teams: Vec<(String, Vec<String>)>,
+}
+
+/// `TEAM=USER,USER`.
+fn team(raw: &str) -> Result<(String, Vec<String>), String> {
+    let (team, users) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("`{raw}` is not TEAM=USER,USER"))?;
+    if team.trim().is_empty() {
+        return Err(format!("`{raw}` names no team"));
+    }
+    let users = users
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Ok((team.trim().to_owned(), users))
 }
 
 /// A probability: a number from 0.0 to 1.0.
@@ -134,6 +157,7 @@ impl SimulateArgs {
             access_key_secret: self.access_key_secret.clone(),
             token_ttl_secs: self.token_ttl,
             tenant_id: self.tenant_id.clone(),
+            teams: self.teams.iter().cloned().collect(),
             faults: Faults {
                 rate_425: self.rate_425,
                 rate_500: self.rate_500,

@@ -85,6 +85,12 @@ impl TokenSource {
             .map(|(url, _)| url.clone())
     }
 
+    /// Points token requests at `url` from now on (discovery found it);
+    /// a cached token stays valid.
+    pub fn set_endpoint(&self, url: reqwest::Url, setting: &'static str) {
+        *self.endpoint.write().unwrap_or_else(|e| e.into_inner()) = Some((url, setting));
+    }
+
     /// A token that is not yet due for renewal.
     pub async fn bearer(&self) -> Result<Secret, CxoneError> {
         if let Credentials::Static(token) = &self.credentials {

@@ -19,8 +19,10 @@ mod auth;
 pub mod body;
 mod classify;
 mod credentials;
+pub mod discovery;
 pub mod endpoint;
 mod error;
+mod jwt;
 mod limit;
 pub mod retrying;
 mod settings;
@@ -31,6 +33,7 @@ pub use classify::{
     MAX_INTERACTION_ID_CHARS,
 };
 pub use credentials::{AuthMode, AuthPlan, Credentials};
+pub use discovery::Discovered;
 pub use error::{classify_status, Action, CxoneError};
 use limit::Limiter;
 pub use limit::Limits;
@@ -74,8 +77,13 @@ pub struct Attempt<T> {
 /// A typed client of the start/stop API. Cheap to share behind an `Arc`.
 pub struct Client {
     http: reqwest::Client,
-    start_url: reqwest::Url,
-    stop_url: reqwest::Url,
+    /// Where the calls go; `None` until discovery has found the API host.
+    /// A std lock: only ever held to clone the `Arc`.
+    endpoints: std::sync::RwLock<Option<Arc<Endpoints>>>,
+    /// `cxone.path_prefix`, for endpoints built after discovery.
+    path_prefix: String,
+    /// Set when the endpoints are discovered from `cxone.issuer`.
+    discovery: Option<discovery::Discovery>,
     user_param: String,
     duration_param: String,
     contact_param: String,
@@ -112,24 +120,43 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| CxoneError::Config(format!("cannot build the HTTP client: {e}")))?;
-        let base = settings.api_base.trim_end_matches('/');
-        if base.is_empty() {
-            return Err(CxoneError::Config(
-                "cxone.api_base is empty: set it to the CXone API base URL (RECSCHED_CXONE__API_BASE)".into(),
-            ));
-        }
-        let prefix = settings.path_prefix.trim_end_matches('/');
-        let url = |op: &str| {
-            let url = reqwest::Url::parse(&format!("{base}{prefix}/{op}")).map_err(|e| {
-                CxoneError::Config(format!(
-                    "cxone.api_base `{base}` with cxone.path_prefix `{prefix}` is not a URL: {e}"
+        let discovery = if settings.discovers() {
+            let issuer = parse_setting("cxone.issuer", settings.issuer.trim())?;
+            let tenant = match settings.tenant_id.trim() {
+                "" => None,
+                t if jwt::is_tenant(t) => Some(t.to_owned()),
+                _ => {
+                    return Err(CxoneError::Config(
+                        "cxone.tenant_id must be a plain id (printable, no spaces)".into(),
+                    ))
+                }
+            };
+            Some(discovery::Discovery::new(
+                issuer,
+                tenant,
+                token_endpoint.is_some() || credentials.mode() == AuthMode::Bearer,
+            ))
+        } else {
+            None
+        };
+        let endpoints = match settings.api_base.trim() {
+            "" if discovery.is_some() => None,
+            "" => {
+                return Err(CxoneError::Config(
+                    "cxone.api_base is empty: set it to the CXone API base URL \
+                     (RECSCHED_CXONE__API_BASE), or set cxone.issuer to discover it"
+                        .into(),
                 ))
-            })?;
-            endpoint::checked("cxone.api_base", url)
+            }
+            base => Some(Arc::new(Endpoints::new(
+                parse_setting("cxone.api_base", base)?,
+                &settings.path_prefix,
+            )?)),
         };
         Ok(Self {
-            start_url: url("start-screen-interaction-recording")?,
-            stop_url: url("stop-screen-interaction-recording")?,
+            endpoints: std::sync::RwLock::new(endpoints),
+            path_prefix: settings.path_prefix.clone(),
+            discovery,
             user_param: settings.user_param.clone(),
             duration_param: settings.duration_param.clone(),
             contact_param: settings.contact_param.clone(),
@@ -174,7 +201,7 @@ impl Client {
             (self.duration_param.as_str(), secs.as_str()),
         ];
         let attempt = self
-            .exchange(Operation::Start, &self.start_url, &query, Some(duration))
+            .exchange(Operation::Start, &query, Some(duration))
             .await;
         attempt.map(|answer| match answer {
             Answer::Started(s) => Ok(s),
@@ -189,9 +216,7 @@ impl Client {
             (self.user_param.as_str(), user.as_str()),
             (self.contact_param.as_str(), contact.as_str()),
         ];
-        let attempt = self
-            .exchange(Operation::Stop, &self.stop_url, &query, None)
-            .await;
+        let attempt = self.exchange(Operation::Stop, &query, None).await;
         attempt.map(|answer| match answer {
             Answer::Stopped(s) => Ok(s),
             Answer::Started(_) => Err(CxoneError::Config("a stop was answered as a start".into())),
@@ -201,7 +226,6 @@ impl Client {
     async fn exchange(
         &self,
         operation: Operation,
-        url: &reqwest::Url,
         query: &[(&str, &str)],
         requested: Option<RecordingDuration>,
     ) -> Attempt<Answer> {
@@ -217,6 +241,14 @@ impl Client {
             },
             result: Err(error),
             token: None,
+        };
+        let endpoints = match self.endpoints().await {
+            Ok(e) => e,
+            Err(e) => return unsent(e),
+        };
+        let url = match operation {
+            Operation::Start => &endpoints.start,
+            Operation::Stop => &endpoints.stop,
         };
         let token = match self.tokens.bearer().await {
             Ok(t) => t,
@@ -253,10 +285,18 @@ impl Client {
             Ok(r) => r,
             Err(e) => {
                 let err = self.transport_error(&e);
+                self.note_host(discovery::HostSign::Unreachable).await;
                 return finish(None, String::new(), Err(err), Some(token));
             }
         };
         let status = response.status().as_u16();
+        // A stop's 404 is "already ended", not a wrong host.
+        let sign = if status == 404 && operation == Operation::Start {
+            discovery::HostSign::NotFound
+        } else {
+            discovery::HostSign::Answered
+        };
+        self.note_host(sign).await;
         let headers = response.headers().clone();
         let body = match body::read_capped(response).await {
             Ok(b) => b,
@@ -300,19 +340,61 @@ pub(crate) fn describe_transport(e: &reqwest::Error) -> String {
     text
 }
 
-/// Where the credentials' tokens come from, checked: `cxone.token_url`
-/// for the password grant, `cxone.access_key_url` for an access key,
-/// nowhere for a static token.
+/// Where the credentials' tokens come from, checked: the key set for the
+/// mode (`cxone.token_url`, `cxone.access_key_url`); unset, `None` when
+/// discovery will find it, else the issuer's (or CXone's default one's).
+/// A static token has no endpoint.
 fn token_endpoint(
     settings: &Settings,
     credentials: &Credentials,
 ) -> Result<Option<(reqwest::Url, &'static str)>, CxoneError> {
-    let (raw, key) = match credentials.mode() {
+    let (given, key, path) = match credentials.mode() {
         AuthMode::Bearer => return Ok(None),
-        AuthMode::Password => (settings.token_url.trim().to_owned(), "cxone.token_url"),
-        AuthMode::AccessKey => (settings.access_key_endpoint(), "cxone.access_key_url"),
+        AuthMode::Password => (settings.token_url.trim(), "cxone.token_url", "/auth/token"),
+        AuthMode::AccessKey => (
+            settings.access_key_url.trim(),
+            "cxone.access_key_url",
+            ACCESS_KEY_PATH,
+        ),
     };
-    let url = reqwest::Url::parse(&raw)
+    let raw = match given {
+        "" if settings.discovers() => return Ok(None),
+        "" => format!("{}{path}", settings.issuer_or_default()),
+        given => given.to_owned(),
+    };
+    Ok(Some((parse_setting(key, &raw)?, key)))
+}
+
+/// A URL setting, parsed and checked ([`endpoint::checked`]).
+fn parse_setting(key: &str, raw: &str) -> Result<reqwest::Url, CxoneError> {
+    let url = reqwest::Url::parse(raw)
         .map_err(|e| CxoneError::Config(format!("{key} `{raw}` is not a URL: {e}")))?;
-    Ok(Some((endpoint::checked(key, url)?, key)))
+    endpoint::checked(key, url)
+}
+
+/// The URLs of the recording calls under one API base.
+pub(crate) struct Endpoints {
+    api_base: reqwest::Url,
+    start: reqwest::Url,
+    stop: reqwest::Url,
+}
+
+impl Endpoints {
+    fn new(api_base: reqwest::Url, prefix: &str) -> Result<Self, CxoneError> {
+        let base = api_base.as_str().trim_end_matches('/');
+        let prefix = prefix.trim_end_matches('/');
+        let url = |op: &str| {
+            let url = reqwest::Url::parse(&format!("{base}{prefix}/{op}")).map_err(|e| {
+                CxoneError::Config(format!(
+                    "API base `{base}` with cxone.path_prefix `{prefix}` is not a URL: {e}"
+                ))
+            })?;
+            endpoint::checked("cxone.api_base", url)
+        };
+        Ok(Self {
+            start: url("start-screen-interaction-recording")?,
+            stop: url("stop-screen-interaction-recording")?,
+            api_base,
+        })
+    }
 }

@@ -27,11 +27,19 @@ pub struct Settings {
     /// How to get a token: `password`, `access-key` or `bearer`; unset,
     /// the keys that are set choose ([`super::AuthPlan`]).
     pub auth: Option<AuthMode>,
-    /// OAuth2 token endpoint (password and refresh_token grants).
+    /// OAuth2 token endpoint (password and refresh_token grants); empty:
+    /// discovered from `issuer`, else `<issuer>/auth/token` (default
+    /// issuer: `https://cxone.niceincontact.com`).
     pub token_url: String,
-    /// The access-key token endpoint; empty means
-    /// `https://cxone.niceincontact.com/authentication/v1/token/access-key`.
+    /// The access-key token endpoint; empty: on the discovered token
+    /// endpoint's host, else `<issuer>/authentication/v1/token/access-key`.
     pub access_key_url: String,
+    /// CXone's issuer (e.g. `https://cxone.niceincontact.com`); with
+    /// `api_base` empty, the endpoints are discovered from it.
+    pub issuer: String,
+    /// The tenant id discovery asks for; empty: the token's `tenantId`
+    /// claim.
+    pub tenant_id: String,
     pub client_id: String,
     pub client_secret: Option<Secret>,
     /// A file holding the client secret (e.g. under `$CREDENTIALS_DIRECTORY`).
@@ -67,8 +75,10 @@ impl Default for Settings {
             api_base: String::new(),
             path_prefix: DEFAULT_PATH_PREFIX.to_owned(),
             auth: None,
-            token_url: DEFAULT_TOKEN_URL.to_owned(),
+            token_url: String::new(),
             access_key_url: String::new(),
+            issuer: String::new(),
+            tenant_id: String::new(),
             client_id: String::new(),
             client_secret: None,
             client_secret_file: None,
@@ -109,14 +119,17 @@ impl Settings {
         check.check(Self::POOL_MAX_IDLE_PER_HOST, self.pool_max_idle_per_host);
     }
 
-    /// The access-key token endpoint: `access_key_url`, or the default
-    /// issuer's.
-    pub fn access_key_endpoint(&self) -> String {
-        if self.access_key_url.trim().is_empty() {
-            format!("{DEFAULT_ISSUER}{ACCESS_KEY_PATH}")
-        } else {
-            self.access_key_url.trim().to_owned()
+    /// The issuer: `issuer`, or CXone's default one.
+    pub fn issuer_or_default(&self) -> &str {
+        match self.issuer.trim() {
+            "" => DEFAULT_ISSUER,
+            given => given.trim_end_matches('/'),
         }
+    }
+
+    /// Whether the endpoints are discovered: `issuer` set, `api_base` empty.
+    pub fn discovers(&self) -> bool {
+        !self.issuer.trim().is_empty() && self.api_base.trim().is_empty()
     }
 
     /// The whole-request timeout. Loading the config keeps it in its

@@ -3,6 +3,7 @@
 //! real binary.
 
 mod auth;
+mod discovery;
 
 use crate::common::daemon::Rig;
 
@@ -23,6 +24,15 @@ pub fn access_key_only(rig: &mut Rig) {
     ] {
         rig.set(key, value);
     }
+}
+
+/// As [`access_key_only`], and with no API base: the daemon discovers it
+/// from `cxone.issuer` (the simulator).
+pub fn issuer_only(rig: &mut Rig) {
+    access_key_only(rig);
+    let issuer = rig.sim.issuer().to_owned();
+    rig.set("RECSCHED_CXONE__API_BASE", "");
+    rig.set("RECSCHED_CXONE__ISSUER", &issuer);
 }
 
 /// How many requests the simulator received on `path`.
