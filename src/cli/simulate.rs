@@ -232,6 +232,25 @@ mod tests {
     }
 
     #[test]
+    fn teams_and_the_tenant_are_seeded_from_flags() {
+        let args = parse(&[
+            "--team",
+            "back-office=a, b,c",
+            "--team",
+            "night=d",
+            "--tenant-id",
+            "t-9",
+        ])
+        .unwrap();
+        let config = args.config();
+        assert_eq!(config.teams["back-office"], ["a", "b", "c"]);
+        assert_eq!(config.teams["night"], ["d"]);
+        assert_eq!(config.tenant_id, "t-9");
+        assert!(parse(&["--team", "no-equals"]).is_err());
+        assert!(parse(&["--team", "=a"]).is_err());
+    }
+
+    #[test]
     fn the_flags_are_well_formed_and_documented() {
         use clap::CommandFactory;
         let cmd = Cli::command();

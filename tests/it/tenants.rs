@@ -4,6 +4,7 @@
 
 mod auth;
 mod discovery;
+mod simulator;
 
 use crate::common::daemon::Rig;
 
