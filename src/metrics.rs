@@ -54,6 +54,14 @@ pub struct OperationLabel {
     pub operation: &'static str,
 }
 
+/// A CXone team id. Teams are named by operators in `policy_teams` and
+/// are few, so the label set stays small; a team no policy names any
+/// more is removed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TeamLabel {
+    pub team: String,
+}
+
 /// Every metric recsched exports.
 pub struct Metrics {
     registry: Registry,
@@ -74,6 +82,10 @@ pub struct Metrics {
     /// Planning passes completed (each plans every user; idle CPU is
     /// mostly these).
     pub passes: Counter,
+    /// Per team: seconds since its membership was last read whole.
+    pub team_membership_age_seconds: Family<TeamLabel, Gauge<f64, AtomicU64>>,
+    /// Per team: members as last read.
+    pub team_members: Family<TeamLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -145,8 +157,22 @@ impl Metrics {
             "Planning passes completed",
             passes.clone(),
         );
+        let team_membership_age_seconds = Family::<TeamLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "team_membership_age_seconds",
+            "Seconds since each team's members were last read from the directory",
+            team_membership_age_seconds.clone(),
+        );
+        let team_members = Family::<TeamLabel, Gauge>::default();
+        registry.register(
+            "team_members",
+            "Members of each team as last read from the directory",
+            team_members.clone(),
+        );
         Self {
             registry,
+            team_membership_age_seconds,
+            team_members,
             starts,
             ends,
             retries,

@@ -37,13 +37,22 @@ pub async fn run(config_file: Option<&Path>, _args: RunArgs) -> anyhow::Result<E
     let store = Store::open(&cfg.database).await?;
     let cancel = CancellationToken::new();
     let client = Arc::new(client.with_shutdown(cancel.clone()));
-    daemon::endpoints::start(client.clone(), store.clone(), cancel.clone()).await;
     let hooks = Hooks {
         notifier: Notifier::from_env(),
         ..Hooks::default()
     };
     spawn_signal_handlers(cancel.clone(), hooks.reload.clone())?;
+    daemon::endpoints::start(client.clone(), store.clone(), cancel.clone()).await;
     serve_metrics(&cfg.metrics, &hooks, clock.clone(), cancel.clone()).await?;
+    daemon::directory::Refresher {
+        client: client.clone(),
+        store: store.clone(),
+        settings: cfg.directory.clone(),
+        retry: cfg.retry,
+        clock: clock.clone(),
+        metrics: hooks.metrics.clone(),
+    }
+    .spawn(cancel.clone());
     let ctx = Context {
         store,
         client,

@@ -69,6 +69,10 @@ pub enum CxoneError {
     },
     #[error("CXone client is misconfigured: {0}")]
     Config(String),
+    /// The directory answered something that is not a page of users, or
+    /// paging did not add up. Retried a few times, like a 500.
+    #[error("CXone directory: {0}")]
+    Directory(String),
     /// Finding the endpoints from `cxone.issuer` failed.
     #[error("CXone discovery failed: {message}")]
     Discovery {
@@ -112,6 +116,10 @@ impl CxoneError {
                 server_error: false,
             },
             Self::Discovery { .. } => Action::Final,
+            Self::Directory(_) => Action::Retry {
+                retry_after: None,
+                server_error: true,
+            },
             Self::MalformedBody { .. }
             | Self::Redirected { .. }
             | Self::Config(_)

@@ -19,6 +19,7 @@ mod auth;
 pub mod body;
 mod classify;
 mod credentials;
+pub mod directory;
 pub mod discovery;
 pub mod endpoint;
 mod error;

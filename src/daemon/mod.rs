@@ -29,6 +29,7 @@
 //! shutdown releases its leases so the others take over at once. On
 //! SQLite there is one instance per file and no lease.
 
+pub mod directory;
 pub mod endpoints;
 mod housekeeping;
 mod instance;

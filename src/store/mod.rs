@@ -32,8 +32,8 @@
 //!
 //! # Layout
 //! - `error`: [`StoreError`] and the classification of database codes.
-//! - `policies`, `recordings`, `attempts`: the vocabulary of each table,
-//!   shared by the backends.
+//! - `policies`, `recordings`, `attempts`, `teams`: the vocabulary of
+//!   each table, shared by the backends.
 //! - `sqlite/`, `postgres/`: the backends.
 //!
 //! Depends on `policy` and `recording` only.
@@ -44,6 +44,7 @@ mod policies;
 mod postgres;
 mod recordings;
 mod sqlite;
+mod teams;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -59,6 +60,7 @@ pub use policies::NewPolicy;
 pub use postgres::{PgStore, PolicyListener};
 pub use recordings::{Adopted, EndMode, NewRecording, RecordingFilter, RecordingId, RecordingRow};
 pub use sqlite::SqliteStore;
+pub use teams::{MembershipChange, TeamMember, TeamPolicy, TeamRefresh};
 
 use crate::config::{Range, RangeCheck};
 use crate::policy::PolicyRow;
@@ -471,14 +473,26 @@ impl Store {
 
     // ---- policies ---------------------------------------------------
 
-    /// Every policy with its users, by id. One snapshot.
+    /// Every policy with its users and its teams (with their stored
+    /// members), by id. The teams are read just after the rest: an edit in
+    /// between moves the revision, so the daemon reads again.
     pub async fn policy_rows(&self) -> Result<Vec<PolicyRow>, StoreError> {
-        each!(self, s => s.policy_rows().await)
+        let mut rows = each!(self, s => s.policy_rows().await)?;
+        let mut teams = each!(self, s => s.policy_teams(None).await)?;
+        for row in &mut rows {
+            row.teams = teams.remove(&row.id).unwrap_or_default();
+        }
+        Ok(rows)
     }
 
-    /// The policy named `name`, with its users.
+    /// The policy named `name`, with its users and teams.
     pub async fn policy_row(&self, name: &str) -> Result<Option<PolicyRow>, StoreError> {
-        each!(self, s => s.policy_row(name).await)
+        let Some(mut row) = each!(self, s => s.policy_row(name).await)? else {
+            return Ok(None);
+        };
+        let mut teams = each!(self, s => s.policy_teams(Some(name)).await)?;
+        row.teams = teams.remove(&row.id).unwrap_or_default();
+        Ok(Some(row))
     }
 
     /// Inserts a policy and its users in one transaction; returns its id.
@@ -508,8 +522,49 @@ impl Store {
 
     /// A number that moves whenever `policies` or `policy_users` change, by
     /// any writer (triggers keep it). Poll it; reload when it differs.
+    /// `policy_teams` and who is in `team_members` move it too.
     pub async fn policy_revision(&self) -> Result<i64, StoreError> {
         each!(self, s => s.policy_revision().await)
+    }
+
+    // ---- teams ------------------------------------------------------
+
+    /// Makes `members` the membership of `team`, as the directory listed
+    /// it (completely) at `at`: joiners get `first_seen`, leavers are
+    /// deleted, everyone's `last_seen` moves, the refresh is recorded, in
+    /// one transaction. Only who joined or left moves the revision.
+    pub async fn replace_team_members(
+        &self,
+        team: &str,
+        members: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<MembershipChange, StoreError> {
+        each!(self, s => s.replace_team_members(team, members, at).await)
+    }
+
+    /// Notes that reading `team` failed at `at`; its membership stays.
+    pub async fn team_refresh_failed(
+        &self,
+        team: &str,
+        at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        each!(self, s => s.team_refresh_failed(team, at, error).await)
+    }
+
+    /// Every team's refresh record and member count, by team id.
+    pub async fn team_refreshes(&self) -> Result<Vec<TeamRefresh>, StoreError> {
+        each!(self, s => s.team_refreshes().await)
+    }
+
+    /// The stored members of `team`, by user id.
+    pub async fn team_member_rows(&self, team: &str) -> Result<Vec<TeamMember>, StoreError> {
+        each!(self, s => s.team_member_rows(team).await)
+    }
+
+    /// Which policies name which teams, by team then policy id.
+    pub async fn team_policies(&self) -> Result<Vec<TeamPolicy>, StoreError> {
+        each!(self, s => s.team_policies().await)
     }
 }
 

@@ -3,8 +3,11 @@
 //! real binary.
 
 mod auth;
+mod directory;
 mod discovery;
 mod simulator;
+mod store;
+mod teams;
 
 use crate::common::daemon::Rig;
 

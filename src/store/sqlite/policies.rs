@@ -239,6 +239,8 @@ fn policy_row(
         window_seconds,
         end_mode: c.get("end_mode")?,
         users: users.remove(&c.id()).unwrap_or_default(),
+        // Attached by `Store` (teams.rs), beside the backend's own read.
+        teams: Vec::new(),
         name,
     })
 }
