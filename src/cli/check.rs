@@ -34,7 +34,7 @@ pub struct CheckArgs {
 /// One problem, for `--json`.
 #[derive(Debug, Serialize)]
 struct ProblemJson {
-    /// `config` or `policy`.
+    /// `config`, `policy`, or `online` (`--online` failed).
     source: &'static str,
     policy_id: Option<i64>,
     policy: Option<String>,
