@@ -52,6 +52,8 @@ pub struct TeamState {
     pub refreshed_at: Option<DateTime<Utc>>,
     /// The last read, complete or not.
     pub attempted_at: Option<DateTime<Utc>>,
+    /// Members as last stored.
+    pub members: Option<usize>,
 }
 
 /// Whether `team` is to be read now: its membership is at least `refresh`
@@ -110,6 +112,7 @@ impl Refresher {
                             TeamState {
                                 refreshed_at: r.refreshed_at,
                                 attempted_at: Some(r.attempted_at),
+                                members: Some(r.members),
                             },
                         );
                     }
@@ -200,13 +203,6 @@ impl Refresher {
                     .await
                 {
                     Ok(change) => {
-                        let label = TeamLabel {
-                            team: team.to_string(),
-                        };
-                        self.metrics
-                            .team_members
-                            .get_or_create(&label)
-                            .set(i64::try_from(change.members).unwrap_or(i64::MAX));
                         if change.joined.is_empty() && change.left.is_empty() {
                             tracing::debug!(team = %team, members = change.members, pages = read.pages, "team membership read; unchanged");
                         } else {
@@ -224,6 +220,7 @@ impl Refresher {
                         TeamState {
                             refreshed_at: Some(at),
                             attempted_at: Some(at),
+                            members: Some(change.members),
                         }
                     }
                     Err(e) => {
@@ -262,9 +259,15 @@ impl Refresher {
             let label = TeamLabel {
                 team: team.to_string(),
             };
-            let age = teams
-                .get(team)
-                .and_then(|s| s.refreshed_at)
+            let state = teams.get(team).copied().unwrap_or_default();
+            if let Some(n) = state.members {
+                self.metrics
+                    .team_members
+                    .get_or_create(&label)
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+            let age = state
+                .refreshed_at
                 .map(|at| (now - at).num_milliseconds().max(0) as f64 / 1000.0);
             match age {
                 Some(age) => {
@@ -307,6 +310,7 @@ mod tests {
         TeamState {
             refreshed_at: Some(t(secs)),
             attempted_at: Some(t(secs)),
+            members: Some(1),
         }
     }
 
@@ -330,6 +334,7 @@ mod tests {
         let failing = TeamState {
             refreshed_at: Some(t(0)),
             attempted_at: Some(t(1000)),
+            members: Some(1),
         };
         assert!(!is_due(failing, t(1030), REFRESH, false));
         assert!(is_due(failing, t(1060), REFRESH, false));

@@ -97,6 +97,14 @@ async fn a_daemon_with_only_an_access_key_records() {
             .then_some(())
     })
     .await;
+    // The contact id (above 2^53, as NICE's are) is kept exactly.
+    let made = rig.recordings()[0].contact_id;
+    assert!(made > 1 << 53);
+    let row = wait_for(Duration::from_secs(5), "the row's contact id", || async {
+        rig.rows().await.into_iter().find_map(|r| r.contact_id)
+    })
+    .await;
+    assert_eq!(u64::try_from(row.get()).unwrap(), made);
     assert!(requests_to(&rig, ACCESS_KEY_PATH) >= 1);
     assert_eq!(requests_to(&rig, "/auth/token"), 0);
     let log = daemon.log();
