@@ -29,11 +29,6 @@ pub async fn run(config_file: Option<&Path>, _args: RunArgs) -> anyhow::Result<E
         clock.clone(),
     )
     .context("cannot build the CXone client")?;
-    tracing::info!(
-        auth = %client.auth_mode(),
-        token_endpoint = client.token_endpoint().map(|u| u.to_string()).unwrap_or_default(),
-        "CXone client ready"
-    );
     let store = Store::open(&cfg.database).await?;
     let cancel = CancellationToken::new();
     let client = Arc::new(client.with_shutdown(cancel.clone()));
@@ -42,8 +37,13 @@ pub async fn run(config_file: Option<&Path>, _args: RunArgs) -> anyhow::Result<E
         ..Hooks::default()
     };
     spawn_signal_handlers(cancel.clone(), hooks.reload.clone())?;
-    daemon::endpoints::start(client.clone(), store.clone(), cancel.clone()).await;
     serve_metrics(&cfg.metrics, &hooks, clock.clone(), cancel.clone()).await?;
+    daemon::endpoints::start(client.clone(), store.clone(), cancel.clone()).await;
+    tracing::info!(
+        auth = %client.auth_mode(),
+        token_endpoint = client.token_endpoint().map(|u| u.to_string()).unwrap_or_default(),
+        "CXone client ready"
+    );
     daemon::directory::Refresher {
         client: client.clone(),
         store: store.clone(),
