@@ -25,8 +25,9 @@
 //!   backends: SQLite (embedded default) and PostgreSQL (several active
 //!   instances with leases); migrations, policy rows, recording rows,
 //!   attempts; `StoreError`.
-//! - [`cxone`]: the vendor client: tokens, start, stop, outcome
-//!   classification; `CxoneError`.
+//! - [`cxone`]: the vendor client: tokens (password, access-key or
+//!   bearer), endpoint discovery from the issuer, team members from the
+//!   directory, start, stop, outcome classification; `CxoneError`.
 //! - [`simulator`]: an axum stand-in for the vendor API, faithful to
 //!   `API.md`, with fault injection. Shares no types with `cxone`, so a
 //!   misreading of the API cannot end up on both sides of a test.

@@ -8,12 +8,14 @@ pub mod demo;
 pub mod manpages;
 pub mod migrate;
 pub mod next;
+mod online;
 pub mod output;
 pub mod policy;
 pub mod recordings;
 pub mod run;
 pub mod simulate;
 pub mod status;
+pub mod teams;
 
 use crate::config::{self, Config};
 use crate::store::{Store, StoreError};
@@ -135,6 +137,14 @@ pub enum Command {
     /// state. On a systemd host run it as root or as the service user:
     /// sudo -u recsched recsched status
     Status(status::StatusArgs),
+    /// List the CXone teams that policies name, their members and the age of that data.
+    ///
+    /// Read from the database alone (opened read-only): for each team, the
+    /// policies naming it, the members the directory last listed (the daemon
+    /// reads them every directory.refresh_seconds), when that was, and the
+    /// last failed read if any (the members are then kept: coverage never
+    /// shrinks because the directory is down).
+    Teams(teams::TeamsArgs),
     /// Print the tab-completion script for bash, zsh or fish.
     ///
     /// The Debian package installs all three where the shells look for
@@ -165,6 +175,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Next(args) => next::run(args, config_file).await,
         Command::Recordings(args) => recordings::run(args, &load_config(config_file)?).await,
         Command::Status(args) => status::run(args, &load_config(config_file)?).await,
+        Command::Teams(args) => teams::run(args, &load_config(config_file)?).await,
         // The simulator stands in for the vendor and reads none of our config.
         // Both describe the command line itself: no config, no database.
         Command::Completions(args) => completions::run(args),

@@ -583,13 +583,24 @@ pub async fn run(args: StatusArgs, config: &Config) -> anyhow::Result<ExitCode> 
         policies: policies.rows,
         bad_rows: [open.bad, recent.bad, policies.bad].concat(),
     };
+    let teams = super::teams::overview(&store, now, config.directory.refresh(), false).await?;
     store.close().await;
 
     let status = Status::build(now, snapshot, args.limit as usize);
     if args.json {
-        print_json(&status)?;
+        /// `status --json` with the teams' membership ages beside it.
+        #[derive(serde::Serialize)]
+        struct WithTeams<'a> {
+            #[serde(flatten)]
+            status: &'a Status,
+            teams: &'a [super::teams::TeamView],
+        }
+        print_json(&WithTeams {
+            status: &status,
+            teams: &teams,
+        })?;
     } else {
-        print_text(&status.text())?;
+        print_text(&(status.text() + &super::teams::status_text(&teams)))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -662,6 +673,7 @@ mod tests {
             window_seconds: 3600,
             end_mode: "expire".into(),
             users: vec!["u1".into(), "u2".into()],
+            teams: Vec::new(),
         }
     }
 

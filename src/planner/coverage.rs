@@ -82,6 +82,7 @@ impl Coverage {
 ///     window_seconds: 3600,
 ///     end_mode: end_mode.into(),
 ///     users: vec!["ann".into()],
+///     teams: vec![],
 /// };
 /// let policies = [
 ///     Policy::from_row(&row(1, "0 9 * * *", "expire")).unwrap(),

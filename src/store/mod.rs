@@ -36,7 +36,7 @@
 //!   what a read of many rows returns: the good ones and the bad ones. A
 //!   bad row costs only itself (the rule is in `bad_row`'s docs and the
 //!   README); reads the daemon plans from never fail because of one.
-//! - `policies`, `recordings`, `attempts`: the vocabulary of each table,
+//! - `policies`, `recordings`, `attempts`, `teams`: the vocabulary of each table,
 //!   shared by the backends.
 //! - `sqlite/`, `postgres/`: the backends.
 //!
@@ -49,6 +49,7 @@ mod policies;
 mod postgres;
 mod recordings;
 mod sqlite;
+mod teams;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -65,6 +66,7 @@ pub use policies::NewPolicy;
 pub use postgres::{PgStore, PolicyListener};
 pub use recordings::{Adopted, EndMode, NewRecording, RecordingFilter, RecordingId, RecordingRow};
 pub use sqlite::SqliteStore;
+pub use teams::{MembershipChange, TeamMember, TeamPolicy, TeamRefresh};
 
 use crate::config::{Range, RangeCheck};
 use crate::policy::PolicyRow;
@@ -491,11 +493,18 @@ impl Store {
 
     // ---- policies ---------------------------------------------------
 
-    /// Every policy that reads back, with its users that read back, by id;
-    /// and every `policies` and `policy_users` row that does not (skipped).
-    /// One snapshot.
+    /// Every policy that reads back, with its users that read back and its
+    /// teams (with their stored members), by id; and every `policies` and
+    /// `policy_users` row that does not (skipped). The teams are read just
+    /// after the rest: an edit in between moves the revision, so the daemon
+    /// reads again.
     pub async fn read_policies(&self) -> Result<Rows<PolicyRow>, StoreError> {
-        each!(self, s => s.read_policies().await)
+        let mut read = each!(self, s => s.read_policies().await)?;
+        let mut teams = each!(self, s => s.policy_teams(None).await)?;
+        for row in &mut read.rows {
+            row.teams = teams.remove(&row.id).unwrap_or_default();
+        }
+        Ok(read)
     }
 
     /// [`Store::read_policies`] without the rows that do not read back.
@@ -503,10 +512,15 @@ impl Store {
         Ok(self.read_policies().await?.rows)
     }
 
-    /// The policy named `name`, with its users; [`StoreError::BadRow`] if
-    /// its row does not read back.
+    /// The policy named `name`, with its users and teams;
+    /// [`StoreError::BadRow`] if its row does not read back.
     pub async fn policy_row(&self, name: &str) -> Result<Option<PolicyRow>, StoreError> {
-        each!(self, s => s.policy_row(name).await)
+        let Some(mut row) = each!(self, s => s.policy_row(name).await)? else {
+            return Ok(None);
+        };
+        let mut teams = each!(self, s => s.policy_teams(Some(name)).await)?;
+        row.teams = teams.remove(&row.id).unwrap_or_default();
+        Ok(Some(row))
     }
 
     /// Inserts a policy and its users in one transaction; returns its id.
@@ -536,8 +550,49 @@ impl Store {
 
     /// A number that moves whenever `policies` or `policy_users` change, by
     /// any writer (triggers keep it). Poll it; reload when it differs.
+    /// `policy_teams` and who is in `team_members` move it too.
     pub async fn policy_revision(&self) -> Result<i64, StoreError> {
         each!(self, s => s.policy_revision().await)
+    }
+
+    // ---- teams ------------------------------------------------------
+
+    /// Makes `members` the membership of `team`, as the directory listed
+    /// it (completely) at `at`: joiners get `first_seen`, leavers are
+    /// deleted, everyone's `last_seen` moves, the refresh is recorded, in
+    /// one transaction. Only who joined or left moves the revision.
+    pub async fn replace_team_members(
+        &self,
+        team: &str,
+        members: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<MembershipChange, StoreError> {
+        each!(self, s => s.replace_team_members(team, members, at).await)
+    }
+
+    /// Notes that reading `team` failed at `at`; its membership stays.
+    pub async fn team_refresh_failed(
+        &self,
+        team: &str,
+        at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        each!(self, s => s.team_refresh_failed(team, at, error).await)
+    }
+
+    /// Every team's refresh record and member count, by team id.
+    pub async fn team_refreshes(&self) -> Result<Vec<TeamRefresh>, StoreError> {
+        each!(self, s => s.team_refreshes().await)
+    }
+
+    /// The stored members of `team`, by user id.
+    pub async fn team_member_rows(&self, team: &str) -> Result<Vec<TeamMember>, StoreError> {
+        each!(self, s => s.team_member_rows(team).await)
+    }
+
+    /// Which policies name which teams, by team then policy id.
+    pub async fn team_policies(&self) -> Result<Vec<TeamPolicy>, StoreError> {
+        each!(self, s => s.team_policies().await)
     }
 }
 

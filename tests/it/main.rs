@@ -11,3 +11,4 @@ mod ops;
 mod postgres;
 mod simulator;
 mod store;
+mod tenants;

@@ -13,6 +13,7 @@ fn policy(id: i64, cron: &str, secs: i64, end_mode: &str, users: &[&str]) -> Pol
         window_seconds: secs,
         end_mode: end_mode.into(),
         users: users.iter().map(|u| u.to_string()).collect(),
+        teams: Vec::new(),
     })
     .unwrap()
 }

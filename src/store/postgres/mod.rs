@@ -28,7 +28,8 @@
 //!
 //! # Layout
 //! - `open`: connecting (the URL's password never leaves it), migrating.
-//! - `policies`, `recordings`, `attempts`, `daemon_state`: the queries.
+//! - `policies`, `recordings`, `attempts`, `daemon_state`, `teams`: the
+//!   queries.
 //! - `leases`: renewal, takeover and release of open rows.
 //! - `listen`: `LISTEN recsched_policies`, fed by the policy triggers.
 //! - `row`: reading columns back into types, naming the row on failure.
@@ -41,6 +42,7 @@ mod open;
 mod policies;
 mod recordings;
 mod row;
+mod teams;
 
 use std::sync::Arc;
 use std::time::Duration;

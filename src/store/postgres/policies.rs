@@ -207,6 +207,8 @@ fn policy_row(row: &PgRow, users: &mut HashMap<i64, Vec<String>>) -> Result<Poli
         window_seconds: c.get("window_seconds")?,
         end_mode: c.get("end_mode")?,
         users: users.remove(&c.id()).unwrap_or_default(),
+        // Attached by `Store` (teams.rs), beside the backend's own read.
+        teams: Vec::new(),
     })
 }
 

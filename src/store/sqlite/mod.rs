@@ -17,7 +17,8 @@
 //!
 //! # Layout
 //! - `open`: creating the file (mode 0600), connecting, migrating.
-//! - `policies`, `recordings`, `attempts`, `daemon_state`: the queries.
+//! - `policies`, `recordings`, `attempts`, `daemon_state`, `teams`: the
+//!   queries.
 //! - `row`: reading columns back into types, naming the row on failure.
 
 mod attempts;
@@ -26,6 +27,7 @@ mod open;
 mod policies;
 mod recordings;
 mod row;
+mod teams;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -325,6 +325,8 @@ fn policy_row(
             window_seconds,
             end_mode,
             users,
+            // Attached by `Store` (teams.rs), beside the backend's own read.
+            teams: Vec::new(),
         }),
         _ => Err(bad),
     }

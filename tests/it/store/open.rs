@@ -38,8 +38,11 @@ async fn open_creates_a_private_migrated_wal_file() {
             "daemon_state",
             "policies",
             "policy_revision",
+            "policy_teams",
             "policy_users",
-            "recordings"
+            "recordings",
+            "team_members",
+            "team_refreshes"
         ]
     );
 }
