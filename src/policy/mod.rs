@@ -14,6 +14,7 @@
 mod cron;
 mod end_mode;
 mod error;
+pub mod exclusion;
 mod name;
 mod timezone;
 mod users;
@@ -24,6 +25,7 @@ use std::fmt;
 pub use cron::{CronError, CronField, JobKind, ZonedCron, NICKNAMES};
 pub use end_mode::{EndMode, EndModeError};
 pub use error::{Column, PolicyError, Problem};
+pub use exclusion::{Excluded, Exclusion, ExclusionError, ExclusionId, ExclusionRow};
 pub use name::{check_name, NameError, NAME_MAX_CHARS};
 pub use timezone::{parse_timezone, TimezoneError};
 pub use users::{UserSet, UserSetError};
@@ -84,6 +86,9 @@ pub struct Policy {
     pub end_mode: EndMode,
     /// Who is recorded.
     pub users: UserSet,
+    /// When it must not record, resolved in its zone, by start: empty
+    /// from the row alone; [`exclusion::attach`] fills it in.
+    pub exclusions: Vec<Excluded>,
 }
 
 impl Policy {
@@ -200,6 +205,7 @@ fn parse(row: &PolicyRow) -> Result<Policy, Vec<PolicyError>> {
                 window,
                 end_mode,
                 users,
+                exclusions: Vec::new(),
             })
         }
         _ => Err(found
