@@ -6,6 +6,7 @@ mod cxone;
 mod daemon;
 mod faults;
 mod fuzz;
+mod operators;
 mod ops;
 mod postgres;
 mod simulator;

@@ -35,6 +35,7 @@
 
 mod attempts;
 mod daemon_state;
+mod exclusions;
 mod leases;
 mod listen;
 mod open;

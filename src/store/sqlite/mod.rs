@@ -22,6 +22,7 @@
 
 mod attempts;
 mod daemon_state;
+mod exclusions;
 mod open;
 mod policies;
 mod recordings;
