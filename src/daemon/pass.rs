@@ -34,7 +34,8 @@ pub struct Tracked {
 pub enum EndReason {
     /// Its segment's end has come.
     Due,
-    /// Coverage no longer includes now (policy disabled, deleted, edited).
+    /// Coverage no longer includes now (policy disabled, deleted, edited,
+    /// or an exclusion began).
     Uncovered,
 }
 
@@ -101,12 +102,22 @@ pub fn plan<'a>(
             }
             continue;
         }
+        let spans = coverage.get(&t.user);
         if t.end <= now {
             out.ends.push((t.id, EndReason::Due));
-        } else if !covered(coverage.get(&t.user), now) {
-            out.ends.push((t.id, EndReason::Uncovered));
+        } else if !covered(spans, now) {
+            if t.end_mode == EndMode::Expire && t.end - now <= PAD {
+                // It ends by itself within the vendor's minimum: nothing
+                // to send (a segment may be padded this far past coverage).
+                next(t.end, &mut out);
+            } else {
+                out.ends.push((t.id, EndReason::Uncovered));
+            }
         } else {
-            next(t.end, &mut out);
+            // Coverage may end before the recording does (an exclusion
+            // begins, a window was shortened): look again then.
+            let until = covered_until(spans, now).filter(|u| *u + PAD < t.end);
+            next(until.unwrap_or(t.end), &mut out);
         }
     }
 
@@ -131,6 +142,19 @@ pub fn plan<'a>(
     out
 }
 
+/// How far a segment may run past coverage: the vendor's minimum, to
+/// which a short remainder is padded.
+const PAD: chrono::Duration =
+    chrono::Duration::seconds(crate::recording::RecordingDuration::MIN_SECS as i64);
+
+/// The end of the coverage interval holding `now`.
+fn covered_until(spans: Option<&Vec<Coverage>>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    spans?
+        .iter()
+        .find(|c| c.start <= now && now < c.end)
+        .map(|c| c.end)
+}
+
 /// Whether `now` lies inside one of the user's coverage intervals.
 fn covered(spans: Option<&Vec<Coverage>>, now: DateTime<Utc>) -> bool {
     spans.is_some_and(|spans| spans.iter().any(|c| c.start <= now && now < c.end))
@@ -149,3 +173,6 @@ pub fn by_user(
     }
     map
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,8 +8,8 @@
 //! Exclusion edits move the policy revision (schema triggers), so the
 //! daemon reloads them with the policies.
 
-#[cfg(doc)]
-use crate::policy::ExclusionRow;
+use super::{BadRow, Rows};
+use crate::policy::{ExclusionError, ExclusionRow};
 
 /// An exclusion to insert. Plain fields, as in [`ExclusionRow`]:
 /// validating them is the caller's job (the CLI parses an `Exclusion`
@@ -24,4 +24,25 @@ pub struct NewExclusion {
     pub ends_at: String,
     pub timezone: Option<String>,
     pub reason: Option<String>,
+}
+
+impl BadRow {
+    /// An exclusion row the `policy` parser refuses (a bad date, zone or
+    /// user id), as a bad `exclusions` row: it is skipped the same way.
+    pub fn from_exclusion(error: &ExclusionError) -> Self {
+        Self::new(
+            "exclusions",
+            error.id,
+            error.column.as_str(),
+            &error.problem,
+        )
+    }
+}
+
+impl Rows<ExclusionRow> {
+    /// The rows that read back; the others are added to `bad`.
+    pub fn rows_and_bad(self, bad: &mut Vec<BadRow>) -> Vec<ExclusionRow> {
+        bad.extend(self.bad);
+        self.rows
+    }
 }
