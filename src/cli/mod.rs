@@ -5,6 +5,7 @@
 pub mod check;
 pub mod completions;
 pub mod demo;
+pub mod exclusions;
 pub mod manpages;
 pub mod migrate;
 pub mod next;
@@ -103,6 +104,9 @@ pub enum Command {
     /// List, show, add, change and remove recording policies.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// List, add, remove and import exclusions: holidays, shutdowns and leave that no policy records.
+    #[command(subcommand)]
+    Exclusions(exclusions::ExclusionsCommand),
     /// List recording rows (one per vendor recording), newest first.
     ///
     /// Each row is one segment: who, which policy, the segment's start and
@@ -115,7 +119,9 @@ pub enum Command {
     /// Start and end in UTC and on the policy zone's clock (with its offset),
     /// computed by the daemon's own planner: a start time skipped by a
     /// daylight-saving gap opens at the first instant after the gap, and a
-    /// fixed time repeated by the fall-back hour opens once. Example:
+    /// fixed time repeated by the fall-back hour opens once. For a policy,
+    /// each window excluded in whole or in part (a holiday, leave) shows
+    /// which exclusion cuts it and why (column EXCLUDED). Example:
     /// recsched next --cron "30 2 * * *" --tz Europe/Amsterdam --window 3600
     #[command(override_usage = "recsched next [OPTIONS] <POLICY>\n       \
                                 recsched next [OPTIONS] --cron <EXPR> --window <SECS> [--tz <ZONE>]")]
@@ -163,6 +169,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(command) => policy::run(command, &load_config(config_file)?).await,
         // `next --cron` needs neither the config nor the database.
         Command::Next(args) => next::run(args, config_file).await,
+        Command::Exclusions(command) => exclusions::run(command, &load_config(config_file)?).await,
         Command::Recordings(args) => recordings::run(args, &load_config(config_file)?).await,
         Command::Status(args) => status::run(args, &load_config(config_file)?).await,
         // The simulator stands in for the vendor and reads none of our config.
