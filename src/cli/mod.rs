@@ -12,6 +12,7 @@ pub mod next;
 pub mod output;
 pub mod policy;
 pub mod recordings;
+pub mod report;
 pub mod run;
 pub mod simulate;
 pub mod status;
@@ -114,6 +115,16 @@ pub enum Command {
     /// start requests were sent, how late a caught-up start was (LATE_S),
     /// and the last error. Every filter narrows the list.
     Recordings(recordings::RecordingsArgs),
+    /// Planned against recorded seconds per user, day or policy, with excluded seconds and every gap's reason.
+    ///
+    /// Planned time comes from the recordings rows (missed and failed ones
+    /// included); recorded time runs from the vendor's answer to the start
+    /// until the recording ended; excluded time is what exclusions cut
+    /// from the policies' windows. Each gap says why: failed (the last
+    /// error), missed (recsched was not running), late (seconds late) or
+    /// pending. Example: recsched report --from 2026-03-01 --to 2026-03-31
+    /// --by day --tz Europe/Amsterdam --csv
+    Report(report::ReportArgs),
     /// Show the coming windows of a policy, or of a cron expression to try out.
     ///
     /// Start and end in UTC and on the policy zone's clock (with its offset),
@@ -170,6 +181,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         // `next --cron` needs neither the config nor the database.
         Command::Next(args) => next::run(args, config_file).await,
         Command::Exclusions(command) => exclusions::run(command, &load_config(config_file)?).await,
+        Command::Report(args) => report::run(args, &load_config(config_file)?).await,
         Command::Recordings(args) => recordings::run(args, &load_config(config_file)?).await,
         Command::Status(args) => status::run(args, &load_config(config_file)?).await,
         // The simulator stands in for the vendor and reads none of our config.

@@ -49,6 +49,7 @@ mod exclusions;
 mod policies;
 mod postgres;
 mod recordings;
+mod report;
 mod sqlite;
 
 use std::path::{Path, PathBuf};
@@ -66,6 +67,7 @@ pub use exclusions::NewExclusion;
 pub use policies::NewPolicy;
 pub use postgres::{PgStore, PolicyListener};
 pub use recordings::{Adopted, EndMode, NewRecording, RecordingFilter, RecordingId, RecordingRow};
+pub use report::ReportRow;
 pub use sqlite::SqliteStore;
 
 use crate::config::{Range, RangeCheck};
@@ -540,6 +542,19 @@ impl Store {
     /// any writer (triggers keep it). Poll it; reload when it differs.
     pub async fn policy_revision(&self) -> Result<i64, StoreError> {
         each!(self, s => s.policy_revision().await)
+    }
+
+    // ---- the coverage report ---------------------------------------
+
+    /// Every `recordings` row whose segment meets `[from, to)`, with when
+    /// the vendor answered its start; a row that does not read back is
+    /// named in `bad` (the report says it left it out).
+    pub async fn report_rows(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Rows<ReportRow>, StoreError> {
+        each!(self, s => s.report_rows(from, to).await)
     }
 
     // ---- exclusions -------------------------------------------------

@@ -41,6 +41,7 @@ mod listen;
 mod open;
 mod policies;
 mod recordings;
+mod report;
 mod row;
 
 use std::sync::Arc;

@@ -26,6 +26,7 @@ mod exclusions;
 mod open;
 mod policies;
 mod recordings;
+mod report;
 mod row;
 
 use std::path::Path;
