@@ -349,8 +349,13 @@ pub fn report(
             }
             sums.excluded_seconds = excluded
                 .into_values()
-                .map(|spans| merge(spans).into_iter().map(seconds).sum::<f64>())
-                .sum();
+                .map(|spans| {
+                    merge(spans)
+                        .into_iter()
+                        .map(seconds)
+                        .fold(0.0, |a, b| a + b)
+                })
+                .fold(0.0, |a, b| a + b);
             finish(&mut sums);
             add(&mut total, &sums);
             Group { group, sums, gaps }
@@ -363,8 +368,13 @@ pub fn report(
     }
     total.excluded_seconds = by_user
         .into_values()
-        .map(|spans| merge(spans).into_iter().map(seconds).sum::<f64>())
-        .sum();
+        .map(|spans| {
+            merge(spans)
+                .into_iter()
+                .map(seconds)
+                .fold(0.0, |a, b| a + b)
+        })
+        .fold(0.0, |a, b| a + b);
     finish(&mut total);
     (groups, total)
 }

@@ -64,6 +64,9 @@ fn a_healthy_user_is_at_1_and_a_failing_one_at_0_with_the_error() {
     assert_eq!(bob.gaps[0].detail, "403 Forbidden: final");
     assert_eq!(total.planned_seconds, 1200.0);
     assert_eq!(total.ratio, Some(0.5));
+    // Nothing excluded is a plain 0, not -0 (an empty float sum).
+    assert!(total.excluded_seconds == 0.0 && total.excluded_seconds.is_sign_positive());
+    assert!(ann.sums.excluded_seconds.is_sign_positive());
 }
 
 #[test]
