@@ -95,7 +95,7 @@ pub enum Command {
     /// the new file belongs to whoever creates it. Safe to run again. The
     /// other commands never create the database; they ask for this one.
     Migrate(migrate::MigrateArgs),
-    /// Validate the config and every policy row; exit 1 if anything is wrong.
+    /// Validate the config and every policy and exclusion row; exit 1 if anything is wrong.
     ///
     /// Prints one line per problem naming the policy, the column and what is
     /// wrong, as the daemon logs it when it skips the row; disabled policies
