@@ -40,6 +40,8 @@
 //! - [`config`]: layers defaults, the TOML file and `RECSCHED_*` variables.
 //! - [`metrics`]: Prometheus registry and the `/metrics` + `/healthz`
 //!   listener.
+//! - [`report`]: the coverage report's arithmetic (planned, recorded,
+//!   excluded seconds and gaps per user, day or policy); pure.
 //! - [`cli`]: clap commands, one module each.
 //! - [`telemetry`]: the tracing subscriber.
 //!
@@ -55,6 +57,7 @@ pub mod metrics;
 pub mod planner;
 pub mod policy;
 pub mod recording;
+pub mod report;
 pub mod retry;
 pub mod secret;
 pub mod simulator;

@@ -7,7 +7,8 @@
 //! ([`policy::problems`]), so "check is clean" means "the daemon will skip
 //! nothing". It reports every problem of every row, not only the first:
 //! policies that do not validate, and rows of any table that do not read
-//! back at all ([`BadRow`], by table, id and column). It never writes.
+//! back at all ([`BadRow`], by table, id and column), and `exclusions`
+//! rows that do not read back or parse. It never writes.
 //!
 //! [`Store::read_policies`]: crate::store::Store::read_policies
 //! [`Store::occupied_since`]: crate::store::Store::occupied_since
@@ -131,9 +132,15 @@ pub async fn run(args: CheckArgs, config_file: Option<&Path>) -> anyhow::Result<
     // open ones it adopts at start (every column).
     let occupied = store.occupied_since(SystemClock.now()).await?;
     let open = store.open_rows().await?;
+    let exclusions = store.read_exclusions().await?;
     store.close().await;
     let rows = read.rows;
     let mut bad = read.bad;
+    // Exclusion rows: those that do not read back, then those the
+    // daemon's parser refuses; each is skipped (not applied).
+    let exclusions = exclusions.rows_and_bad(&mut bad);
+    let (_, refused) = crate::policy::exclusion::load_exclusions(&exclusions);
+    bad.extend(refused.iter().map(BadRow::from_exclusion));
     let mut recordings: Vec<BadRow> = occupied.bad.into_iter().chain(open.bad).collect();
     recordings.sort_by_key(|b| (b.id, b.column));
     recordings.dedup_by_key(|b| (b.id, b.column));

@@ -575,13 +575,18 @@ pub async fn run(args: StatusArgs, config: &Config) -> anyhow::Result<ExitCode> 
         })
         .await?;
     let policies = store.read_policies().await?;
+    // Exclusions the daemon skips: rows that do not read back or parse.
+    let mut skipped = Vec::new();
+    let exclusions = store.read_exclusions().await?.rows_and_bad(&mut skipped);
+    let (_, refused) = crate::policy::exclusion::load_exclusions(&exclusions);
+    skipped.extend(refused.iter().map(crate::store::BadRow::from_exclusion));
     let snapshot = Snapshot {
         database: config.database.path.display().to_string(),
         heartbeat,
         open: open.rows,
         recent: recent.rows,
         policies: policies.rows,
-        bad_rows: [open.bad, recent.bad, policies.bad].concat(),
+        bad_rows: [open.bad, recent.bad, policies.bad, skipped].concat(),
     };
     let teams = super::teams::overview(&store, now, config.directory.refresh(), false).await?;
     store.close().await;

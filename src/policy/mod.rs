@@ -16,6 +16,7 @@
 mod cron;
 mod end_mode;
 mod error;
+pub mod exclusion;
 mod name;
 mod teams;
 mod timezone;
@@ -27,6 +28,7 @@ use std::fmt;
 pub use cron::{CronError, CronField, JobKind, ZonedCron, NICKNAMES};
 pub use end_mode::{EndMode, EndModeError};
 pub use error::{Column, PolicyError, Problem};
+pub use exclusion::{Excluded, Exclusion, ExclusionError, ExclusionId, ExclusionRow};
 pub use name::{check_name, NameError, NAME_MAX_CHARS};
 pub use teams::{PolicyTeam, TeamId, TeamIdError, TEAM_ID_MAX_CHARS};
 pub use timezone::{parse_timezone, TimezoneError};
@@ -100,6 +102,9 @@ pub struct Policy {
     pub users: UserSet,
     /// The CXone teams the policy names.
     pub teams: std::collections::BTreeSet<TeamId>,
+    /// When it must not record, resolved in its zone, by start: empty
+    /// from the row alone; [`exclusion::attach`] fills it in.
+    pub exclusions: Vec<Excluded>,
 }
 
 impl Policy {
@@ -250,6 +255,7 @@ fn parse(row: &PolicyRow) -> Result<Policy, Vec<PolicyError>> {
                 end_mode,
                 users,
                 teams,
+                exclusions: Vec::new(),
             })
         }
         _ => Err(found

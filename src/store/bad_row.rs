@@ -92,6 +92,7 @@ impl BadRow {
         match (self.table, &self.user) {
             ("policies", _) => "the policy is skipped".to_owned(),
             ("policy_users", _) => "it is skipped".to_owned(),
+            ("exclusions", _) => "the exclusion is not applied (its time is recorded)".to_owned(),
             ("recordings", Some(user)) => {
                 format!("nothing is started for user `{}`", Shown(user.as_str()))
             }

@@ -36,8 +36,8 @@
 //!   what a read of many rows returns: the good ones and the bad ones. A
 //!   bad row costs only itself (the rule is in `bad_row`'s docs and the
 //!   README); reads the daemon plans from never fail because of one.
-//! - `policies`, `recordings`, `attempts`, `teams`: the vocabulary of each table,
-//!   shared by the backends.
+//! - `policies`, `recordings`, `attempts`, `teams`, `exclusions`: the
+//!   vocabulary of each table, shared by the backends.
 //! - `sqlite/`, `postgres/`: the backends.
 //!
 //! Depends on `policy` and `recording` only.
@@ -45,9 +45,11 @@
 mod attempts;
 mod bad_row;
 mod error;
+mod exclusions;
 mod policies;
 mod postgres;
 mod recordings;
+mod report;
 mod sqlite;
 mod teams;
 
@@ -62,14 +64,16 @@ pub use attempts::{
 };
 pub use bad_row::{until_fixed, BadRow, Rows};
 pub use error::StoreError;
+pub use exclusions::NewExclusion;
 pub use policies::NewPolicy;
 pub use postgres::{PgStore, PolicyListener};
 pub use recordings::{Adopted, EndMode, NewRecording, RecordingFilter, RecordingId, RecordingRow};
+pub use report::ReportRow;
 pub use sqlite::SqliteStore;
 pub use teams::{MembershipChange, TeamMember, TeamPolicy, TeamRefresh};
 
 use crate::config::{Range, RangeCheck};
-use crate::policy::PolicyRow;
+use crate::policy::{ExclusionRow, PolicyRow};
 use crate::recording::{ContactId, InteractionId, RecordingState, UserId};
 use crate::secret::Secret;
 
@@ -593,6 +597,41 @@ impl Store {
     /// Which policies name which teams, by team then policy id.
     pub async fn team_policies(&self) -> Result<Vec<TeamPolicy>, StoreError> {
         each!(self, s => s.team_policies().await)
+    }
+
+    // ---- the coverage report ---------------------------------------
+
+    /// Every `recordings` row whose segment meets `[from, to)`, with when
+    /// the vendor answered its start; a row that does not read back is
+    /// named in `bad` (the report says it left it out).
+    pub async fn report_rows(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Rows<ReportRow>, StoreError> {
+        each!(self, s => s.report_rows(from, to).await)
+    }
+
+    // ---- exclusions -------------------------------------------------
+
+    /// Every `exclusions` row that reads back, by id, and every one that
+    /// does not (skipped). Edits move [`Store::policy_revision`].
+    pub async fn read_exclusions(&self) -> Result<Rows<ExclusionRow>, StoreError> {
+        each!(self, s => s.read_exclusions().await)
+    }
+
+    /// Inserts exclusions in one transaction, in order; `None` where an
+    /// identical row already exists.
+    pub async fn insert_exclusions(
+        &self,
+        new: &[NewExclusion],
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        each!(self, s => s.insert_exclusions(new).await)
+    }
+
+    /// Deletes exclusion `id`; `false` if there was none.
+    pub async fn remove_exclusion(&self, id: i64) -> Result<bool, StoreError> {
+        each!(self, s => s.remove_exclusion(id).await)
     }
 }
 

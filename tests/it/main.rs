@@ -7,6 +7,7 @@ mod daemon;
 mod faketime;
 mod faults;
 mod fuzz;
+mod operators;
 mod ops;
 mod postgres;
 mod simulator;

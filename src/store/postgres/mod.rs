@@ -36,11 +36,13 @@
 
 mod attempts;
 mod daemon_state;
+mod exclusions;
 mod leases;
 mod listen;
 mod open;
 mod policies;
 mod recordings;
+mod report;
 mod row;
 mod teams;
 

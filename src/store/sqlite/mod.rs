@@ -23,9 +23,11 @@
 
 mod attempts;
 mod daemon_state;
+mod exclusions;
 mod open;
 mod policies;
 mod recordings;
+mod report;
 mod row;
 mod teams;
 

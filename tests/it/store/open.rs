@@ -36,6 +36,7 @@ async fn open_creates_a_private_migrated_wal_file() {
         [
             "attempts",
             "daemon_state",
+            "exclusions",
             "policies",
             "policy_revision",
             "policy_teams",
