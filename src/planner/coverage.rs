@@ -3,20 +3,26 @@
 //! its exclusions first (`exclude`). The user must be recorded at every
 //! moment of coverage, and only then.
 //!
-//! Built for many users: each policy's windows are computed once (one
-//! cron walk per policy, never per user), users sharing the same set of
-//! active policies share one union, and policies with no window in the
-//! horizon are dropped before any user is looked at.
+//! Built for many users: each policy's windows are found once per pass
+//! (one [`walk`](super::walk) per policy, never per user, at a cost
+//! bounded by [`WALK_LIMIT`](super::WALK_LIMIT)), policies with no window
+//! in the horizon are dropped before any user is looked at, and users
+//! sharing the same set of active policies share one union: one
+//! allocation, behind an [`Arc`], whether 2 users or 100,000 hold it.
 //!
 //! Invariant: per user, stretches are sorted, disjoint and non-touching.
 //! Pure: no clock, no I/O; depends on `policy` and `recording` only.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use super::interval::merge;
-use super::{exclude, windows, Interval};
+use super::walk::walk;
+#[cfg(test)]
+use super::WALK_LIMIT;
+use super::{exclude, Interval};
 use crate::policy::{EndMode, Policy, PolicyId};
 use crate::recording::UserId;
 
@@ -57,16 +63,23 @@ impl Coverage {
     }
 }
 
+/// Each user's coverage, one shared copy per distinct union.
+pub type CoverageMap = BTreeMap<UserId, Arc<[Coverage]>>;
+
 /// For each user named by an enabled policy with a window meeting
 /// `[from, until)`: the union of those windows, with overlapping and
 /// touching windows merged; sorted, disjoint and non-touching. Users
-/// without such a window are absent.
+/// without such a window are absent. Users with the same policies (and
+/// no exclusion of their own) hold the same [`Arc`].
 ///
 /// Stretches are whole unions of the windows found, not clipped to the
 /// horizon, so a stretch may begin before `from` or end after `until`.
 /// A window that ended before `from` is not looked at, even if it
 /// touched one that is still open: the part already past is the store's
 /// to know (see [`segments`](super::segments)'s `occupied`).
+///
+/// Walks every window start it needs, however many (a report over a
+/// month); a planning pass uses [`cover`], which bounds the walk.
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};
@@ -96,40 +109,116 @@ impl Coverage {
 /// assert_eq!((ann[0].start, ann[0].end), (at(9, 0), at(10, 30)));
 /// assert_eq!(ann[0].end_mode, EndMode::Stop);
 /// ```
-pub fn coverage(
+pub fn coverage(policies: &[Policy], from: DateTime<Utc>, until: DateTime<Utc>) -> CoverageMap {
+    cover(policies, from, from, until, u64::MAX).users
+}
+
+/// What a planning pass covers, what finding it cost, and where a walk
+/// stopped at its limit.
+#[derive(Debug, Clone, Default)]
+pub struct Covered {
+    /// As from [`coverage`], except where a walk stopped (below).
+    pub users: CoverageMap,
+    /// Window starts walked, over every policy.
+    pub walked: u64,
+    /// The most window starts walked for one policy.
+    pub most_walked: u64,
+    /// The earliest instant a walk of what was missed before `now`
+    /// stopped at (windows opening from there on are not in `users`):
+    /// the next pass must plan from there, at once.
+    pub behind_until: Option<DateTime<Utc>>,
+    /// The earliest instant a walk ahead of `now` stopped at: `users`
+    /// holds no window opening at or after it, so the next pass must come
+    /// by then.
+    pub ahead_until: Option<DateTime<Utc>>,
+}
+
+/// The coverage of one planning pass: windows meeting `[from, until)`
+/// (`from` is `now`, or earlier after a restart or a forward clock step),
+/// walked in two spans, what was missed (`from` to `now`) and what lies
+/// ahead (`now` to `until`), each at most `limit` window starts per
+/// policy. A walk that stops keeps every window opening before its stop
+/// (see [`Covered`]); the span ahead always covers `now` itself, so the
+/// coverage of the present is always whole.
+pub fn cover(
     policies: &[Policy],
     from: DateTime<Utc>,
+    now: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> BTreeMap<UserId, Vec<Coverage>> {
+    limit: u64,
+) -> Covered {
+    let mut out = Covered::default();
+    let from = from.min(now);
+    let earliest = |a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>| match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     // Each enabled policy's windows, once, merged into runs, minus its
     // exclusions for all its users.
-    let active: Vec<(&Policy, Vec<Interval>)> = policies
-        .iter()
-        .filter(|p| p.enabled)
-        .filter_map(|p| {
-            let runs = merge(
-                windows(p, from, until)
-                    .iter()
-                    .map(|w| w.interval())
-                    .collect(),
-            );
-            let runs = exclude::subtract(&runs, &exclude::for_everyone(p));
-            (!runs.is_empty()).then_some((p, runs))
-        })
-        .collect();
+    let mut active: Vec<(&Policy, Vec<Interval>)> = Vec::new();
+    for policy in policies.iter().filter(|p| p.enabled) {
+        let length = policy.window.as_duration();
+        let ahead = walk(&policy.cron, length, now, until, limit);
+        let mut runs = ahead.runs;
+        let mut walked = ahead.walked;
+        out.ahead_until = earliest(out.ahead_until, ahead.stopped_at);
+        if from < now {
+            let behind = walk(&policy.cron, length, from, now, limit);
+            runs = merge([behind.runs, runs].concat());
+            walked += behind.walked;
+            out.behind_until = earliest(out.behind_until, behind.stopped_at);
+        }
+        out.walked += walked;
+        out.most_walked = out.most_walked.max(walked);
+        let runs = exclude::subtract(&runs, &exclude::for_everyone(policy));
+        if !runs.is_empty() {
+            active.push((policy, runs));
+        }
+    }
+    out.users = by_user(&active);
+    out
+}
 
-    // Which active policies name each user, as ascending indices.
-    let mut by_user: HashMap<&UserId, Vec<usize>> = HashMap::new();
-    for (index, (policy, _)) in active.iter().enumerate() {
-        for user in &policy.users {
-            by_user.entry(user).or_default().push(index);
+/// The active policies naming a user, as ascending indices into `active`;
+/// most users have one, which needs no allocation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Named {
+    One(usize),
+    Many(Vec<usize>),
+}
+
+impl Named {
+    fn add(&mut self, index: usize) {
+        match self {
+            Named::One(first) => *self = Named::Many(vec![*first, index]),
+            Named::Many(all) => all.push(index),
         }
     }
 
-    // Users with the same policies get the same union, computed once.
-    let mut unions: HashMap<Vec<usize>, Vec<Coverage>> = HashMap::new();
-    let mut plan: Vec<(UserId, Vec<Coverage>)> = Vec::with_capacity(by_user.len());
-    for (user, indices) in by_user {
+    fn indices(&self) -> &[usize] {
+        match self {
+            Named::One(first) => std::slice::from_ref(first),
+            Named::Many(all) => all,
+        }
+    }
+}
+
+/// Every user's union, computed once per distinct set of policies.
+fn by_user(active: &[(&Policy, Vec<Interval>)]) -> CoverageMap {
+    let mut named: HashMap<&UserId, Named> = HashMap::new();
+    for (index, (policy, _)) in active.iter().enumerate() {
+        for user in &policy.users {
+            named
+                .entry(user)
+                .and_modify(|n| n.add(index))
+                .or_insert(Named::One(index));
+        }
+    }
+
+    let mut shared: HashMap<&[usize], Arc<[Coverage]>> = HashMap::new();
+    let mut plan: Vec<(UserId, Arc<[Coverage]>)> = Vec::with_capacity(named.len());
+    for (user, indices) in &named {
+        let indices = indices.indices();
         if exclude::has_personal(
             indices.iter().filter_map(|&i| active.get(i)).map(|a| a.0),
             user,
@@ -142,14 +231,14 @@ pub fn coverage(
                 .collect();
             let union = union_of(&own, &(0..own.len()).collect::<Vec<_>>());
             if !union.is_empty() {
-                plan.push((user.clone(), union));
+                plan.push(((*user).clone(), union.into()));
             }
             continue;
         }
-        let union = unions
+        let union = shared
             .entry(indices)
-            .or_insert_with_key(|indices| union_of(&active, indices));
-        plan.push((user.clone(), union.clone()));
+            .or_insert_with(|| union_of(active, indices).into());
+        plan.push(((*user).clone(), union.clone()));
     }
     // Sorted first, a BTreeMap is built in one pass.
     plan.sort_unstable_by(|a, b| a.0.cmp(&b.0));

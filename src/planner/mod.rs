@@ -22,12 +22,14 @@ mod exclude;
 mod interval;
 mod segments;
 mod starts;
+mod walk;
 mod windows;
 
 pub use catch_up::{due, Due};
-pub use coverage::{coverage, Contribution, Coverage};
+pub use coverage::{cover, coverage, Contribution, Coverage, CoverageMap, Covered};
 pub use exclude::subtract;
 pub use interval::Interval;
-pub use segments::{segments, Segment, SegmentLimit};
+pub use segments::{cut, segments, Segment, SegmentLimit, Segments};
 pub use starts::{window_starts, WindowStarts};
+pub use walk::WALK_LIMIT;
 pub use windows::{windows, Window};
