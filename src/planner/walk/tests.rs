@@ -147,6 +147,8 @@ fn no_legal_row_reaches_the_limit_over_the_longest_horizon() {
         ("0,1,3,6,10,15,21,28,36,45,55 * * * * *", 17),
         ("0,1,3,6,10,15,21,28,36,45,55 * * * * *", 604_800),
         ("0,1,2,3,5,8,13,21,34,55 * * * * *", 20),
+        // The worst of 3,000 random second lists with 5..80 s windows.
+        ("0,3,4,5,7,8,10,11,12,13,14,16,17,19,20,22,23,27,28,30,31,32,33,34,35,36,40,41,43,44,48,49,50,51,54,55,56,57,58,59 * * * * *", 12),
         ("* * * * *", 5),
         ("* * * * *", 3_600),
     ];
@@ -166,7 +168,8 @@ fn no_legal_row_reaches_the_limit_over_the_longest_horizon() {
             worst = worst.max(w.walked);
         }
     }
-    assert!(worst < WALK_LIMIT, "{worst}");
+    // What WALK_LIMIT's docs promise.
+    assert!(worst < 9_000, "{worst}");
 }
 
 const ZONES: [Tz; 4] = [
