@@ -160,6 +160,28 @@ pub fn decide(
     out
 }
 
+/// Orders due starts round by round: the first due start of each policy,
+/// then the second of each, and so on (policies by id within a round,
+/// each policy's starts in their order). Starts are claimed and sent in
+/// this order, so a policy of 2 users due at the same instant as one of
+/// 100,000 is among the first sent, not the last.
+pub fn fair_order(starts: &mut Vec<Start>) {
+    let mut seen: HashMap<PolicyId, usize> = HashMap::new();
+    let mut keyed: Vec<((usize, PolicyId), Start)> = std::mem::take(starts)
+        .into_iter()
+        .map(|start| {
+            let policy = start.segment.policy;
+            let round = seen.entry(policy).or_default();
+            let key = (*round, policy);
+            *round += 1;
+            (key, start)
+        })
+        .collect();
+    // Stable: within a round and policy, the order stays.
+    keyed.sort_by_key(|(key, _)| *key);
+    starts.extend(keyed.into_iter().map(|(_, start)| start));
+}
+
 /// How far a segment may run past coverage: the vendor's minimum, to
 /// which a short remainder is padded.
 const PAD: chrono::Duration =

@@ -15,7 +15,7 @@ use super::reconcile::{self, Since};
 use super::reload::Found;
 use super::{DaemonError, Shared};
 use crate::clock::format_utc;
-use crate::planner::Segment;
+use crate::planner::{self, Segment};
 use crate::policy::{Policy, PolicyId};
 use crate::recording::{RecordingState, UserId};
 use crate::store::NewRecording;
@@ -34,6 +34,9 @@ const START_CHUNK: usize = 256;
 pub(super) struct Next {
     pub at: Option<DateTime<Utc>>,
     pub start: Option<(DateTime<Utc>, PolicyId)>,
+    /// Set when the walk of what was missed stopped at its limit: the next
+    /// pass must plan from here, at once (see `planner::WALK_LIMIT`).
+    pub resume: Option<Since>,
 }
 
 impl Next {
@@ -44,25 +47,54 @@ impl Next {
 }
 
 /// One planning pass: plan, claim, spawn. Returns when to look again.
+///
+/// The planning itself (coverage, then the decision) is pure and, with
+/// many users, the longest part of a pass: it runs on tokio's blocking
+/// pool, never on the worker that runs the jobs, and the loop keeps
+/// pinging the watchdog while it waits (`run_loop`).
 pub(super) async fn pass(
     shared: &Arc<Shared>,
     tracker: &TaskTracker,
-    policies: &[Policy],
+    policies: &Arc<Vec<Policy>>,
     since: Since,
     now: DateTime<Utc>,
 ) -> Result<Next, DaemonError> {
     reconcile::adopt_unconfirmed(shared, tracker, now).await?;
     let limit = shared.schedule.segment_limit();
     let horizon = chrono::Duration::seconds(i64::from(limit.as_secs()));
-    let coverage = decide::coverage(policies, since.at, now, horizon);
-    let earliest = decide::earliest(&coverage).unwrap_or(now).min(since.at);
+    let covered = off_loop({
+        let policies = policies.clone();
+        move || decide::cover(&policies, since.at, now, horizon)
+    })
+    .await;
+    let earliest = decide::earliest(&covered.users)
+        .unwrap_or(now)
+        .min(since.at);
     // A recordings row that does not read back keeps its user occupied
     // until it is fixed; the store says so, the report names it.
     let occupied = shared.store.occupied_since(earliest).await?;
     shared.bad_rows.found(Found::Recordings, &occupied.bad);
-    let occupied = decide::by_user(occupied.rows);
     let tracked = shared.open.snapshot();
-    let plan = decide::decide(&coverage, &occupied, &tracked, now, limit);
+    let (plan, walked) = off_loop(move || {
+        let occupied = decide::by_user(occupied.rows);
+        let mut plan = decide::decide(&covered.users, &occupied, &tracked, now, limit);
+        decide::fair_order(&mut plan.starts);
+        let walked = Walked {
+            starts: covered.walked,
+            behind_until: covered.behind_until,
+            ahead_until: covered.ahead_until,
+        };
+        // The coverage (one entry per user) is dropped here too.
+        (plan, walked)
+    })
+    .await;
+    tracing::debug!(
+        starts_walked = walked.starts,
+        segments_cut = plan.cut,
+        due = plan.starts.len(),
+        missed = plan.missed.len(),
+        "planned"
+    );
 
     record_missed(shared, &plan.missed, since.reason).await?;
 
@@ -87,7 +119,24 @@ pub(super) async fn pass(
     let mut next = Next {
         at: plan.next,
         start: plan.next_start,
+        resume: None,
     };
+    if let Some(stop) = walked.ahead_until {
+        // Nothing opening from there on was planned: come back by then.
+        next = next.at(stop);
+    }
+    if let Some(at) = walked.behind_until {
+        tracing::info!(
+            planned_until = %format_utc(at),
+            limit = planner::WALK_LIMIT,
+            "windows missed since {} take more than one pass to walk; going on at once",
+            format_utc(since.at)
+        );
+        next.resume = Some(Since {
+            at,
+            reason: since.reason,
+        });
+    }
     for chunk in plan.starts.chunks(START_CHUNK) {
         let rows: Vec<NewRecording> = chunk.iter().map(write_ahead).collect();
         let ids = match shared.writer.claim(rows).await {
@@ -153,6 +202,29 @@ pub(super) async fn pass(
         .set(i64::try_from(shared.open.live_count()).unwrap_or(i64::MAX));
     shared.metrics.passes.inc();
     Ok(next)
+}
+
+/// What the coverage walk of a pass reported.
+struct Walked {
+    starts: u64,
+    behind_until: Option<DateTime<Utc>>,
+    ahead_until: Option<DateTime<Utc>>,
+}
+
+/// Runs pure planning work on tokio's blocking pool, so a pass over
+/// 100,000 users neither stalls the worker the jobs run on nor, under
+/// the current-thread runtime of the driven tests, the whole runtime.
+async fn off_loop<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(out) => out,
+        // A bug in the planner: fail as it would have on the loop.
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Cancelled: only when the runtime shuts down, which drops
+            // this future too.
+            Err(_) => std::future::pending().await,
+        },
+    }
 }
 
 /// The write-ahead row of a due start: it asks for what the planner said

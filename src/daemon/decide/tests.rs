@@ -386,3 +386,21 @@ fn every_second_with_week_long_windows_walks_a_few_dozen_starts_not_600000() {
     assert_eq!(plan.missed.len(), 48);
     assert_eq!(plan.cut, 49);
 }
+
+#[test]
+fn due_starts_take_turns_between_policies() {
+    let big: Vec<String> = (0..5).map(|i| format!("a{i}")).collect();
+    let big: Vec<&str> = big.iter().map(String::as_str).collect();
+    let p = [
+        policy(1, "0 9 * * *", 600, "expire", &big),
+        policy(2, "0 9 * * *", 60, "expire", &["z1", "z2"]),
+    ];
+    let mut plan = plan_at(&p, &[], at(9, 0, 0));
+    fair_order(&mut plan.starts);
+    let order: Vec<&str> = plan
+        .starts
+        .iter()
+        .map(|s| s.segment.user.as_str())
+        .collect();
+    assert_eq!(order, ["a0", "z1", "a1", "z2", "a2", "a3", "a4"]);
+}
