@@ -68,11 +68,20 @@ pub(super) async fn run(
         shared.liveness.loop_turned(now);
         notifier.watchdog();
         let from = since.take().unwrap_or(Since::now(now));
-        let next = match dispatch::pass(shared, tracker, &current, from, now).await {
-            Ok(next) => next,
+        let pass = dispatch::pass(shared, tracker, &current, from, now);
+        let alive = || {
+            notifier.watchdog();
+            shared.liveness.loop_turned(shared.clock.now());
+        };
+        // Where the next pass plans from, when not from its own now.
+        let (next, plan_from) = match pinging(notifier.ping_every(), alive, pass).await {
+            Ok(next) => (next, next.resume),
             Err(e) => {
                 tracing::error!(error = %e, "planning pass failed; trying again in 1 s");
-                Next::default().at(now + AFTER_FAILURE)
+                // Windows missed before this pass are planned again, from
+                // the same instant: a failed pass must not drop them.
+                let again = (from.at < now).then_some(from);
+                (Next::default().at(now + AFTER_FAILURE), again)
             }
         };
         let line = status_line(shared, &current, &next);
@@ -80,7 +89,11 @@ pub(super) async fn run(
             notifier.status(&line);
             last_status = line;
         }
-        let wake_at = next.at.map_or(now + IDLE, |n| n.min(now + IDLE));
+        // Windows missed before `now` still to walk: plan again at once.
+        let wake_at = match next.resume {
+            Some(_) => now,
+            None => next.at.map_or(now + IDLE, |n| n.min(now + IDLE)),
+        };
         let mut wait = Wait {
             shared,
             seen: &mut seen,
@@ -91,9 +104,63 @@ pub(super) async fn run(
             shutdown,
         };
         match wait.until(wake_at).await {
-            Woke::Plan => {}
-            Woke::Stepped(from) => since = from,
+            Woke::Plan => since = plan_from,
+            Woke::Stepped(from) => since = earlier(plan_from, from),
             Woke::Shutdown => return,
+        }
+    }
+}
+
+/// Of two instants to plan from, the earlier (with its reason).
+fn earlier(a: Option<Since>, b: Option<Since>) -> Option<Since> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.at < a.at { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// How long a single pass may keep the watchdog fed. A pass that claims a
+/// burst of starts on a slow database may take longer than the watchdog
+/// period; one running this long is stuck, and the watchdog should act.
+const LONGEST_PASS: Duration = Duration::from_secs(300);
+
+/// Awaits a planning pass; every `every` meanwhile, for up to
+/// [`LONGEST_PASS`], calls `ping` (which pings systemd's watchdog and tells
+/// `/healthz` the loop is alive). Without a watchdog (`every` is `None`)
+/// the pass is simply awaited.
+///
+/// The pings wait on tokio's timer, not on the daemon's [`Clock`]: the
+/// watchdog counts systemd's real monotonic time, and a wait on the
+/// daemon's clock would count the loop as idle (`activity`) while the
+/// pass it runs is still at work.
+///
+/// [`Clock`]: crate::clock::Clock
+async fn pinging<F: std::future::Future>(
+    every: Option<Duration>,
+    mut ping: impl FnMut(),
+    pass: F,
+) -> F::Output {
+    let Some(every) = every else {
+        return pass.await;
+    };
+    tokio::pin!(pass);
+    let started = tokio::time::Instant::now();
+    let mut ticks = tokio::time::interval_at(started + every, every);
+    let mut warned = false;
+    loop {
+        tokio::select! {
+            out = &mut pass => return out,
+            _ = ticks.tick() => {
+                if started.elapsed() < LONGEST_PASS {
+                    ping();
+                } else if !warned {
+                    warned = true;
+                    tracing::error!(
+                        seconds = started.elapsed().as_secs(),
+                        "the planning pass is stuck; no longer pinging the watchdog"
+                    );
+                }
+            }
         }
     }
 }
@@ -219,6 +286,40 @@ fn status_line(shared: &Shared, policies: &[Policy], next: &Next) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_pass_keeps_the_watchdog_fed_until_it_is_deemed_stuck() {
+        let pings = std::cell::Cell::new(0);
+        let pass = tokio::time::sleep(Duration::from_millis(10_500));
+        pinging(
+            Some(Duration::from_secs(1)),
+            || pings.set(pings.get() + 1),
+            pass,
+        )
+        .await;
+        assert_eq!(pings.get(), 10);
+
+        // A pass that never ends is pinged for LONGEST_PASS, then not.
+        let pings = std::cell::Cell::new(0);
+        let stuck = tokio::time::sleep(LONGEST_PASS * 3);
+        pinging(
+            Some(Duration::from_secs(15)),
+            || pings.set(pings.get() + 1),
+            stuck,
+        )
+        .await;
+        assert_eq!(pings.get(), 19, "every 15 s for 300 s, the last at 285 s");
+
+        // Without a watchdog, nothing pings.
+        let pinged = std::cell::Cell::new(false);
+        pinging(
+            None,
+            || pinged.set(true),
+            tokio::time::sleep(Duration::from_secs(60)),
+        )
+        .await;
+        assert!(!pinged.get());
+    }
 
     #[test]
     fn steps_are_said_in_words() {

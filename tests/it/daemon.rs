@@ -9,6 +9,7 @@
 //! check depends on how fast this machine is.
 
 mod chaos;
+mod dense;
 mod edits;
 mod operate;
 mod reconcile;

@@ -1,0 +1,262 @@
+//! Dense policies and long catch-ups (issue 15), in-process on driven
+//! time: a pass costs what is due, a small policy beside a dense one is
+//! started on time and among the first of a shared burst, and windows
+//! missed over more than one pass's walk are all recorded.
+
+use super::{row_at, sim_in, t0};
+use crate::common::driven::Driven;
+use crate::faults::cron_at;
+use chrono::{DateTime, Duration, Utc};
+use futures::future::BoxFuture;
+use recsched::clock::format_utc;
+use recsched::daemon::RowSink;
+use recsched::planner::WALK_LIMIT;
+use recsched::recording::RecordingState;
+use recsched::store::{NewRecording, RecordingId, RowWrite, Store, StoreError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// A policy (UTC, expire) and `n` users `{prefix}-{i}`, in one statement
+/// per table.
+fn many_users_sql(name: &str, cron: &str, window: i64, prefix: &str, n: usize) -> String {
+    format!(
+        "INSERT INTO policies (name, cron, timezone, window_seconds, end_mode) \
+         VALUES ('{name}', '{cron}', 'UTC', {window}, 'expire'); \
+         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last}) \
+         INSERT INTO policy_users (policy_id, user_id) \
+         SELECT (SELECT id FROM policies WHERE name = '{name}'), '{prefix}-' || i FROM n;",
+        last = n - 1
+    )
+}
+
+/// The `key=value` numbers of every "planned" line the daemon logged.
+fn planned(log: &str, key: &str) -> Vec<u64> {
+    log.lines()
+        .filter(|l| l.contains(" planned") || l.ends_with("planned"))
+        .filter_map(|l| {
+            let at = l.find(&format!("{key}="))? + key.len() + 1;
+            l[at..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_dense_hour_ahead_costs_a_segment_per_user_and_the_small_policy_starts_on_time() {
+    // Issue 15's row, `* 11 * * *` with 30 s windows (two hours ahead of
+    // 08:59:58), with 2,000 users; beside it 2 users, 5 s every 10 s.
+    const USERS: u64 = 2_000;
+    let mut rig = Driven::new(t0()).await;
+    rig.sql(&many_users_sql("dense", "* 11 * * *", 30, "agent", 2_000))
+        .await;
+    rig.add_policy(
+        "small",
+        "*/10 * * * * *",
+        5,
+        "expire",
+        &["small-1", "small-2"],
+    )
+    .await;
+    rig.start().await;
+    rig.run_for(Duration::seconds(32)).await;
+    rig.stop().await;
+    let log = rig.log();
+
+    // Every pass: one segment per dense user (its next one, at 11:00),
+    // never the hour's 60; the windows walked once per policy.
+    let cut = planned(&log, "segments_cut");
+    assert!(cut.len() >= 6, "{} passes logged\n{log}", cut.len());
+    assert!(
+        cut.iter().all(|&c| c <= USERS + 4),
+        "segments cut per pass: {cut:?}"
+    );
+    let walked = planned(&log, "starts_walked");
+    assert!(
+        walked.iter().all(|&w| w <= 1_400),
+        "window starts walked per pass: {walked:?}"
+    );
+
+    // The small policy: every window started at its instant.
+    let rows = rig.rows().await;
+    let sim = rig.recordings();
+    let first = t0() + Duration::seconds(2);
+    for k in 0..3 {
+        let w = first + Duration::seconds(10 * k);
+        for u in ["small-1", "small-2"] {
+            let r = row_at(&rows, u, w);
+            assert_eq!(r.len(), 1, "{u} at {w}: {rows:?}\n{log}");
+            assert_eq!(r[0].late_seconds, Some(0.0), "{:?}", r[0]);
+            let made = sim_in(&sim, u, w, w + Duration::seconds(5));
+            assert_eq!(made.len(), 1, "{u} at {w}: {sim:?}");
+            assert_eq!(made[0].started_at, w, "{:?}", made[0]);
+        }
+    }
+    assert!(
+        rows.iter()
+            .all(|r| r.user_id.as_str().starts_with("small-")),
+        "nothing of the dense hour yet"
+    );
+}
+
+#[tokio::test]
+async fn a_burst_takes_turns_between_policies_so_a_small_one_is_not_sent_last() {
+    // 300 users of one policy and 2 of another, due at the same instant.
+    // The small policy's users sort last by id; their starts go out with
+    // the first ones all the same.
+    let mut rig = Driven::new(t0()).await;
+    let w = t0() + Duration::seconds(2);
+    rig.sql(&many_users_sql("burst", &cron_at(w), 30, "agent", 300))
+        .await;
+    rig.add_policy("small", &cron_at(w), 5, "expire", &["zz-1", "zz-2"])
+        .await;
+    rig.start().await;
+    rig.run_until(w + Duration::seconds(1)).await;
+    rig.stop().await;
+    let mut sim = rig.recordings();
+    assert_eq!(sim.len(), 302, "{}", rig.log());
+    // The vendor numbers contact ids in the order it took the starts.
+    sim.sort_by_key(|r| r.contact_id);
+    let place = |u: &str| sim.iter().position(|r| r.user_id == u).unwrap();
+    assert!(
+        place("zz-1") < 8 && place("zz-2") < 8,
+        "the small policy's starts were taken {} and {} of 302",
+        place("zz-1") + 1,
+        place("zz-2") + 1
+    );
+}
+
+/// The starts of the windows every 10 s in `[from, until)`.
+fn every_10s(from: DateTime<Utc>, until: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    let mut t = from;
+    let mut out = Vec::new();
+    while t < until {
+        if t.timestamp() % 10 == 0 {
+            out.push(t);
+        }
+        t += Duration::seconds(1);
+    }
+    out
+}
+
+#[tokio::test]
+async fn windows_missed_over_more_than_one_walk_are_all_recorded_over_several_passes() {
+    // Down for 60 h with a 5 s window every 10 s: 21,600 windows missed,
+    // more than one pass walks (WALK_LIMIT). Each gets its `missed` row,
+    // over two passes, and the present is planned all along.
+    let mut rig = Driven::new(t0()).await;
+    let down = t0() - Duration::hours(60);
+    rig.sql(&format!(
+        "INSERT INTO daemon_state (key, value) VALUES ('last_seen', '{}');",
+        format_utc(down)
+    ))
+    .await;
+    rig.add_policy("every-10s", "*/10 * * * * *", 5, "expire", &["c1"])
+        .await;
+    rig.start().await;
+    rig.run_for(Duration::seconds(5)).await;
+    rig.stop().await;
+    let log = rig.log();
+    assert!(
+        log.contains("take more than one pass to walk"),
+        "one pass walked it all:\n{}",
+        &log[..log.len().min(4000)]
+    );
+    let rows = rig.rows().await;
+    let missed: Vec<_> = rows
+        .iter()
+        .filter(|r| r.state == RecordingState::Missed)
+        .map(|r| r.segment_start)
+        .collect();
+    // Every window still open when last seen or opened since, up to the
+    // last one that ended before the daemon started (08:59:50 to :55).
+    let expected = every_10s(down - Duration::seconds(4), t0() - Duration::seconds(4));
+    assert!(expected.len() as u64 > WALK_LIMIT);
+    assert_eq!(missed.len(), expected.len(), "missed rows");
+    assert_eq!(missed, expected);
+    assert!(rows
+        .iter()
+        .filter(|r| r.state == RecordingState::Missed)
+        .all(
+            |r| r.last_error.as_deref() == Some("the window passed while recsched was not running")
+        ));
+    // The window of 09:00:00 started on time.
+    let w = t0() + Duration::seconds(2);
+    let r = row_at(&rows, "c1", w);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].contact_id.is_some(), "{:?}", r[0]);
+}
+
+/// Fails (without committing) the first claim of `missed` rows.
+struct FailFirstMissed {
+    store: Store,
+    failed: Arc<AtomicUsize>,
+}
+
+impl RowSink for FailFirstMissed {
+    fn claim_many<'a>(
+        &'a self,
+        rows: &'a [NewRecording],
+    ) -> BoxFuture<'a, Result<Vec<Option<RecordingId>>, StoreError>> {
+        Box::pin(async move {
+            let missed = rows.iter().any(|r| r.state == RecordingState::Missed);
+            if missed && self.failed.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Err(StoreError::Io {
+                    path: self.store.path().to_owned(),
+                    context: "claiming missed windows",
+                    source: std::io::Error::other("disk I/O error"),
+                });
+            }
+            self.store.claim_many(rows).await
+        })
+    }
+
+    fn write_batch<'a>(
+        &'a self,
+        writes: &'a [RowWrite],
+    ) -> BoxFuture<'a, Result<Vec<Result<bool, StoreError>>, StoreError>> {
+        Box::pin(self.store.write_batch(writes))
+    }
+}
+
+#[tokio::test]
+async fn a_failed_first_pass_still_records_the_windows_missed_while_down() {
+    // Before: the pass after a failed one planned from its own now, and
+    // the windows missed while the daemon was down never got their rows.
+    let mut rig = Driven::new(t0()).await;
+    let down = t0() - Duration::seconds(58);
+    rig.sql(&format!(
+        "INSERT INTO daemon_state (key, value) VALUES ('last_seen', '{}');",
+        format_utc(down)
+    ))
+    .await;
+    rig.add_policy("every-10s", "*/10 * * * * *", 5, "expire", &["f1"])
+        .await;
+    let failed = Arc::new(AtomicUsize::new(0));
+    let counter = failed.clone();
+    rig.hooks.wrap_rows = Some(Arc::new(move |store| {
+        Arc::new(FailFirstMissed {
+            store,
+            failed: counter.clone(),
+        }) as Arc<dyn RowSink>
+    }));
+    rig.start().await;
+    rig.run_for(Duration::seconds(3)).await;
+    rig.stop().await;
+    let log = rig.log();
+    assert!(failed.load(Ordering::SeqCst) >= 2, "no retry:\n{log}");
+    assert!(log.contains("planning pass failed"), "{log}");
+    let rows = rig.rows().await;
+    let missed: Vec<_> = rows
+        .iter()
+        .filter(|r| r.state == RecordingState::Missed)
+        .map(|r| r.segment_start)
+        .collect();
+    assert_eq!(
+        missed,
+        every_10s(down - Duration::seconds(4), t0() - Duration::seconds(4)),
+        "{rows:?}\n{log}"
+    );
+}
