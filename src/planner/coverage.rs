@@ -179,50 +179,33 @@ pub fn cover(
     out
 }
 
-/// The active policies naming a user, as ascending indices into `active`;
-/// most users have one, which needs no allocation.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Named {
-    One(usize),
-    Many(Vec<usize>),
-}
-
-impl Named {
-    fn add(&mut self, index: usize) {
-        match self {
-            Named::One(first) => *self = Named::Many(vec![*first, index]),
-            Named::Many(all) => all.push(index),
-        }
-    }
-
-    fn indices(&self) -> &[usize] {
-        match self {
-            Named::One(first) => std::slice::from_ref(first),
-            Named::Many(all) => all,
-        }
-    }
-}
-
 /// Every user's union, computed once per distinct set of policies.
+///
+/// Each policy's users are already sorted: merging those lists (rather
+/// than hashing every user) yields each user once, in order, with the
+/// ascending indices of the policies naming them ([`MergeUsers`]), and
+/// the map is built from sorted input in one pass.
 fn by_user(active: &[(&Policy, Vec<Interval>)]) -> CoverageMap {
-    let mut named: HashMap<&UserId, Named> = HashMap::new();
-    for (index, (policy, _)) in active.iter().enumerate() {
-        for user in &policy.users {
-            named
-                .entry(user)
-                .and_modify(|n| n.add(index))
-                .or_insert(Named::One(index));
-        }
-    }
-
-    let mut shared: HashMap<&[usize], Arc<[Coverage]>> = HashMap::new();
-    let mut plan: Vec<(UserId, Arc<[Coverage]>)> = Vec::with_capacity(named.len());
-    for (user, indices) in &named {
-        let indices = indices.indices();
-        if exclude::has_personal(
-            indices.iter().filter_map(|&i| active.get(i)).map(|a| a.0),
-            user,
-        ) {
+    // Per policy, the users with exclusions of their own (usually none).
+    let personal: Vec<BTreeSet<&UserId>> = active
+        .iter()
+        .map(|(p, _)| {
+            p.exclusions
+                .iter()
+                .filter_map(|e| e.user.as_ref())
+                .collect()
+        })
+        .collect();
+    let mut shared: HashMap<Vec<usize>, Arc<[Coverage]>> = HashMap::new();
+    let mut plan: Vec<(UserId, Arc<[Coverage]>)> = Vec::new();
+    let mut indices: Vec<usize> = Vec::new();
+    let mut last: Option<(Vec<usize>, Arc<[Coverage]>)> = None;
+    let mut users = MergeUsers::new(active);
+    while let Some(user) = users.next(&mut indices) {
+        if indices
+            .iter()
+            .any(|&i| personal.get(i).is_some_and(|p| p.contains(user)))
+        {
             // Exclusions of this user alone: a union of its own.
             let own: Vec<(&Policy, Vec<Interval>)> = indices
                 .iter()
@@ -231,18 +214,67 @@ fn by_user(active: &[(&Policy, Vec<Interval>)]) -> CoverageMap {
                 .collect();
             let union = union_of(&own, &(0..own.len()).collect::<Vec<_>>());
             if !union.is_empty() {
-                plan.push(((*user).clone(), union.into()));
+                plan.push((user.clone(), union.into()));
             }
             continue;
         }
-        let union = shared
-            .entry(indices)
-            .or_insert_with(|| union_of(active, indices).into());
-        plan.push(((*user).clone(), union.clone()));
+        // Neighbours mostly share their policies: skip the lookup then.
+        let union = match &last {
+            Some((same, union)) if *same == indices => union.clone(),
+            _ => {
+                let union = shared
+                    .entry(indices.clone())
+                    .or_insert_with(|| union_of(active, &indices).into())
+                    .clone();
+                last = Some((indices.clone(), union.clone()));
+                union
+            }
+        };
+        plan.push((user.clone(), union));
     }
-    // Sorted first, a BTreeMap is built in one pass.
-    plan.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     plan.into_iter().collect()
+}
+
+/// Every user of the `active` policies once, in order, with the indices of
+/// the policies naming them, ascending: a k-way merge of the policies'
+/// sorted user sets.
+struct MergeUsers<'a> {
+    lists: Vec<std::collections::btree_set::Iter<'a, UserId>>,
+    heads: std::collections::BinaryHeap<std::cmp::Reverse<(&'a UserId, usize)>>,
+}
+
+impl<'a> MergeUsers<'a> {
+    fn new(active: &'a [(&'a Policy, Vec<Interval>)]) -> Self {
+        let mut lists: Vec<_> = active.iter().map(|(p, _)| p.users.iter()).collect();
+        let heads = lists
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, list)| list.next().map(|u| std::cmp::Reverse((u, i))))
+            .collect();
+        Self { lists, heads }
+    }
+
+    /// The next user; `named` is set to the indices of its policies.
+    fn next(&mut self, named: &mut Vec<usize>) -> Option<&'a UserId> {
+        let std::cmp::Reverse((user, first)) = self.heads.pop()?;
+        named.clear();
+        named.push(first);
+        while let Some(std::cmp::Reverse((_, i))) = self
+            .heads
+            .peek_mut()
+            .filter(|head| head.0 .0 == user)
+            .map(std::collections::binary_heap::PeekMut::pop)
+        {
+            named.push(i);
+        }
+        for &i in named.iter() {
+            if let Some(next) = self.lists.get_mut(i).and_then(Iterator::next) {
+                self.heads.push(std::cmp::Reverse((next, i)));
+            }
+        }
+        named.sort_unstable();
+        Some(user)
+    }
 }
 
 /// Merges the runs of the policies at `indices` into coverage stretches.
