@@ -69,7 +69,7 @@ pub fn cover(
     planner::cover(policies, from, now, now + horizon, planner::WALK_LIMIT)
 }
 
-/// [`cover`]'s coverage alone.
+/// `cover`'s coverage alone (the benchmark's `pass::coverage`).
 pub fn coverage(
     policies: &[Policy],
     from: DateTime<Utc>,
