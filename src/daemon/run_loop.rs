@@ -40,6 +40,12 @@ const AFTER_FAILURE: chrono::Duration = chrono::Duration::seconds(1);
 /// Why windows a forward step jumped over were not started.
 const STEPPED: &str = "the wall clock stepped forward over the window";
 
+/// Why windows that ended while a pass still ran were not started.
+const LATE: &str = "the window passed while recsched was still busy with an earlier planning pass";
+
+/// Why windows that ended while passes failed were not started.
+const FAILING: &str = "the window passed while planning passes were failing";
+
 /// Why the loop stopped waiting.
 enum Woke {
     /// Something is due, or the policies changed: plan now.
@@ -78,10 +84,18 @@ pub(super) async fn run(
             Ok(next) => (next, next.resume),
             Err(e) => {
                 tracing::error!(error = %e, "planning pass failed; trying again in 1 s");
-                // Windows missed before this pass are planned again, from
-                // the same instant: a failed pass must not drop them.
-                let again = (from.at < now).then_some(from);
-                (Next::default().at(now + AFTER_FAILURE), again)
+                // The next pass plans from where this one did: windows
+                // that end meanwhile are started late or recorded, never
+                // dropped.
+                let again = if from.at < now {
+                    from
+                } else {
+                    Since {
+                        at: now,
+                        reason: FAILING,
+                    }
+                };
+                (Next::default().at(now + AFTER_FAILURE), Some(again))
             }
         };
         let line = status_line(shared, &current, &next);
@@ -103,9 +117,26 @@ pub(super) async fn run(
             notifier,
             shutdown,
         };
-        match wait.until(wake_at).await {
-            Woke::Plan => since = plan_from,
-            Woke::Stepped(from) => since = earlier(plan_from, from),
+        let woke = wait.until(wake_at).await;
+        // Woken after the instant it meant to plan at (a pass that ran
+        // long, a slow machine): what opened and closed since then is
+        // looked at too, started late or recorded `missed`.
+        let late = (wake_at < shared.clock.now()).then_some(Since {
+            at: wake_at,
+            reason: LATE,
+        });
+        match woke {
+            Woke::Plan | Woke::Stepped(None) => since = earlier(plan_from, late),
+            // A forward step names what it jumped over, including what
+            // the loop was late for just before.
+            Woke::Stepped(Some(step)) => {
+                let at = late.map_or(step.at, |late| late.at.min(step.at));
+                let stepped = Since {
+                    at,
+                    reason: step.reason,
+                };
+                since = earlier(plan_from, Some(stepped));
+            }
             Woke::Shutdown => return,
         }
     }
@@ -181,6 +212,7 @@ struct Wait<'a> {
 impl Wait<'_> {
     async fn until(&mut self, wake_at: DateTime<Utc>) -> Woke {
         let ping = self.notifier.ping_every();
+        let mut slept = false;
         loop {
             let reading = Reading::take(self.shared.clock.as_ref());
             let step = reading.step_since(self.seen);
@@ -208,6 +240,12 @@ impl Wait<'_> {
             if reading.wall >= wake_at {
                 return Woke::Plan;
             }
+            // A live row whose end passed while its job held it (looked
+            // for after each slice, and after the step check, so that a
+            // step is named as one).
+            if slept && self.shared.open.overdue(reading.wall) {
+                return Woke::Plan;
+            }
             let slice = (wake_at - reading.wall)
                 .to_std()
                 .unwrap_or(Duration::ZERO)
@@ -219,10 +257,7 @@ impl Wait<'_> {
             tokio::select! {
                 () = self.shared.clock.sleep_until(after(reading.instant, slice)) => {
                     self.notifier.watchdog();
-                    // A live row whose end passed while its job held it.
-                    if self.shared.open.overdue(self.shared.clock.now()) {
-                        return Woke::Plan;
-                    }
+                    slept = true;
                 }
                 changed = self.policies.changed(), if *self.watching => {
                     match changed {

@@ -260,3 +260,81 @@ async fn a_failed_first_pass_still_records_the_windows_missed_while_down() {
         "{rows:?}\n{log}"
     );
 }
+
+/// Holds the first claim of pending rows until the test lets it go.
+struct HoldFirstClaim {
+    store: Store,
+    held: AtomicUsize,
+    entered: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Semaphore>,
+}
+
+impl RowSink for HoldFirstClaim {
+    fn claim_many<'a>(
+        &'a self,
+        rows: &'a [NewRecording],
+    ) -> BoxFuture<'a, Result<Vec<Option<RecordingId>>, StoreError>> {
+        Box::pin(async move {
+            let pending = rows.iter().any(|r| r.state == RecordingState::Pending);
+            if pending && self.held.fetch_add(1, Ordering::SeqCst) == 0 {
+                self.entered.notify_one();
+                let _go = self.release.acquire().await;
+            }
+            self.store.claim_many(rows).await
+        })
+    }
+
+    fn write_batch<'a>(
+        &'a self,
+        writes: &'a [RowWrite],
+    ) -> BoxFuture<'a, Result<Vec<Result<bool, StoreError>>, StoreError>> {
+        Box::pin(self.store.write_batch(writes))
+    }
+}
+
+#[tokio::test]
+async fn windows_that_end_while_a_pass_is_still_claiming_are_recorded_not_dropped() {
+    // The pass at 09:00:00 is held in its claim (a slow disk, a burst of
+    // 100,000) while 25 s pass: the small policy's windows of 09:00:10
+    // and 09:00:20 open and close meanwhile. Before: the next pass planned
+    // from its own now and they got no row at all.
+    let mut rig = Driven::new(t0()).await;
+    let w = t0() + Duration::seconds(2);
+    rig.add_policy("small", "*/10 * * * * *", 5, "expire", &["s1"])
+        .await;
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let (e, r) = (entered.clone(), release.clone());
+    rig.hooks.wrap_rows = Some(Arc::new(move |store| {
+        Arc::new(HoldFirstClaim {
+            store,
+            held: AtomicUsize::new(0),
+            entered: e.clone(),
+            release: r.clone(),
+        }) as Arc<dyn RowSink>
+    }));
+    rig.start().await;
+    rig.clock.advance_to(w);
+    tokio::time::timeout(std::time::Duration::from_secs(60), entered.notified())
+        .await
+        .expect("the pass at 09:00:00 claims");
+    rig.clock.advance_to(w + Duration::seconds(25));
+    release.add_permits(1);
+    rig.run_until(w + Duration::seconds(32)).await;
+    rig.stop().await;
+    let log = rig.log();
+    let rows = rig.rows().await;
+    for late in [10, 20] {
+        let r = row_at(&rows, "s1", w + Duration::seconds(late));
+        assert_eq!(r.len(), 1, "09:00:{late}: {rows:?}\n{log}");
+        assert_eq!(r[0].state, RecordingState::Missed, "{:?}", r[0]);
+        assert_eq!(
+            r[0].last_error.as_deref(),
+            Some("the window passed while recsched was still busy with an earlier planning pass")
+        );
+    }
+    // The one after starts on time again.
+    let r = row_at(&rows, "s1", w + Duration::seconds(30));
+    assert_eq!(r.len(), 1, "{rows:?}");
+    assert_eq!(r[0].late_seconds, Some(0.0), "{:?}", r[0]);
+}
