@@ -13,7 +13,7 @@
 //! pings systemd's watchdog and looks for a live row whose end passed
 //! while its job still held it.
 
-use super::dispatch::{self, Next};
+use super::dispatch::{self, InFlight, Next};
 use super::reconcile::Since;
 use super::{Notifier, Shared};
 use crate::clock::{after, format_utc, Reading};
@@ -40,8 +40,9 @@ const AFTER_FAILURE: chrono::Duration = chrono::Duration::seconds(1);
 /// Why windows a forward step jumped over were not started.
 const STEPPED: &str = "the wall clock stepped forward over the window";
 
-/// Why windows that ended while a pass still ran were not started.
-const LATE: &str = "the window passed while recsched was still busy with an earlier planning pass";
+/// Why windows that ended before the loop could plan them were not started
+/// (a long pass, a host too busy to run the loop on time).
+const LATE: &str = "the window passed while recsched was too busy or stalled to plan it";
 
 /// Why windows that ended while passes failed were not started.
 const FAILING: &str = "the window passed while planning passes were failing";
@@ -66,6 +67,7 @@ pub(super) async fn run(
     shutdown: &CancellationToken,
 ) {
     let mut since = Some(since);
+    let in_flight = Arc::new(InFlight::new(shared.schedule.max_concurrency));
     let mut last_status = String::new();
     let mut seen = Reading::take(shared.clock.as_ref());
     let mut watching = true;
@@ -73,8 +75,13 @@ pub(super) async fn run(
         let now = shared.clock.now();
         shared.liveness.loop_turned(now);
         notifier.watchdog();
-        let from = since.take().unwrap_or(Since::now(now));
-        let pass = dispatch::pass(shared, tracker, &current, from, now);
+        // After a starter's claims failed, plan from that pass's now.
+        let failed = in_flight.take_failed_from().map(|at| Since {
+            at,
+            reason: FAILING,
+        });
+        let from = earlier(since.take(), failed).unwrap_or(Since::now(now));
+        let pass = dispatch::pass(shared, tracker, &current, &in_flight, from, now);
         let alive = || {
             notifier.watchdog();
             shared.liveness.loop_turned(shared.clock.now());
