@@ -111,19 +111,19 @@ async fn a_burst_takes_turns_between_policies_so_a_small_one_is_not_sent_last() 
     let w = t0() + Duration::seconds(2);
     rig.sql(&many_users_sql("burst", &cron_at(w), 30, "agent", 300))
         .await;
-    rig.add_policy("small", &cron_at(w), 5, "expire", &["zz-1", "zz-2"])
+    rig.add_policy("small", &cron_at(w), 30, "expire", &["zz-1", "zz-2"])
         .await;
     rig.start().await;
     rig.run_until(w + Duration::seconds(1)).await;
     // The rig may see the daemon idle for the instant between a claim's
-    // answer and the starter taking it up: wait for the requests proper.
-    let mut sim = wait_for(
-        std::time::Duration::from_secs(30),
-        "302 recordings",
-        || async { Some(rig.recordings()).filter(|sim| sim.len() >= 302) },
-    )
-    .await;
+    // answer and the starter taking it up: drive on until all went out.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while rig.recordings().len() < 302 {
+        assert!(std::time::Instant::now() < deadline, "{}", rig.log());
+        rig.run_for(Duration::milliseconds(100)).await;
+    }
     rig.stop().await;
+    let mut sim = rig.recordings();
     assert_eq!(sim.len(), 302, "{}", rig.log());
     // The vendor numbers contact ids in the order it took the starts: the
     // small policy's are in the first wave of requests (64 go at once, in
@@ -386,22 +386,16 @@ async fn a_small_policy_is_started_while_a_long_burst_is_still_being_sent() {
             .map(|r| r.contact_id)
             .max()
     };
-    let small_contact = wait_for(
-        std::time::Duration::from_secs(60),
-        "the small policy's start of 09:00:10",
-        || async {
-            let sim = rig.recordings();
-            small(&sim).filter(|_| sim.iter().filter(|r| r.user_id.starts_with("zz-")).count() >= 4)
-        },
-    )
-    .await;
-    let sim = wait_for(
-        std::time::Duration::from_secs(60),
-        "the whole burst",
-        || async { Some(rig.recordings()).filter(|sim| sim.len() >= 2_004) },
-    )
-    .await;
+    // Everything due at 09:00:10 goes out before the clock moves on.
+    rig.run_until(w + Duration::seconds(11)).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while rig.recordings().len() < 2_004 {
+        assert!(std::time::Instant::now() < deadline, "{}", rig.log());
+        rig.run_for(Duration::milliseconds(100)).await;
+    }
     rig.stop().await;
+    let sim = rig.recordings();
+    let small_contact = small(&sim).expect("the small policy's start of 09:00:10");
     let after = sim
         .iter()
         .filter(|r| r.user_id.starts_with("agent-") && r.contact_id > small_contact)
