@@ -1,7 +1,7 @@
 //! The vocabulary of recording rows, the same for every backend: a
 //! segment to claim, a row read back, a filter to list rows by.
 //!
-//! This is the store's half of "exactly once": [`Store::claim`] inserts
+//! This is the store's half of "exactly once": [`Store::claim_many`] inserts
 //! the write-ahead row under the `UNIQUE (user_id, segment_start)` key, and
 //! only the caller that gets an id back may send the start. State moves
 //! follow `RecordingState::can_move_to` and are guarded in SQL, so two
