@@ -89,7 +89,7 @@ use crate::cxone::Client;
 use crate::metrics::Metrics;
 use crate::recording::UserId;
 use crate::retry::RetryPolicy;
-use crate::store::{Store, StoreError};
+use crate::store::{RecordingId, Store, StoreError};
 use activity::CountingClock;
 use chrono::{DateTime, Utc};
 use open_rows::OpenRows;
@@ -192,6 +192,27 @@ impl Shared {
         locks.entry(user.clone()).or_default().clone()
     }
 
+    /// Until when a lease set by a statement sent at `sent` surely lasts,
+    /// where rows carry leases (see `open_rows`).
+    fn lease_from(&self, sent: tokio::time::Instant) -> Option<tokio::time::Instant> {
+        self.store.lease().map(|lease| sent + lease)
+    }
+
+    /// Rows `ids` are no longer this instance's (`why`): forgets them and
+    /// stops every request for them at once; logs and counts those it
+    /// still tracked.
+    fn lose(&self, ids: &[RecordingId], why: &'static str) {
+        let dropped = self.open.lost(ids);
+        if dropped > 0 {
+            self.metrics.leases_lost(dropped);
+            tracing::warn!(
+                rows = dropped,
+                recordings = ?ids.iter().map(|id| id.get()).collect::<Vec<_>>(),
+                "lost open rows to another instance ({why}); no further request is sent for them"
+            );
+        }
+    }
+
     /// Spawns a job on `tracker`, counted as working from this moment.
     fn spawn_job(&self, tracker: &TaskTracker, job: impl Future<Output = ()> + Send + 'static) {
         let busy = self.activity.busy();
@@ -241,7 +262,7 @@ pub async fn run_with(
         schedule: ctx.schedule,
         retry: ctx.retry,
         cancel: jobs_cancel.clone(),
-        open: OpenRows::default(),
+        open: OpenRows::new(jobs_cancel.clone()),
         user_locks: Mutex::new((HashMap::new(), 4096)),
         metrics: hooks.metrics.clone(),
         liveness: hooks.liveness.clone(),

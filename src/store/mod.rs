@@ -87,7 +87,9 @@ pub use bad_row::{until_fixed, BadRow, Rows};
 pub use error::StoreError;
 pub use policies::NewPolicy;
 pub use postgres::PolicyListener;
-pub use recordings::{Adopted, EndMode, NewRecording, RecordingFilter, RecordingId, RecordingRow};
+pub use recordings::{
+    Adopted, EndMode, NewRecording, RecordingFilter, RecordingId, RecordingRow, Renewal,
+};
 
 use sqlx::{Postgres, Sqlite};
 
@@ -413,15 +415,14 @@ impl Store {
     }
 
     /// Renews the leases of those of `ids` this instance still owns and
-    /// that are still open, and returns them: one missing from the answer
-    /// is final, or lost to another instance. SQLite keeps no leases: every
-    /// id comes back.
-    pub async fn renew_leases_of(
-        &self,
-        ids: &[RecordingId],
-    ) -> Result<Vec<RecordingId>, StoreError> {
+    /// that are still open, and names those that are open but no longer
+    /// its own (lost). SQLite keeps no leases: every id is renewed.
+    pub async fn renew_leases_of(&self, ids: &[RecordingId]) -> Result<Renewal, StoreError> {
         match &self.db {
-            Backends::Sqlite(_) => Ok(ids.to_vec()),
+            Backends::Sqlite(_) => Ok(Renewal {
+                renewed: ids.to_vec(),
+                lost: Vec::new(),
+            }),
             Backends::Postgres(s) => s.renew_leases_of(ids).await,
         }
     }

@@ -119,6 +119,17 @@ pub struct Adopted {
     pub previous_owner: Option<String>,
 }
 
+/// What a renewal of some open rows' leases found
+/// ([`Store::renew_leases_of`]); an id in neither list is final, or gone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Renewal {
+    /// Still this instance's: their leases run again from now.
+    pub renewed: Vec<RecordingId>,
+    /// Open, and no longer this instance's: another instance took them
+    /// over after their lease ran out (or an operator gave them away).
+    pub lost: Vec<RecordingId>,
+}
+
 /// A segment's end, which must come after its start (a hand edit can make
 /// it otherwise, and the planner would read an empty or inverted span).
 pub(crate) fn ends_after(

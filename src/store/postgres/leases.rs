@@ -17,7 +17,7 @@ use crate::recording::RecordingState;
 use crate::store::db::Cols;
 use crate::store::dialect::Stmt;
 use crate::store::tables::recordings::{judged, open_states, recording_columns, OPEN};
-use crate::store::{Adopted, RecordingId, Rows, StoreError};
+use crate::store::{Adopted, RecordingId, Renewal, Rows, StoreError};
 
 /// Most rows one takeover adopts; the rest wait for the next round.
 const TAKEOVER_BATCH: i64 = 10_000;
@@ -37,18 +37,21 @@ impl PgStore {
     }
 
     /// Extends the lease of those of `ids` this instance still owns and
-    /// that are still open; returns them. One missing from the answer is
-    /// no longer this instance's: final, or taken over after its lease ran
-    /// out. A lease that ran out but that nobody took over yet is renewed:
-    /// nobody else can have written the row.
-    pub async fn renew_leases_of(
-        &self,
-        ids: &[RecordingId],
-    ) -> Result<Vec<RecordingId>, StoreError> {
+    /// that are still open, and names those that are open but owned by
+    /// another instance (or by none): lost, taken over after their lease
+    /// ran out. An id in neither list is final, or gone. A lease that ran
+    /// out but that nobody took over is renewed: nobody else can have
+    /// written the row.
+    pub async fn renew_leases_of(&self, ids: &[RecordingId]) -> Result<Renewal, StoreError> {
         let ids: Vec<i64> = ids.iter().map(|id| id.get()).collect();
-        let rows: Vec<i64> = sqlx::query_scalar(
-            "UPDATE recordings SET lease_until = now() + make_interval(secs => $2) \
-             WHERE owner = $1 AND id = ANY($3) AND state = ANY($4) RETURNING id",
+        // The outer SELECT sees the rows as they were before the UPDATE
+        // (one snapshot): a row it did not renew and that is open is lost.
+        let rows: Vec<(i64, bool)> = sqlx::query_as(
+            "WITH renewed AS ( \
+                 UPDATE recordings SET lease_until = now() + make_interval(secs => $2) \
+                 WHERE owner = $1 AND id = ANY($3) AND state = ANY($4) RETURNING id) \
+             SELECT r.id, r.id IN (SELECT id FROM renewed) AS ours FROM recordings r \
+             WHERE r.id = ANY($3) AND (r.id IN (SELECT id FROM renewed) OR r.state = ANY($4))",
         )
         .bind(self.me())
         .bind(self.lease_secs())
@@ -57,7 +60,16 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(self.err("renewing leases"))?;
-        Ok(rows.into_iter().map(RecordingId::new).collect())
+        let mut renewal = Renewal::default();
+        for (id, ours) in rows {
+            let id = RecordingId::new(id);
+            if ours {
+                renewal.renewed.push(id);
+            } else {
+                renewal.lost.push(id);
+            }
+        }
+        Ok(renewal)
     }
 
     async fn renewed(&self, stmt: Stmt<'_>) -> Result<Vec<RecordingId>, StoreError> {

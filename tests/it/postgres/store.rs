@@ -227,8 +227,11 @@ async fn a_write_by_an_instance_that_lost_its_rows_changes_nothing_and_is_report
     for id in &ids {
         assert_eq!(as_stored(&a, *id).await, untouched);
     }
-    // Its renewal finds neither row its own any more.
-    assert!(a.renew_leases_of(&ids).await.unwrap().is_empty());
+    // Its renewal finds both rows lost.
+    let mut renewal = a.renew_leases_of(&ids).await.unwrap();
+    renewal.lost.sort();
+    assert!(renewal.renewed.is_empty(), "{renewal:?}");
+    assert_eq!(renewal.lost, ids);
 
     // The new owner writes as usual.
     let results = b.write_batch(&[started(ids[0], 8)]).await.unwrap();
@@ -259,7 +262,8 @@ async fn a_lease_nobody_took_over_is_renewed_and_a_row_given_up_is_taken_back() 
     db.sql("UPDATE recordings SET lease_until = now() - interval '1 second' WHERE owner = 'a'")
         .await;
     // Renewing what it still tracks: nobody else can have written it.
-    assert_eq!(a.renew_leases_of(&ids[..1]).await.unwrap(), ids[..1]);
+    let renewal = a.renew_leases_of(&ids[..1]).await.unwrap();
+    assert_eq!((renewal.renewed, renewal.lost), (ids[..1].to_vec(), vec![]));
     let results = a.write_batch(&[started(ids[0], 3)]).await.unwrap();
     assert!(matches!(results[0], Ok(true)), "{results:?}");
     // A row it no longer tracks (say it gave it up when it could not renew
@@ -271,4 +275,7 @@ async fn a_lease_nobody_took_over_is_renewed_and_a_row_given_up_is_taken_back() 
     assert_eq!(back[0].previous_owner.as_deref(), Some("a"));
     let results = a.write_batch(&[failed(ids[1])]).await.unwrap();
     assert!(matches!(results[0], Ok(true)), "{results:?}");
+    // A final row is neither renewed nor lost: it is done.
+    let renewal = a.renew_leases_of(&ids[1..]).await.unwrap();
+    assert_eq!(renewal, Default::default());
 }
