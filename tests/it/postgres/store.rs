@@ -165,6 +165,13 @@ fn failed(id: RecordingId) -> RowWrite {
     }
 }
 
+/// Two segments, claimed by `store`'s instance.
+async fn claim_two(store: &Store) -> Vec<RecordingId> {
+    let burst = [segment("u1", at(9, 0, 0)), segment("u2", at(9, 0, 0))];
+    let ids = store.claim_many(&burst).await.unwrap();
+    ids.into_iter().map(Option::unwrap).collect()
+}
+
 /// `(state, contact id, audit rows)` of row `id`.
 async fn as_stored(store: &Store, id: RecordingId) -> (RecordingState, Option<i64>, usize) {
     let row = store.recording(id).await.unwrap().unwrap();
@@ -177,13 +184,7 @@ async fn a_write_by_an_instance_that_lost_its_rows_changes_nothing_and_is_report
     let Some(db) = pg().await else { return };
     let a = instance(&db, "a", 60_000).await;
     let b = instance(&db, "b", 60_000).await;
-    let ids: Vec<RecordingId> = a
-        .claim_many(&[segment("u1", at(9, 0, 0)), segment("u2", at(9, 0, 0))])
-        .await
-        .unwrap()
-        .into_iter()
-        .map(Option::unwrap)
-        .collect();
+    let ids = claim_two(&a).await;
     let untouched = (RecordingState::Pending, None, 0);
 
     // Another instance may not write a row it does not own.
@@ -252,13 +253,7 @@ async fn a_write_by_an_instance_that_lost_its_rows_changes_nothing_and_is_report
 async fn a_lease_nobody_took_over_is_renewed_and_a_row_given_up_is_taken_back() {
     let Some(db) = pg().await else { return };
     let a = instance(&db, "a", 60_000).await;
-    let ids: Vec<RecordingId> = a
-        .claim_many(&[segment("u1", at(9, 0, 0)), segment("u2", at(9, 0, 0))])
-        .await
-        .unwrap()
-        .into_iter()
-        .map(Option::unwrap)
-        .collect();
+    let ids = claim_two(&a).await;
     db.sql("UPDATE recordings SET lease_until = now() - interval '1 second' WHERE owner = 'a'")
         .await;
     // Renewing what it still tracks: nobody else can have written it.
