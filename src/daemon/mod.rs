@@ -52,8 +52,12 @@
 //! pending start is sent again (the vendor never makes a second recording
 //! for a user, it answers with the running one's contact id), a live
 //! recording is tracked and ended or stopped on time. A clean shutdown
-//! releases its leases so the others take over at once. On SQLite there is
-//! one instance per file and no lease.
+//! releases its leases so the others take over at once. An instance that
+//! stalled past its lease and woke to find a row taken over sends nothing
+//! more for it: its writes to the row are fenced by the store, each
+//! request first checks the lease it has left (`jobs`), and housekeeping's
+//! renewal drops what it lost (`open_rows`). On SQLite there is one
+//! instance per file and no lease.
 
 mod activity;
 mod decide;
