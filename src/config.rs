@@ -23,6 +23,7 @@ pub struct Config {
     pub schedule: crate::daemon::Settings,
     pub retry: crate::retry::RetryPolicy,
     pub metrics: crate::metrics::Settings,
+    pub directory: crate::cxone::directory::Settings,
 }
 
 /// Why the configuration could not be loaded.
@@ -112,6 +113,7 @@ impl Config {
         self.cxone.check_ranges(&mut check);
         self.schedule.check_ranges(&mut check);
         self.retry.check_ranges(&mut check);
+        self.directory.check_ranges(&mut check);
         check
     }
 }

@@ -27,8 +27,9 @@
 //!   table's queries and row decoders are written once (`store/tables/`),
 //!   generic over a backend; each backend states only where it differs
 //!   (`store/dialect.rs`); migrations per backend; `StoreError`.
-//! - [`cxone`]: the vendor client: tokens, start, stop, outcome
-//!   classification; `CxoneError`.
+//! - [`cxone`]: the vendor client: tokens (password, access-key or
+//!   bearer), endpoint discovery from the issuer, team members from the
+//!   directory, start, stop, outcome classification; `CxoneError`.
 //! - [`simulator`]: an axum stand-in for the vendor API, faithful to
 //!   `API.md`, with fault injection. Shares no types with `cxone`, so a
 //!   misreading of the API cannot end up on both sides of a test.
@@ -41,6 +42,8 @@
 //! - [`config`]: layers defaults, the TOML file and `RECSCHED_*` variables.
 //! - [`metrics`]: Prometheus registry and the `/metrics` + `/healthz`
 //!   listener.
+//! - [`report`]: the coverage report's arithmetic (planned, recorded,
+//!   excluded seconds and gaps per user, day or policy); pure.
 //! - [`cli`]: clap commands, one module each.
 //! - [`telemetry`]: the tracing subscriber.
 //!
@@ -56,6 +59,7 @@ pub mod metrics;
 pub mod planner;
 pub mod policy;
 pub mod recording;
+pub mod report;
 pub mod retry;
 pub mod secret;
 pub mod simulator;

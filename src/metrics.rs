@@ -66,13 +66,20 @@ pub struct OperationLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TableLabel {
-    /// `policies`, `policy_users` or `recordings`.
+    /// One of [`ROW_TABLES`].
     pub table: &'static str,
 }
 
 /// The tables whose bad rows [`Metrics::invalid_rows`] counts; each is
 /// exported from the start (at 0), so an alert can be written on it.
-pub const ROW_TABLES: [&str; 3] = ["policies", "policy_users", "recordings"];
+pub const ROW_TABLES: [&str; 6] = [
+    "policies",
+    "policy_users",
+    "policy_teams",
+    "team_members",
+    "recordings",
+    "exclusions",
+];
 
 /// Outcomes of a token renewal ([`Metrics::token_renewed`]).
 const TOKEN_RENEWED: &str = "renewed";
@@ -84,6 +91,14 @@ const RELOAD_FAILED: &str = "failed";
 
 /// A counter of seconds, fractional.
 pub type SecondsCounter = Counter<f64, AtomicU64>;
+
+/// A CXone team id. Teams are named by operators in `policy_teams` and
+/// are few, so the label set stays small; a team no policy names any
+/// more is removed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TeamLabel {
+    pub team: String,
+}
 
 /// Every metric recsched exports.
 pub struct Metrics {
@@ -128,6 +143,10 @@ pub struct Metrics {
     pub healthy: Gauge,
     /// When each running recording's start was answered.
     answered: Answered,
+    /// Per team: seconds since its membership was last read whole.
+    pub team_membership_age_seconds: Family<TeamLabel, Gauge<f64, AtomicU64>>,
+    /// Per team: members as last read.
+    pub team_members: Family<TeamLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -260,8 +279,22 @@ impl Metrics {
             "1 while /healthz answers ok, else 0",
             healthy.clone(),
         );
+        let team_membership_age_seconds = Family::<TeamLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "team_membership_age_seconds",
+            "Seconds since each team's members were last read from the directory",
+            team_membership_age_seconds.clone(),
+        );
+        let team_members = Family::<TeamLabel, Gauge>::default();
+        registry.register(
+            "team_members",
+            "Members of each team as last read from the directory",
+            team_members.clone(),
+        );
         Self {
             registry,
+            team_membership_age_seconds,
+            team_members,
             starts,
             ends,
             retries,

@@ -7,7 +7,8 @@
 //! ([`policy::problems`]), so "check is clean" means "the daemon will skip
 //! nothing". It reports every problem of every row, not only the first:
 //! policies that do not validate, and rows of any table that do not read
-//! back at all ([`BadRow`], by table, id and column). It never writes.
+//! back at all ([`BadRow`], by table, id and column), and `exclusions`
+//! rows that do not read back or parse. It never writes.
 //!
 //! [`Store::read_policies`]: crate::store::Store::read_policies
 //! [`Store::occupied_since`]: crate::store::Store::occupied_since
@@ -29,13 +30,20 @@ pub struct CheckArgs {
     /// Print the problems as one JSON array (empty when all is well).
     #[arg(long)]
     pub json: bool,
+
+    /// Also reach CXone: discover the endpoints (with cxone.issuer set and
+    /// cxone.api_base empty) and ask for one token; print what was found,
+    /// secrets left out. Sends no recording request. Exit 1 if it fails.
+    #[arg(long)]
+    pub online: bool,
 }
 
 /// One problem, for `--json`.
 #[derive(Debug, Serialize)]
 struct ProblemJson {
-    /// `config`, `policy` (a policy row that does not validate) or `row`
-    /// (a row of any table that does not read back).
+    /// `config`, `policy` (a policy row that does not validate), `row`
+    /// (a row of any table that does not read back) or `online`
+    /// (`--online` failed).
     source: &'static str,
     /// The table and the row: `id` is a value of the `key` column (`id`;
     /// for `policy_users`, `rowid` on SQLite, `policy_id` on PostgreSQL).
@@ -124,13 +132,25 @@ pub async fn run(args: CheckArgs, config_file: Option<&Path>) -> anyhow::Result<
     // open ones it adopts at start (every column).
     let occupied = store.occupied_since(SystemClock.now()).await?;
     let open = store.open_rows().await?;
+    let exclusions = store.read_exclusions().await?;
     store.close().await;
     let rows = read.rows;
     let mut bad = read.bad;
+    // Exclusion rows: those that do not read back, then those the
+    // daemon's parser refuses; each is skipped (not applied).
+    let exclusions = exclusions.rows_and_bad(&mut bad);
+    let (_, refused) = crate::policy::exclusion::load_exclusions(&exclusions);
+    bad.extend(refused.iter().map(BadRow::from_exclusion));
     let mut recordings: Vec<BadRow> = occupied.bad.into_iter().chain(open.bad).collect();
     recordings.sort_by_key(|b| (b.id, b.column));
     recordings.dedup_by_key(|b| (b.id, b.column));
     bad.extend(recordings);
+
+    let online = if args.online {
+        Some(super::online::run(&config).await)
+    } else {
+        None
+    };
 
     let mut problems = Vec::new();
     let mut bad_policies = 0;
@@ -140,12 +160,25 @@ pub async fn run(args: CheckArgs, config_file: Option<&Path>) -> anyhow::Result<
         problems.extend(found);
     }
 
+    let online_failed = matches!(online, Some(Err(_)));
     if args.json {
-        let list: Vec<ProblemJson> = problems
+        let mut list: Vec<ProblemJson> = problems
             .iter()
             .map(ProblemJson::from)
             .chain(bad.iter().map(ProblemJson::from))
             .collect();
+        if let Some(Err((_, e))) = &online {
+            list.push(ProblemJson {
+                source: "online",
+                table: None,
+                key: None,
+                id: None,
+                column: None,
+                policy_id: None,
+                policy: None,
+                message: format!("online: {e}"),
+            });
+        }
         print_json(&list)?;
     } else {
         let mut text = String::new();
@@ -200,9 +233,27 @@ pub async fn run(args: CheckArgs, config_file: Option<&Path>) -> anyhow::Result<
                 plural(bad.len(), "the row", "the rows"),
             ));
         }
+        // Informational: a dry config without credentials still checks.
+        text.push_str(&crate::cxone::AuthPlan::of(&config.cxone).describe());
+        text.push('\n');
+        match &online {
+            Some(Ok(lines)) => {
+                for line in lines {
+                    text.push_str(&format!("{line}\n"));
+                }
+                text.push_str("online: ok\n");
+            }
+            Some(Err((lines, e))) => {
+                for line in lines {
+                    text.push_str(&format!("{line}\n"));
+                }
+                text.push_str(&format!("online: FAILED: {e}\n"));
+            }
+            None => {}
+        }
         print_text(&text)?;
     }
-    Ok(if problems.is_empty() && bad.is_empty() {
+    Ok(if problems.is_empty() && bad.is_empty() && !online_failed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

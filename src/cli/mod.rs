@@ -5,15 +5,19 @@
 pub mod check;
 pub mod completions;
 pub mod demo;
+pub mod exclusions;
 pub mod manpages;
 pub mod migrate;
 pub mod next;
+mod online;
 pub mod output;
 pub mod policy;
 pub mod recordings;
+pub mod report;
 pub mod run;
 pub mod simulate;
 pub mod status;
+pub mod teams;
 
 use crate::config::{self, Config};
 use crate::store::{Store, StoreError};
@@ -93,7 +97,7 @@ pub enum Command {
     /// the new file belongs to whoever creates it. Safe to run again. The
     /// other commands never create the database; they ask for this one.
     Migrate(migrate::MigrateArgs),
-    /// Validate the config and every policy row; exit 1 if anything is wrong.
+    /// Validate the config and every policy and exclusion row; exit 1 if anything is wrong.
     ///
     /// Prints one line per problem naming the policy, the column and what is
     /// wrong, as the daemon logs it when it skips the row; disabled policies
@@ -103,6 +107,9 @@ pub enum Command {
     /// List, show, add, change and remove recording policies.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// List, add, remove and import exclusions: holidays, shutdowns and leave that no policy records.
+    #[command(subcommand)]
+    Exclusions(exclusions::ExclusionsCommand),
     /// List recording rows (one per vendor recording), newest first.
     ///
     /// Each row is one segment: who, which policy, the segment's start and
@@ -110,12 +117,24 @@ pub enum Command {
     /// start requests were sent, how late a caught-up start was (LATE_S),
     /// and the last error. Every filter narrows the list.
     Recordings(recordings::RecordingsArgs),
+    /// Planned against recorded seconds per user, day or policy, with excluded seconds and every gap's reason.
+    ///
+    /// Planned time comes from the recordings rows (missed and failed ones
+    /// included); recorded time runs from the vendor's answer to the start
+    /// until the recording ended; excluded time is what exclusions cut
+    /// from the policies' windows. Each gap says why: failed (the last
+    /// error), missed (recsched was not running), late (seconds late) or
+    /// pending. Example: recsched report --from 2026-03-01 --to 2026-03-31
+    /// --by day --tz Europe/Amsterdam --csv
+    Report(report::ReportArgs),
     /// Show the coming windows of a policy, or of a cron expression to try out.
     ///
     /// Start and end in UTC and on the policy zone's clock (with its offset),
     /// computed by the daemon's own planner: a start time skipped by a
     /// daylight-saving gap opens at the first instant after the gap, and a
-    /// fixed time repeated by the fall-back hour opens once. Example:
+    /// fixed time repeated by the fall-back hour opens once. For a policy,
+    /// each window excluded in whole or in part (a holiday, leave) shows
+    /// which exclusion cuts it and why (column EXCLUDED). Example:
     /// recsched next --cron "30 2 * * *" --tz Europe/Amsterdam --window 3600
     #[command(override_usage = "recsched next [OPTIONS] <POLICY>\n       \
                                 recsched next [OPTIONS] --cron <EXPR> --window <SECS> [--tz <ZONE>]")]
@@ -135,6 +154,14 @@ pub enum Command {
     /// state. On a systemd host run it as root or as the service user:
     /// sudo -u recsched recsched status
     Status(status::StatusArgs),
+    /// List the CXone teams that policies name, their members and the age of that data.
+    ///
+    /// Read from the database alone (opened read-only): for each team, the
+    /// policies naming it, the members the directory last listed (the daemon
+    /// reads them every directory.refresh_seconds), when that was, and the
+    /// last failed read if any (the members are then kept: coverage never
+    /// shrinks because the directory is down).
+    Teams(teams::TeamsArgs),
     /// Print the tab-completion script for bash, zsh or fish.
     ///
     /// The Debian package installs all three where the shells look for
@@ -163,8 +190,11 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(command) => policy::run(command, &load_config(config_file)?).await,
         // `next --cron` needs neither the config nor the database.
         Command::Next(args) => next::run(args, config_file).await,
+        Command::Exclusions(command) => exclusions::run(command, &load_config(config_file)?).await,
+        Command::Report(args) => report::run(args, &load_config(config_file)?).await,
         Command::Recordings(args) => recordings::run(args, &load_config(config_file)?).await,
         Command::Status(args) => status::run(args, &load_config(config_file)?).await,
+        Command::Teams(args) => teams::run(args, &load_config(config_file)?).await,
         // The simulator stands in for the vendor and reads none of our config.
         // Both describe the command line itself: no config, no database.
         Command::Completions(args) => completions::run(args),

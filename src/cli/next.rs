@@ -4,8 +4,10 @@
 //!
 //! The instants come from the planner's [`window_starts`], the function
 //! the daemon plans with, so what `next` prints is what the daemon does,
-//! gap and fold included. This module only parses the flags, reads the
-//! clock once (for the default `--from`) and prints.
+//! gap and fold included. Given a POLICY, each window also lists the
+//! exclusions that cut it, with their reasons (`excluded`). This module
+//! only parses the flags, reads the clock once (for the default
+//! `--from`) and prints.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -16,6 +18,10 @@ use serde::Serialize;
 use crate::clock::{Clock, SystemClock};
 use crate::planner::window_starts;
 use crate::policy::{self, parse_timezone, Policy, WindowLength, ZonedCron};
+
+mod excluded;
+
+pub use excluded::{mark, ExcludedView};
 
 use super::output::{human_secs, one_line, print_json, print_text, utc, Table};
 use super::{instant, open_for_reading};
@@ -77,6 +83,8 @@ pub struct WindowView {
     pub start_abbreviation: String,
     pub end_abbreviation: String,
     pub timezone: &'static str,
+    /// The policy's exclusions over this window (empty without a policy).
+    pub excluded: Vec<ExcludedView>,
 }
 
 /// The first `count` windows of `cron` opening at or after `from` (fewer
@@ -109,34 +117,50 @@ pub fn upcoming(
                 start_abbreviation,
                 end_abbreviation,
                 timezone: tz.name(),
+                excluded: Vec::new(),
             }
         })
         .collect()
 }
 
-/// The windows as a text table.
+/// The windows as a text table; with an EXCLUDED column when an
+/// exclusion cuts any of them.
 pub fn table(windows: &[WindowView]) -> String {
-    let mut table = Table::new(&["START (UTC)", "END (UTC)", "START (LOCAL)", "END (LOCAL)"]);
+    let header = [
+        "START (UTC)",
+        "END (UTC)",
+        "START (LOCAL)",
+        "END (LOCAL)",
+        "EXCLUDED",
+    ];
+    let cut = windows.iter().any(|w| !w.excluded.is_empty());
+    let mut table = Table::new(&header[..if cut { 5 } else { 4 }]);
     for w in windows {
-        table.row(vec![
+        let mut row = vec![
             w.start.clone(),
             w.end.clone(),
             format!("{} {}", w.start_local, w.start_abbreviation),
             format!("{} {}", w.end_local, w.end_abbreviation),
-        ]);
+        ];
+        if cut {
+            let why: Vec<String> = w.excluded.iter().map(ExcludedView::text).collect();
+            row.push(why.join("; "));
+        }
+        table.row(row);
     }
     table.render()
 }
 
 pub async fn run(args: NextArgs, config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
     let from = args.from.unwrap_or_else(|| SystemClock.now());
-    let (title, cron, window) = match (&args.policy, &args.cron) {
+    let (title, cron, window, policy) = match (&args.policy, &args.cron) {
         (Some(name), _) => {
             let config = super::load_config(config_file)?;
             let store = open_for_reading(&config).await?;
             let row = super::policy::find(&store, name).await?;
+            let exclusions = store.read_exclusions().await?;
             store.close().await;
-            let policy = Policy::from_row(&row).map_err(|_| {
+            let mut policy = Policy::from_row(&row).map_err(|_| {
                 let problems: Vec<String> = policy::problems(&row)
                     .iter()
                     .map(|e| format!("\n  {}", e.problem))
@@ -147,6 +171,10 @@ pub async fn run(args: NextArgs, config_file: Option<&Path>) -> anyhow::Result<E
                     problems.concat()
                 )
             })?;
+            // The exclusions the daemon applies (a bad row is skipped,
+            // as `check` reports).
+            let (exclusions, _) = policy::exclusion::load_exclusions(&exclusions.rows);
+            policy::exclusion::attach(std::slice::from_mut(&mut policy), &exclusions);
             if !policy.enabled {
                 eprintln!(
                     "note: policy `{}` is disabled: these windows open only once it is enabled",
@@ -161,7 +189,7 @@ pub async fn run(args: NextArgs, config_file: Option<&Path>) -> anyhow::Result<E
                 policy.window.as_secs(),
                 human_secs(i64::from(policy.window.as_secs())),
             );
-            (title, policy.cron, policy.window)
+            (title, policy.cron.clone(), policy.window, Some(policy))
         }
         (None, Some(expression)) => {
             let (cron, window) =
@@ -173,13 +201,16 @@ pub async fn run(args: NextArgs, config_file: Option<&Path>) -> anyhow::Result<E
                 window.as_secs(),
                 human_secs(i64::from(window.as_secs())),
             );
-            (title, cron, window)
+            (title, cron, window, None)
         }
         // clap requires one of the two.
         (None, None) => anyhow::bail!("give a POLICY, or --cron and --window"),
     };
 
-    let windows = upcoming(&cron, window, from, args.count as usize);
+    let mut windows = upcoming(&cron, window, from, args.count as usize);
+    if let Some(policy) = &policy {
+        mark(&mut windows, policy);
+    }
     if args.json {
         print_json(&windows)?;
     } else {

@@ -153,6 +153,7 @@ async fn add(args: AddArgs, config: &Config) -> anyhow::Result<()> {
         window_seconds: args.window,
         end_mode: args.end_mode,
         users: args.users,
+        teams: Vec::new(),
     };
     // The daemon's own parser: what it would skip is never written.
     if Policy::from_row(&row).is_err() {
@@ -216,6 +217,7 @@ fn flag(column: Column) -> &'static str {
         Column::WindowSeconds => "--window",
         Column::EndMode => "--end-mode",
         Column::Users => "--user",
+        Column::Teams => "the policy_teams rows",
     }
 }
 

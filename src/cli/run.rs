@@ -35,14 +35,31 @@ pub async fn run(config_file: Option<&Path>, _args: RunArgs) -> anyhow::Result<E
         notifier: Notifier::from_env(),
         ..Hooks::default()
     };
-    let client = client
-        .with_shutdown(cancel.clone())
-        .on_token_renewal(token_counter(hooks.metrics.clone()));
+    let client = Arc::new(
+        client
+            .with_shutdown(cancel.clone())
+            .on_token_renewal(token_counter(hooks.metrics.clone())),
+    );
     spawn_signal_handlers(cancel.clone(), hooks.reload.clone())?;
     serve_metrics(&cfg.metrics, &hooks, clock.clone(), cancel.clone()).await?;
+    daemon::endpoints::start(client.clone(), store.clone(), cancel.clone()).await;
+    tracing::info!(
+        auth = %client.auth_mode(),
+        token_endpoint = client.token_endpoint().map(|u| u.to_string()).unwrap_or_default(),
+        "CXone client ready"
+    );
+    daemon::directory::Refresher {
+        client: client.clone(),
+        store: store.clone(),
+        settings: cfg.directory.clone(),
+        retry: cfg.retry,
+        clock: clock.clone(),
+        metrics: hooks.metrics.clone(),
+    }
+    .spawn(cancel.clone());
     let ctx = Context {
         store,
-        client: Arc::new(client),
+        client,
         clock,
         schedule: cfg.schedule,
         retry: cfg.retry,

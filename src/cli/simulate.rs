@@ -105,6 +105,34 @@ pub struct SimulateArgs {
         default_value = "sim-key-secret"
     )]
     pub access_key_secret: String,
+
+    /// The tenant id carried in every access token's `tenantId` claim (what
+    /// discovery reads) and expected by /.well-known/cxone-configuration.
+    #[arg(long, default_value = "11111111-2222-4333-8444-555555555555")]
+    pub tenant_id: String,
+
+    /// Seed a directory team for the user search: TEAM=USER,USER,...
+    /// (repeat for more teams). Change it while running with
+    /// PUT or DELETE /_sim/teams/TEAM/USER.
+    #[arg(long = "team", value_name = "TEAM=USERS", value_parser = team)]
+    pub teams: Vec<(String, Vec<String>)>,
+}
+
+/// `TEAM=USER,USER`.
+fn team(raw: &str) -> Result<(String, Vec<String>), String> {
+    let (team, users) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("`{raw}` is not TEAM=USER,USER"))?;
+    if team.trim().is_empty() {
+        return Err(format!("`{raw}` names no team"));
+    }
+    let users = users
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Ok((team.trim().to_owned(), users))
 }
 
 /// A probability: a number from 0.0 to 1.0.
@@ -128,6 +156,8 @@ impl SimulateArgs {
             access_key_id: self.access_key_id.clone(),
             access_key_secret: self.access_key_secret.clone(),
             token_ttl_secs: self.token_ttl,
+            tenant_id: self.tenant_id.clone(),
+            teams: self.teams.iter().cloned().collect(),
             faults: Faults {
                 rate_425: self.rate_425,
                 rate_500: self.rate_500,
@@ -199,6 +229,25 @@ mod tests {
     fn parse(argv: &[&str]) -> Result<SimulateArgs, clap::Error> {
         Cli::try_parse_from(std::iter::once("simulate").chain(argv.iter().copied()))
             .map(|cli| cli.args)
+    }
+
+    #[test]
+    fn teams_and_the_tenant_are_seeded_from_flags() {
+        let args = parse(&[
+            "--team",
+            "back-office=a, b,c",
+            "--team",
+            "night=d",
+            "--tenant-id",
+            "t-9",
+        ])
+        .unwrap();
+        let config = args.config();
+        assert_eq!(config.teams["back-office"], ["a", "b", "c"]);
+        assert_eq!(config.teams["night"], ["d"]);
+        assert_eq!(config.tenant_id, "t-9");
+        assert!(parse(&["--team", "no-equals"]).is_err());
+        assert!(parse(&["--team", "=a"]).is_err());
     }
 
     #[test]

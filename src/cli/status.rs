@@ -575,21 +575,39 @@ pub async fn run(args: StatusArgs, config: &Config) -> anyhow::Result<ExitCode> 
         })
         .await?;
     let policies = store.read_policies().await?;
+    // Exclusions the daemon skips: rows that do not read back or parse.
+    let mut skipped = Vec::new();
+    let exclusions = store.read_exclusions().await?.rows_and_bad(&mut skipped);
+    let (_, refused) = crate::policy::exclusion::load_exclusions(&exclusions);
+    skipped.extend(refused.iter().map(crate::store::BadRow::from_exclusion));
     let snapshot = Snapshot {
         database: config.database.path.display().to_string(),
         heartbeat,
         open: open.rows,
         recent: recent.rows,
         policies: policies.rows,
-        bad_rows: [open.bad, recent.bad, policies.bad].concat(),
+        bad_rows: [open.bad, recent.bad, policies.bad, skipped].concat(),
     };
+    let teams = super::teams::overview(&store, now, config.directory.refresh(), false)
+        .await?
+        .rows;
     store.close().await;
 
     let status = Status::build(now, snapshot, args.limit as usize);
     if args.json {
-        print_json(&status)?;
+        /// `status --json` with the teams' membership ages beside it.
+        #[derive(serde::Serialize)]
+        struct WithTeams<'a> {
+            #[serde(flatten)]
+            status: &'a Status,
+            teams: &'a [super::teams::TeamView],
+        }
+        print_json(&WithTeams {
+            status: &status,
+            teams: &teams,
+        })?;
     } else {
-        print_text(&status.text())?;
+        print_text(&(status.text() + &super::teams::status_text(&teams)))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -662,6 +680,7 @@ mod tests {
             window_seconds: 3600,
             end_mode: "expire".into(),
             users: vec!["u1".into(), "u2".into()],
+            teams: Vec::new(),
         }
     }
 

@@ -1,5 +1,5 @@
-//! Bearer tokens for the API: a static token from config, or CXone's OAuth2
-//! password grant with refresh.
+//! Bearer tokens for the API: a static token from config, CXone's OAuth2
+//! password grant with refresh, or the access-key token endpoint.
 //!
 //! The cache sits behind one async mutex held across the renewal request,
 //! so when many requests find the token stale at once, exactly one renews
@@ -7,12 +7,18 @@
 //! Secrets only leave this module on the wire; errors carry the status,
 //! never a credential or a token. A token's lifetime comes from
 //! [`token_answer`], clamped, and it is renewed half-way through its life
-//! at the latest. Whoever watches (the daemon's metrics) hears of each
-//! renewal's outcome through a [`RenewalObserver`], so this module knows
-//! nothing of them.
+//! at the latest. An access-key token is renewed the same way, by posting
+//! the access key again: its endpoint has no refresh grant without an
+//! OAuth client, so a `refresh_token` in its answer is not used. Whoever
+//! watches (the daemon's metrics) hears of each renewal's outcome through
+//! a [`RenewalObserver`], so this module knows nothing of them.
+//!
+//! The endpoint is held apart from the credentials because discovery may
+//! find it, or move it, while the daemon runs ([`TokenSource::set_endpoint`]).
 
 use super::body::read_capped;
 use super::classify::redirect_target;
+use super::credentials::Credentials;
 use super::error::CxoneError;
 use super::token_answer;
 use crate::clock::Clock;
@@ -21,21 +27,6 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Resolved credentials (secrets already read from config or files).
-#[derive(Debug, Clone)]
-pub enum Credentials {
-    /// A token the operator manages; never renewed.
-    Static(Secret),
-    /// CXone's OAuth2 password grant.
-    Password {
-        token_url: reqwest::Url,
-        client_id: String,
-        client_secret: Secret,
-        access_key_id: String,
-        access_key_secret: Secret,
-    },
-}
 
 /// How one token renewal went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +53,10 @@ struct Cached {
 pub struct TokenSource {
     http: reqwest::Client,
     credentials: Credentials,
+    /// Where tokens are asked for, and the setting that names it (for
+    /// errors); `None` until discovery has found it. A std lock: it is
+    /// only ever held to copy the URL.
+    endpoint: std::sync::RwLock<Option<(reqwest::Url, &'static str)>>,
     /// The configured margin (`cxone.token_renew_margin_seconds`); each
     /// token's own margin is at most half its lifetime.
     margin: Duration,
@@ -74,15 +69,19 @@ pub struct TokenSource {
 }
 
 impl TokenSource {
+    /// A token source posting to `endpoint` (named by `setting` in
+    /// errors); `None` for a static token or until discovery sets it.
     pub fn new(
         http: reqwest::Client,
         credentials: Credentials,
+        endpoint: Option<(reqwest::Url, &'static str)>,
         margin: Duration,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             http,
             credentials,
+            endpoint: std::sync::RwLock::new(endpoint),
             margin,
             clock,
             cache: tokio::sync::Mutex::new(None),
@@ -93,6 +92,26 @@ impl TokenSource {
     /// From now on, `observer` hears of every renewal's outcome.
     pub fn observe(&mut self, observer: RenewalObserver) {
         self.observer = Some(observer);
+    }
+
+    /// The mode these credentials use.
+    pub fn mode(&self) -> super::AuthMode {
+        self.credentials.mode()
+    }
+
+    /// The token endpoint in use, if known.
+    pub fn endpoint(&self) -> Option<reqwest::Url> {
+        self.endpoint
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(url, _)| url.clone())
+    }
+
+    /// Points token requests at `url` from now on (discovery found it);
+    /// a cached token stays valid.
+    pub fn set_endpoint(&self, url: reqwest::Url, setting: &'static str) {
+        *self.endpoint.write().unwrap_or_else(|e| e.into_inner()) = Some((url, setting));
     }
 
     /// A token that is not yet due for renewal.
@@ -129,10 +148,10 @@ impl TokenSource {
                 Ok(t) => Ok(t),
                 Err(e) => {
                     tracing::info!(error = %e, "token refresh failed; asking for a new token with the access key");
-                    self.grant(Grant::Password).await
+                    self.grant(Grant::New).await
                 }
             },
-            None => self.grant(Grant::Password).await,
+            None => self.grant(Grant::New).await,
         }
     }
 
@@ -149,36 +168,69 @@ impl TokenSource {
     }
 
     async fn grant(&self, grant: Grant<'_>) -> Result<Cached, CxoneError> {
-        let Credentials::Password {
-            token_url,
-            client_id,
-            client_secret,
-            access_key_id,
-            access_key_secret,
-        } = &self.credentials
+        let Some((token_url, setting)) = self
+            .endpoint
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
         else {
-            return Err(CxoneError::Config("static token cannot be renewed".into()));
+            return Err(CxoneError::Token {
+                message: "the token endpoint is not known yet (discovery has not succeeded)".into(),
+                retryable: true,
+            });
         };
-        let form: Vec<(&str, &str)> = match grant {
-            Grant::Password => vec![
-                ("grant_type", "password"),
-                ("username", access_key_id),
-                ("password", access_key_secret.expose()),
-            ],
-            Grant::Refresh(r) => vec![
-                ("grant_type", "refresh_token"),
-                ("refresh_token", r.expose()),
-            ],
+        let request = self.http.post(token_url.clone());
+        let (request, kind, hint) = match (&self.credentials, grant) {
+            (Credentials::Static(_), _) => {
+                return Err(CxoneError::Config("static token cannot be renewed".into()))
+            }
+            (
+                Credentials::Password {
+                    client_id,
+                    client_secret,
+                    access_key_id,
+                    access_key_secret,
+                },
+                grant,
+            ) => {
+                let form: Vec<(&str, &str)> = match grant {
+                    Grant::New => vec![
+                        ("grant_type", "password"),
+                        ("username", access_key_id),
+                        ("password", access_key_secret.expose()),
+                    ],
+                    Grant::Refresh(r) => vec![
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", r.expose()),
+                    ],
+                };
+                let basic = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{client_id}:{}", client_secret.expose()));
+                (
+                    request
+                        .header(reqwest::header::AUTHORIZATION, format!("Basic {basic}"))
+                        .form(&form),
+                    grant.name(),
+                    "cxone.client_id, cxone.client_secret, cxone.access_key_id and cxone.access_key_secret",
+                )
+            }
+            (
+                Credentials::AccessKey {
+                    access_key_id,
+                    access_key_secret,
+                },
+                _,
+            ) => (
+                request.json(&serde_json::json!({
+                    "accessKeyId": access_key_id,
+                    "accessKeySecret": access_key_secret.expose(),
+                })),
+                "access-key",
+                "cxone.access_key_id and cxone.access_key_secret",
+            ),
         };
-        let basic = base64::engine::general_purpose::STANDARD
-            .encode(format!("{client_id}:{}", client_secret.expose()));
-        let kind = grant.name();
-        let response = self
-            .http
-            .post(token_url.clone())
-            .header(reqwest::header::AUTHORIZATION, format!("Basic {basic}"))
+        let response = request
             .header(reqwest::header::ACCEPT, "application/json")
-            .form(&form)
             .send()
             .await
             .map_err(|e| CxoneError::Token {
@@ -195,7 +247,7 @@ impl TokenSource {
             let redirected = CxoneError::Redirected {
                 status,
                 to: redirect_target(response.headers()),
-                setting: "cxone.token_url",
+                setting,
             };
             return Err(CxoneError::Token {
                 message: format!("{kind} grant at {token_url}: {redirected}"),
@@ -205,9 +257,9 @@ impl TokenSource {
         if !(200..300).contains(&status) {
             let retryable = !matches!(status, 400 | 401 | 403);
             let hint = if retryable {
-                ""
+                String::new()
             } else {
-                "; check cxone.client_id, cxone.client_secret, cxone.access_key_id and cxone.access_key_secret"
+                format!("; check {hint}")
             };
             return Err(CxoneError::Token {
                 message: format!("{kind} grant at {token_url} answered HTTP {status}{hint}"),
@@ -228,23 +280,30 @@ impl TokenSource {
         if let Some(note) = &answer.lifetime_note {
             tracing::warn!(%token_url, grant = kind, "token answer: {note}");
         }
+        // The access-key endpoint has no refresh grant of its own.
+        let refresh = match self.credentials {
+            Credentials::AccessKey { .. } => None,
+            _ => answer.refresh,
+        };
         Ok(Cached {
             renew_at: token_answer::renew_at(self.clock.now(), answer.lifetime, self.margin),
             access: answer.access,
-            refresh: answer.refresh,
+            refresh,
         })
     }
 }
 
+/// A new token from the credentials, or a refresh.
+#[derive(Clone, Copy)]
 enum Grant<'a> {
-    Password,
+    New,
     Refresh(&'a Secret),
 }
 
 impl Grant<'_> {
     fn name(&self) -> &'static str {
         match self {
-            Grant::Password => "password",
+            Grant::New => "password",
             Grant::Refresh(_) => "refresh_token",
         }
     }

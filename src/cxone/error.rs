@@ -69,6 +69,18 @@ pub enum CxoneError {
     },
     #[error("CXone client is misconfigured: {0}")]
     Config(String),
+    /// The directory answered something that is not a page of users, or
+    /// paging did not add up. Retried a few times, like a 500.
+    #[error("CXone directory: {0}")]
+    Directory(String),
+    /// Finding the endpoints from `cxone.issuer` failed.
+    #[error("CXone discovery failed: {message}")]
+    Discovery {
+        message: String,
+        /// `false` when only the operator can fix it (a redirect, a 4xx,
+        /// a token without a tenant id).
+        retryable: bool,
+    },
     /// Shutdown came while the request waited for its turn: it was never
     /// sent.
     #[error("not sent: shutting down")]
@@ -102,6 +114,17 @@ impl CxoneError {
                 server_error: false,
             },
             Self::Token { .. } => Action::Final,
+            Self::Discovery {
+                retryable: true, ..
+            } => Action::Retry {
+                retry_after: None,
+                server_error: false,
+            },
+            Self::Discovery { .. } => Action::Final,
+            Self::Directory(_) => Action::Retry {
+                retry_after: None,
+                server_error: true,
+            },
             Self::MalformedBody { .. }
             | Self::Redirected { .. }
             | Self::Config(_)

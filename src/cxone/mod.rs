@@ -18,22 +18,30 @@
 mod auth;
 pub mod body;
 mod classify;
+mod credentials;
+pub mod directory;
+pub mod discovery;
 pub mod endpoint;
 mod error;
+mod jwt;
 mod limit;
 pub mod retrying;
 mod settings;
 pub mod token_answer;
 
-pub use auth::{Credentials, Renewal, RenewalObserver};
+pub use auth::{Renewal, RenewalObserver};
 pub use classify::{
     classify, truncate_body, Answer, Operation, Started, Stopped, BODY_KEEP_BYTES,
     MAX_INTERACTION_ID_CHARS,
 };
+pub use credentials::{AuthMode, AuthPlan, Credentials};
+pub use discovery::Discovered;
 pub use error::{classify_status, Action, CxoneError};
 use limit::Limiter;
 pub use limit::Limits;
-pub use settings::{Settings, DEFAULT_PATH_PREFIX, DEFAULT_TOKEN_URL};
+pub use settings::{
+    Settings, ACCESS_KEY_PATH, DEFAULT_ISSUER, DEFAULT_PATH_PREFIX, DEFAULT_TOKEN_URL,
+};
 
 use crate::clock::Clock;
 use crate::recording::{ContactId, RecordingDuration, UserId};
@@ -90,8 +98,13 @@ impl Gate for Open {
 /// A typed client of the start/stop API. Cheap to share behind an `Arc`.
 pub struct Client {
     http: reqwest::Client,
-    start_url: reqwest::Url,
-    stop_url: reqwest::Url,
+    /// Where the calls go; `None` until discovery has found the API host.
+    /// A std lock: only ever held to clone the `Arc`.
+    endpoints: std::sync::RwLock<Option<Arc<Endpoints>>>,
+    /// `cxone.path_prefix`, for endpoints built after discovery.
+    path_prefix: String,
+    /// Set when the endpoints are discovered from `cxone.issuer`.
+    discovery: Option<discovery::Discovery>,
     user_param: String,
     duration_param: String,
     contact_param: String,
@@ -114,7 +127,8 @@ impl Client {
         limits: Limits,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, CxoneError> {
-        let credentials = resolve_credentials(settings, credentials_dir)?;
+        let credentials = credentials::resolve(settings, credentials_dir)?;
+        let token_endpoint = token_endpoint(settings, &credentials)?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("recsched/", env!("CARGO_PKG_VERSION")))
             .timeout(settings.request_timeout())
@@ -127,30 +141,50 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| CxoneError::Config(format!("cannot build the HTTP client: {e}")))?;
-        let base = settings.api_base.trim_end_matches('/');
-        if base.is_empty() {
-            return Err(CxoneError::Config(
-                "cxone.api_base is empty: set it to the CXone API base URL (RECSCHED_CXONE__API_BASE)".into(),
-            ));
-        }
-        let prefix = settings.path_prefix.trim_end_matches('/');
-        let url = |op: &str| {
-            let url = reqwest::Url::parse(&format!("{base}{prefix}/{op}")).map_err(|e| {
-                CxoneError::Config(format!(
-                    "cxone.api_base `{base}` with cxone.path_prefix `{prefix}` is not a URL: {e}"
+        let discovery = if settings.discovers() {
+            let issuer = parse_setting("cxone.issuer", settings.issuer.trim())?;
+            let tenant = match settings.tenant_id.trim() {
+                "" => None,
+                t if jwt::is_tenant(t) => Some(t.to_owned()),
+                _ => {
+                    return Err(CxoneError::Config(
+                        "cxone.tenant_id must be a plain id (printable, no spaces)".into(),
+                    ))
+                }
+            };
+            Some(discovery::Discovery::new(
+                issuer,
+                tenant,
+                token_endpoint.is_some() || credentials.mode() == AuthMode::Bearer,
+            ))
+        } else {
+            None
+        };
+        let endpoints = match settings.api_base.trim() {
+            "" if discovery.is_some() => None,
+            "" => {
+                return Err(CxoneError::Config(
+                    "cxone.api_base is empty: set it to the CXone API base URL \
+                     (RECSCHED_CXONE__API_BASE), or set cxone.issuer to discover it"
+                        .into(),
                 ))
-            })?;
-            endpoint::checked("cxone.api_base", url)
+            }
+            base => Some(Arc::new(Endpoints::new(
+                parse_setting("cxone.api_base", base)?,
+                &settings.path_prefix,
+            )?)),
         };
         Ok(Self {
-            start_url: url("start-screen-interaction-recording")?,
-            stop_url: url("stop-screen-interaction-recording")?,
+            endpoints: std::sync::RwLock::new(endpoints),
+            path_prefix: settings.path_prefix.clone(),
+            discovery,
             user_param: settings.user_param.clone(),
             duration_param: settings.duration_param.clone(),
             contact_param: settings.contact_param.clone(),
             tokens: TokenSource::new(
                 http.clone(),
                 credentials,
+                token_endpoint,
                 Duration::from_secs(settings.token_renew_margin_seconds),
                 clock.clone(),
             ),
@@ -160,6 +194,16 @@ impl Client {
             limiter: Limiter::new(limits),
             shutdown: tokio_util::sync::CancellationToken::new(),
         })
+    }
+
+    /// How this client gets its tokens.
+    pub fn auth_mode(&self) -> AuthMode {
+        self.tokens.mode()
+    }
+
+    /// Where this client asks for tokens (`None` for a static token).
+    pub fn token_endpoint(&self) -> Option<reqwest::Url> {
+        self.tokens.endpoint()
     }
 
     /// From the moment `shutdown` is cancelled, requests waiting for their
@@ -196,13 +240,7 @@ impl Client {
             (self.duration_param.as_str(), secs.as_str()),
         ];
         let attempt = self
-            .exchange(
-                Operation::Start,
-                &self.start_url,
-                &query,
-                Some(duration),
-                gate,
-            )
+            .exchange(Operation::Start, &query, Some(duration), gate)
             .await;
         attempt.map(|answer| match answer {
             Answer::Started(s) => Ok(s),
@@ -228,9 +266,7 @@ impl Client {
             (self.user_param.as_str(), user.as_str()),
             (self.contact_param.as_str(), contact.as_str()),
         ];
-        let attempt = self
-            .exchange(Operation::Stop, &self.stop_url, &query, None, gate)
-            .await;
+        let attempt = self.exchange(Operation::Stop, &query, None, gate).await;
         attempt.map(|answer| match answer {
             Answer::Stopped(s) => Ok(s),
             Answer::Started(_) => Err(CxoneError::Config("a stop was answered as a start".into())),
@@ -240,7 +276,6 @@ impl Client {
     async fn exchange(
         &self,
         operation: Operation,
-        url: &reqwest::Url,
         query: &[(&str, &str)],
         requested: Option<RecordingDuration>,
         gate: &dyn Gate,
@@ -257,6 +292,14 @@ impl Client {
             },
             result: Err(error),
             token: None,
+        };
+        let endpoints = match self.endpoints().await {
+            Ok(e) => e,
+            Err(e) => return unsent(e),
+        };
+        let url = match operation {
+            Operation::Start => &endpoints.start,
+            Operation::Stop => &endpoints.stop,
         };
         let token = match self.tokens.bearer().await {
             Ok(t) => t,
@@ -298,10 +341,18 @@ impl Client {
             Ok(r) => r,
             Err(e) => {
                 let err = self.transport_error(&e);
+                self.note_host(discovery::HostSign::Unreachable).await;
                 return finish(None, String::new(), Err(err), Some(token));
             }
         };
         let status = response.status().as_u16();
+        // A stop's 404 is "already ended", not a wrong host.
+        let sign = if status == 404 && operation == Operation::Start {
+            discovery::HostSign::NotFound
+        } else {
+            discovery::HostSign::Answered
+        };
+        self.note_host(sign).await;
         let headers = response.headers().clone();
         let body = match body::read_capped(response).await {
             Ok(b) => b,
@@ -345,96 +396,61 @@ pub(crate) fn describe_transport(e: &reqwest::Error) -> String {
     text
 }
 
-fn resolve_credentials(
+/// Where the credentials' tokens come from, checked: the key set for the
+/// mode (`cxone.token_url`, `cxone.access_key_url`); unset, `None` when
+/// discovery will find it, else the issuer's (or CXone's default one's).
+/// A static token has no endpoint.
+fn token_endpoint(
     settings: &Settings,
-    credentials_dir: Option<&Path>,
-) -> Result<Credentials, CxoneError> {
-    let bearer = secret_from(
-        "cxone.bearer_token",
-        settings.bearer_token.as_ref(),
-        settings.bearer_token_file.as_deref(),
-        credentials_dir,
-    )?;
-    if let Some(token) = bearer {
-        return Ok(Credentials::Static(token));
-    }
-    let missing = |what: &str, key: &str| {
-        CxoneError::Config(format!(
-            "CXone {what} missing: set {key} in the config file, RECSCHED_{} in the environment, \
-             or {key}_file (e.g. a systemd credential); or set cxone.bearer_token",
-            key.replace('.', "__").to_uppercase()
-        ))
+    credentials: &Credentials,
+) -> Result<Option<(reqwest::Url, &'static str)>, CxoneError> {
+    let (given, key, path) = match credentials.mode() {
+        AuthMode::Bearer => return Ok(None),
+        AuthMode::Password => (settings.token_url.trim(), "cxone.token_url", "/auth/token"),
+        AuthMode::AccessKey => (
+            settings.access_key_url.trim(),
+            "cxone.access_key_url",
+            ACCESS_KEY_PATH,
+        ),
     };
-    let client_secret = secret_from(
-        "cxone.client_secret",
-        settings.client_secret.as_ref(),
-        settings.client_secret_file.as_deref(),
-        credentials_dir,
-    )?
-    .ok_or_else(|| missing("client secret", "cxone.client_secret"))?;
-    let access_key_secret = secret_from(
-        "cxone.access_key_secret",
-        settings.access_key_secret.as_ref(),
-        settings.access_key_secret_file.as_deref(),
-        credentials_dir,
-    )?
-    .ok_or_else(|| missing("access key secret", "cxone.access_key_secret"))?;
-    if settings.client_id.is_empty() {
-        return Err(missing("client id", "cxone.client_id"));
-    }
-    if settings.access_key_id.is_empty() {
-        return Err(missing("access key id", "cxone.access_key_id"));
-    }
-    let token_url = reqwest::Url::parse(&settings.token_url).map_err(|e| {
-        CxoneError::Config(format!(
-            "cxone.token_url `{}` is not a URL: {e}",
-            settings.token_url
-        ))
-    })?;
-    let token_url = endpoint::checked("cxone.token_url", token_url)?;
-    Ok(Credentials::Password {
-        token_url,
-        client_id: settings.client_id.clone(),
-        client_secret,
-        access_key_id: settings.access_key_id.clone(),
-        access_key_secret,
-    })
+    let raw = match given {
+        "" if settings.discovers() => return Ok(None),
+        "" => format!("{}{path}", settings.issuer_or_default()),
+        given => given.to_owned(),
+    };
+    Ok(Some((parse_setting(key, &raw)?, key)))
 }
 
-/// A secret given inline or in a file (not both). Trailing newlines of a
-/// file are dropped (editors and `echo` add one).
-fn secret_from(
-    key: &str,
-    inline: Option<&Secret>,
-    file: Option<&Path>,
-    credentials_dir: Option<&Path>,
-) -> Result<Option<Secret>, CxoneError> {
-    let inline = inline.filter(|s| !s.is_empty());
-    match (inline, file) {
-        (Some(_), Some(_)) => Err(CxoneError::Config(format!(
-            "both {key} and {key}_file are set: keep one"
-        ))),
-        (Some(s), None) => Ok(Some(s.clone())),
-        (None, None) => Ok(None),
-        (None, Some(path)) => {
-            let path = match credentials_dir {
-                Some(dir) if path.is_relative() => dir.join(path),
-                _ => path.to_path_buf(),
-            };
-            let text = std::fs::read_to_string(&path).map_err(|e| {
+/// A URL setting, parsed and checked ([`endpoint::checked`]).
+fn parse_setting(key: &str, raw: &str) -> Result<reqwest::Url, CxoneError> {
+    let url = reqwest::Url::parse(raw)
+        .map_err(|e| CxoneError::Config(format!("{key} `{raw}` is not a URL: {e}")))?;
+    endpoint::checked(key, url)
+}
+
+/// The URLs of the recording calls under one API base.
+pub(crate) struct Endpoints {
+    api_base: reqwest::Url,
+    start: reqwest::Url,
+    stop: reqwest::Url,
+}
+
+impl Endpoints {
+    fn new(api_base: reqwest::Url, prefix: &str) -> Result<Self, CxoneError> {
+        let base = api_base.as_str().trim_end_matches('/');
+        let prefix = prefix.trim_end_matches('/');
+        let url = |op: &str| {
+            let url = reqwest::Url::parse(&format!("{base}{prefix}/{op}")).map_err(|e| {
                 CxoneError::Config(format!(
-                    "{key}_file {}: cannot read it: {e}",
-                    path.display()
+                    "API base `{base}` with cxone.path_prefix `{prefix}` is not a URL: {e}"
                 ))
             })?;
-            let text = text.trim_end_matches(['\n', '\r']);
-            if text.is_empty() {
-                return Err(CxoneError::Config(format!(
-                    "{key}_file {} is empty",
-                    path.display()
-                )));
-            }
-            Ok(Some(Secret::new(text)))
-        }
+            endpoint::checked("cxone.api_base", url)
+        };
+        Ok(Self {
+            start: url("start-screen-interaction-recording")?,
+            stop: url("stop-screen-interaction-recording")?,
+            api_base,
+        })
     }
 }

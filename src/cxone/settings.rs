@@ -1,6 +1,7 @@
 //! The client's settings: where the API is, how to authenticate, and the
 //! names the vendor's page spells two ways (see API.md "Ambiguities").
 
+use super::credentials::AuthMode;
 use crate::config::{Range, RangeCheck};
 use crate::secret::Secret;
 use std::path::PathBuf;
@@ -10,6 +11,10 @@ use std::time::Duration;
 pub const DEFAULT_PATH_PREFIX: &str = "/interaction-recording-management-service/v1/interactions";
 /// Default OAuth2 token endpoint of CXone.
 pub const DEFAULT_TOKEN_URL: &str = "https://cxone.niceincontact.com/auth/token";
+/// CXone's issuer (its authentication host) outside government clouds.
+pub const DEFAULT_ISSUER: &str = "https://cxone.niceincontact.com";
+/// Path of the access-key token endpoint on the authentication host.
+pub const ACCESS_KEY_PATH: &str = "/authentication/v1/token/access-key";
 
 /// `[cxone]` in the config file.
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -19,8 +24,22 @@ pub struct Settings {
     pub api_base: String,
     /// Path prefix of the start/stop endpoints.
     pub path_prefix: String,
-    /// OAuth2 token endpoint (password and refresh_token grants).
+    /// How to get a token: `password`, `access-key` or `bearer`; unset,
+    /// the keys that are set choose ([`super::AuthPlan`]).
+    pub auth: Option<AuthMode>,
+    /// OAuth2 token endpoint (password and refresh_token grants); empty:
+    /// discovered from `issuer`, else `<issuer>/auth/token` (default
+    /// issuer: `https://cxone.niceincontact.com`).
     pub token_url: String,
+    /// The access-key token endpoint; empty: on the discovered token
+    /// endpoint's host, else `<issuer>/authentication/v1/token/access-key`.
+    pub access_key_url: String,
+    /// CXone's issuer (e.g. `https://cxone.niceincontact.com`); with
+    /// `api_base` empty, the endpoints are discovered from it.
+    pub issuer: String,
+    /// The tenant id discovery asks for; empty: the token's `tenantId`
+    /// claim.
+    pub tenant_id: String,
     pub client_id: String,
     pub client_secret: Option<Secret>,
     /// A file holding the client secret (e.g. under `$CREDENTIALS_DIRECTORY`).
@@ -55,7 +74,11 @@ impl Default for Settings {
         Self {
             api_base: String::new(),
             path_prefix: DEFAULT_PATH_PREFIX.to_owned(),
-            token_url: DEFAULT_TOKEN_URL.to_owned(),
+            auth: None,
+            token_url: String::new(),
+            access_key_url: String::new(),
+            issuer: String::new(),
+            tenant_id: String::new(),
             client_id: String::new(),
             client_secret: None,
             client_secret_file: None,
@@ -94,6 +117,19 @@ impl Settings {
             self.token_renew_margin_seconds,
         );
         check.check(Self::POOL_MAX_IDLE_PER_HOST, self.pool_max_idle_per_host);
+    }
+
+    /// The issuer: `issuer`, or CXone's default one.
+    pub fn issuer_or_default(&self) -> &str {
+        match self.issuer.trim() {
+            "" => DEFAULT_ISSUER,
+            given => given.trim_end_matches('/'),
+        }
+    }
+
+    /// Whether the endpoints are discovered: `issuer` set, `api_base` empty.
+    pub fn discovers(&self) -> bool {
+        !self.issuer.trim().is_empty() && self.api_base.trim().is_empty()
     }
 
     /// The whole-request timeout. Loading the config keeps it in its

@@ -11,7 +11,7 @@
 
 use super::open_rows::Tracked;
 use crate::planner::{self, Coverage, Due, Interval, Segment, SegmentLimit};
-use crate::policy::{Policy, PolicyId};
+use crate::policy::{EndMode, Policy, PolicyId};
 use crate::recording::{RecordingDuration, UserId};
 use crate::store::RecordingId;
 use chrono::{DateTime, Utc};
@@ -22,7 +22,8 @@ use std::collections::{BTreeMap, HashMap};
 pub enum EndReason {
     /// Its segment's end has come.
     Due,
-    /// Coverage no longer includes now (policy disabled, deleted, edited).
+    /// Coverage no longer includes now (policy disabled, deleted, edited,
+    /// or an exclusion began).
     Uncovered,
 }
 
@@ -97,15 +98,24 @@ pub fn decide(
             }
             continue;
         }
+        let spans = coverage.get(&seg.user);
         if seg.end <= now {
             out.ends.push((t.row.id, EndReason::Due));
-        } else if seg.start <= now && !covered(coverage.get(&seg.user), now) {
-            out.ends.push((t.row.id, EndReason::Uncovered));
+        } else if seg.start <= now && !covered(spans, now) {
+            if seg.end_mode == EndMode::Expire && seg.end - now <= PAD {
+                // It ends by itself within the vendor's minimum: nothing
+                // to send (a segment may be padded this far past coverage).
+                next(seg.end, &mut out);
+            } else {
+                out.ends.push((t.row.id, EndReason::Uncovered));
+            }
         } else {
             // Covered; or the wall clock stepped back to before the
-            // segment began, and its window is still ahead: it ends at
-            // its end, not now.
-            next(seg.end, &mut out);
+            // segment began, and its window is still ahead: it ends at its
+            // end, not now. Coverage may end before the recording does (an
+            // exclusion begins, a window was shortened): look again then.
+            let until = covered_until(spans, now).filter(|u| *u + PAD < seg.end);
+            next(until.unwrap_or(seg.end), &mut out);
         }
     }
 
@@ -132,6 +142,19 @@ pub fn decide(
         }
     }
     out
+}
+
+/// How far a segment may run past coverage: the vendor's minimum, to
+/// which a short remainder is padded.
+const PAD: chrono::Duration =
+    chrono::Duration::seconds(crate::recording::RecordingDuration::MIN_SECS as i64);
+
+/// The end of the coverage interval holding `now`.
+fn covered_until(spans: Option<&Vec<Coverage>>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    spans?
+        .iter()
+        .find(|c| c.start <= now && now < c.end)
+        .map(|c| c.end)
 }
 
 /// Whether `now` lies inside one of the user's coverage intervals.

@@ -61,7 +61,9 @@
 
 mod activity;
 mod decide;
+pub mod directory;
 mod dispatch;
+pub mod endpoints;
 mod housekeeping;
 mod instance;
 mod jobs;

@@ -17,6 +17,9 @@
 //! reports it fixed and wakes the loop, so the user is planned again
 //! without waiting for another event.
 //!
+//! `exclusions` rows are read and parsed with the policies (their edits
+//! move the same revision) and attached to the policies they cut.
+//!
 //! On PostgreSQL the same triggers also `NOTIFY recsched_policies`, and
 //! the watcher `LISTEN`s on a connection of its own: an edit is seen at
 //! its commit, not at the next poll. Polling goes on as the fallback (a
@@ -233,11 +236,18 @@ impl Watcher {
         // as a new revision on the next poll and is loaded then.
         let revision = self.store.policy_revision().await?;
         let read = self.store.read_policies().await?;
-        let (parsed, errors) = policy::load(read.rows);
+        let (mut parsed, errors) = policy::load(read.rows);
         // A policy the parser refuses is skipped like a row that does not
         // read back, and reported the same way.
         let mut bad = read.bad;
         bad.extend(errors.iter().map(BadRow::from_policy));
+        // Exclusions travel with the policies they cut; a bad one is
+        // skipped (not applied) and reported the same way.
+        let exclusions = self.store.read_exclusions().await?;
+        let (exclusions, refused) =
+            policy::exclusion::load_exclusions(&exclusions.rows_and_bad(&mut bad));
+        bad.extend(refused.iter().map(BadRow::from_exclusion));
+        policy::exclusion::attach(&mut parsed, &exclusions);
         self.bad_rows.found(Found::Policies, &bad);
         self.metrics
             .invalid_policies

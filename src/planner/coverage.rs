@@ -1,6 +1,7 @@
 //! Coverage: for each user, the union of the windows of every enabled
-//! policy naming them (PRODUCT.md "Words"). The user must be recorded at
-//! every moment of coverage, and only then.
+//! policy naming them (PRODUCT.md "Words"), each policy's windows cut by
+//! its exclusions first (`exclude`). The user must be recorded at every
+//! moment of coverage, and only then.
 //!
 //! Built for many users: each policy's windows are computed once (one
 //! cron walk per policy, never per user), users sharing the same set of
@@ -15,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 
 use super::interval::merge;
-use super::{windows, Interval};
+use super::{exclude, windows, Interval};
 use crate::policy::{EndMode, Policy, PolicyId};
 use crate::recording::UserId;
 
@@ -82,6 +83,7 @@ impl Coverage {
 ///     window_seconds: 3600,
 ///     end_mode: end_mode.into(),
 ///     users: vec!["ann".into()],
+///     teams: vec![],
 /// };
 /// let policies = [
 ///     Policy::from_row(&row(1, "0 9 * * *", "expire")).unwrap(),
@@ -99,7 +101,8 @@ pub fn coverage(
     from: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> BTreeMap<UserId, Vec<Coverage>> {
-    // Each enabled policy's windows, once, merged into runs.
+    // Each enabled policy's windows, once, merged into runs, minus its
+    // exclusions for all its users.
     let active: Vec<(&Policy, Vec<Interval>)> = policies
         .iter()
         .filter(|p| p.enabled)
@@ -110,6 +113,7 @@ pub fn coverage(
                     .map(|w| w.interval())
                     .collect(),
             );
+            let runs = exclude::subtract(&runs, &exclude::for_everyone(p));
             (!runs.is_empty()).then_some((p, runs))
         })
         .collect();
@@ -126,6 +130,22 @@ pub fn coverage(
     let mut unions: HashMap<Vec<usize>, Vec<Coverage>> = HashMap::new();
     let mut plan: Vec<(UserId, Vec<Coverage>)> = Vec::with_capacity(by_user.len());
     for (user, indices) in by_user {
+        if exclude::has_personal(
+            indices.iter().filter_map(|&i| active.get(i)).map(|a| a.0),
+            user,
+        ) {
+            // Exclusions of this user alone: a union of its own.
+            let own: Vec<(&Policy, Vec<Interval>)> = indices
+                .iter()
+                .filter_map(|&i| active.get(i))
+                .map(|(p, runs)| (*p, exclude::subtract(runs, &exclude::for_user(p, user))))
+                .collect();
+            let union = union_of(&own, &(0..own.len()).collect::<Vec<_>>());
+            if !union.is_empty() {
+                plan.push((user.clone(), union));
+            }
+            continue;
+        }
         let union = unions
             .entry(indices)
             .or_insert_with_key(|indices| union_of(&active, indices));

@@ -5,7 +5,7 @@
 //!   DST rule;
 //! - [`windows`]: a policy's windows meeting a horizon;
 //! - [`coverage`]: per user, the union of the windows of the enabled
-//!   policies naming them;
+//!   policies naming them, less their exclusions;
 //! - [`segments`]: coverage minus what is already recorded, cut into
 //!   vendor recordings of 5 s ..= the segment limit;
 //! - [`due`]: whether a segment is upcoming, to start now (and how late),
@@ -18,6 +18,7 @@
 
 mod catch_up;
 mod coverage;
+mod exclude;
 mod interval;
 mod segments;
 mod starts;
@@ -25,6 +26,7 @@ mod windows;
 
 pub use catch_up::{due, Due};
 pub use coverage::{coverage, Contribution, Coverage};
+pub use exclude::subtract;
 pub use interval::Interval;
 pub use segments::{segments, Segment, SegmentLimit};
 pub use starts::{window_starts, WindowStarts};

@@ -46,6 +46,7 @@ impl Window {
 ///     window_seconds: 1800,
 ///     end_mode: "expire".into(),
 ///     users: vec!["u1".into()],
+///     teams: vec![],
 /// })
 /// .unwrap();
 /// let at = |h, m| Utc.with_ymd_and_hms(2026, 1, 1, h, m, 0).unwrap();
@@ -88,6 +89,7 @@ mod tests {
             window_seconds: secs,
             end_mode: "expire".into(),
             users: vec!["u".into()],
+            teams: Vec::new(),
         })
         .unwrap()
     }

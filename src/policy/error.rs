@@ -3,10 +3,11 @@
 use std::fmt;
 
 use super::{NameError, PolicyId};
-use crate::policy::CronError;
+use crate::policy::{CronError, TeamIdError};
 use crate::recording::UserIdError;
 
-/// A column of the `policies` row (or its `policy_users`), for matching.
+/// A column of the `policies` row (or its `policy_users`, `policy_teams`),
+/// for matching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Column {
@@ -16,6 +17,8 @@ pub enum Column {
     WindowSeconds,
     EndMode,
     Users,
+    /// `policy_teams`.
+    Teams,
 }
 
 impl Column {
@@ -28,6 +31,7 @@ impl Column {
             Self::WindowSeconds => "window_seconds",
             Self::EndMode => "end_mode",
             Self::Users => "users",
+            Self::Teams => "teams",
         }
     }
 }
@@ -59,6 +63,8 @@ pub enum Problem {
     NoUsers { policy: String },
     #[error("users: user id `{}`: {error}", Shown(.value))]
     User { value: String, error: UserIdError },
+    #[error("teams: team id `{}`: {error}", Shown(.value))]
+    Team { value: String, error: TeamIdError },
 }
 
 impl Problem {
@@ -70,6 +76,7 @@ impl Problem {
             Self::WindowSeconds { .. } => Column::WindowSeconds,
             Self::EndMode { .. } => Column::EndMode,
             Self::NoUsers { .. } | Self::User { .. } => Column::Users,
+            Self::Team { .. } => Column::Teams,
         }
     }
 }

@@ -8,13 +8,17 @@
 //!
 //! Files: `name` (1..200 printable characters), [`cron`](ZonedCron)
 //! (expression and zone, the DST job kind), `timezone` (IANA names),
-//! `window_length`, `end_mode`, `users`, and `error` (the messages). This module depends on `recording` only: no
+//! `window_length`, `end_mode`, `users`, `teams` (team ids and their
+//! stored members), and `error` (the messages). This module depends on
+//! `recording` only: no
 //! clock, no I/O, no planner.
 
 mod cron;
 mod end_mode;
 mod error;
+pub mod exclusion;
 mod name;
+mod teams;
 mod timezone;
 mod users;
 mod window_length;
@@ -24,12 +28,15 @@ use std::fmt;
 pub use cron::{CronError, CronField, JobKind, ZonedCron, NICKNAMES};
 pub use end_mode::{EndMode, EndModeError};
 pub use error::{Column, PolicyError, Problem};
+pub use exclusion::{Excluded, Exclusion, ExclusionError, ExclusionId, ExclusionRow};
 pub use name::{check_name, NameError, NAME_MAX_CHARS};
+pub use teams::{PolicyTeam, TeamId, TeamIdError, TEAM_ID_MAX_CHARS};
 pub use timezone::{parse_timezone, TimezoneError};
 pub use users::{UserSet, UserSetError};
 pub use window_length::{WindowLength, WindowLengthError};
 
-/// One `policies` row with its `policy_users`, exactly as stored.
+/// One `policies` row with its `policy_users` and `policy_teams` (and
+/// each team's stored members), exactly as stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PolicyRow {
     pub id: i64,
@@ -40,6 +47,13 @@ pub struct PolicyRow {
     pub window_seconds: i64,
     pub end_mode: String,
     pub users: Vec<String>,
+    /// The CXone teams the policy names, each with the members the store
+    /// holds for it. In JSON: the team ids, left out when there are none.
+    #[serde(
+        serialize_with = "teams::serialize_ids",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub teams: Vec<PolicyTeam>,
 }
 
 /// The `policies.id` primary key.
@@ -82,8 +96,15 @@ pub struct Policy {
     /// How long each window stays open.
     pub window: WindowLength,
     pub end_mode: EndMode,
-    /// Who is recorded.
+    /// Who is recorded: the policy's own users and its teams' members. It
+    /// may be empty only when the policy names teams (whose members are not
+    /// known yet, or who have none).
     pub users: UserSet,
+    /// The CXone teams the policy names.
+    pub teams: std::collections::BTreeSet<TeamId>,
+    /// When it must not record, resolved in its zone, by start: empty
+    /// from the row alone; [`exclusion::attach`] fills it in.
+    pub exclusions: Vec<Excluded>,
 }
 
 impl Policy {
@@ -100,6 +121,7 @@ impl Policy {
     ///     window_seconds: 8 * 3600,
     ///     end_mode: "stop".into(),
     ///     users: vec!["agent-1".into()],
+    ///     teams: vec![],
     /// };
     /// let policy = Policy::from_row(&row).unwrap();
     /// assert_eq!(policy.window.as_secs(), 28_800);
@@ -179,16 +201,48 @@ fn parse(row: &PolicyRow) -> Result<Policy, Vec<PolicyError>> {
             })
         })
         .ok();
-    let users = UserSet::parse(&row.users)
-        .map_err(|errors| {
-            found.extend(errors.into_iter().map(|e| match e {
-                UserSetError::Empty => Problem::NoUsers {
-                    policy: cli_name(row),
-                },
-                UserSetError::BadUser { value, error } => Problem::User { value, error },
-            }))
-        })
-        .ok();
+    let mut teams = std::collections::BTreeSet::new();
+    for team in &row.teams {
+        match TeamId::parse(team.id.as_str()) {
+            Ok(id) => {
+                teams.insert(id);
+            }
+            Err(error) => found.push(Problem::Team {
+                value: team.id.clone(),
+                error,
+            }),
+        }
+    }
+    // A policy naming teams may have no users of its own (and its teams
+    // no members yet); one naming neither records nobody, by mistake.
+    let users = match UserSet::parse(&row.users) {
+        Ok(users) => Some(users),
+        Err(errors) => {
+            let only_empty = errors.iter().all(|e| *e == UserSetError::Empty);
+            if only_empty && !row.teams.is_empty() {
+                Some(UserSet::default())
+            } else {
+                found.extend(errors.into_iter().map(|e| match e {
+                    UserSetError::Empty => Problem::NoUsers {
+                        policy: cli_name(row),
+                    },
+                    UserSetError::BadUser { value, error } => Problem::User { value, error },
+                }));
+                None
+            }
+        }
+    };
+    // Members come from the directory, checked when they were stored; one
+    // that does not read as a user id (edited by hand) is left out here
+    // rather than costing the policy.
+    let users = users.map(|own| {
+        own.with(
+            row.teams
+                .iter()
+                .flat_map(|t| &t.members)
+                .filter_map(|m| crate::recording::UserId::parse(m.as_str()).ok()),
+        )
+    });
 
     match (tz, cron, window, end_mode, users) {
         (Some(_), Some(cron), Some(window), Some(end_mode), Some(users)) if found.is_empty() => {
@@ -200,6 +254,8 @@ fn parse(row: &PolicyRow) -> Result<Policy, Vec<PolicyError>> {
                 window,
                 end_mode,
                 users,
+                teams,
+                exclusions: Vec::new(),
             })
         }
         _ => Err(found
@@ -243,6 +299,7 @@ mod tests {
             window_seconds: 3600,
             end_mode: "expire".into(),
             users: vec!["u1".into(), "u2".into()],
+            teams: vec![],
         }
     }
 
@@ -448,6 +505,79 @@ mod tests {
         assert_eq!(ids, [1, 3]);
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].id, PolicyId::new(2));
+    }
+
+    fn team(id: &str, members: &[&str]) -> PolicyTeam {
+        PolicyTeam {
+            id: id.into(),
+            members: members.iter().map(|m| (*m).into()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_policy_records_its_users_and_its_teams_members() {
+        let p = Policy::from_row(&PolicyRow {
+            users: vec!["u1".into(), "m2".into()],
+            teams: vec![team("t1", &["m1", "m2"]), team("t2", &["m3"])],
+            ..row()
+        })
+        .unwrap();
+        let users: Vec<&str> = p.users.iter().map(|u| u.as_str()).collect();
+        assert_eq!(users, ["m1", "m2", "m3", "u1"]);
+        let teams: Vec<&str> = p.teams.iter().map(|t| t.as_str()).collect();
+        assert_eq!(teams, ["t1", "t2"]);
+    }
+
+    #[test]
+    fn a_policy_of_teams_alone_is_valid_before_its_members_are_known() {
+        let p = Policy::from_row(&PolicyRow {
+            users: vec![],
+            teams: vec![team("t1", &[])],
+            ..row()
+        })
+        .unwrap();
+        assert!(p.users.is_empty());
+        assert_eq!(p.teams.len(), 1);
+        // Still, a bad user id of its own is reported.
+        let bad = PolicyRow {
+            users: vec!["a\u{7}".into()],
+            teams: vec![team("t1", &[])],
+            ..row()
+        };
+        assert_eq!(only_problem(&bad).split(':').nth(1), Some(" users"));
+    }
+
+    #[test]
+    fn a_bad_team_id_is_named_and_a_bad_member_costs_only_itself() {
+        let bad = PolicyRow {
+            teams: vec![team("", &[])],
+            ..row()
+        };
+        assert_eq!(
+            only_problem(&bad),
+            "policy `x`: teams: team id ``: team id is empty"
+        );
+        assert_eq!(Policy::from_row(&bad).unwrap_err().column(), Column::Teams);
+        let p = Policy::from_row(&PolicyRow {
+            users: vec![],
+            teams: vec![team("t1", &["ok", "b\u{0}d"])],
+            ..row()
+        })
+        .unwrap();
+        let users: Vec<&str> = p.users.iter().map(|u| u.as_str()).collect();
+        assert_eq!(users, ["ok"]);
+    }
+
+    #[test]
+    fn teams_show_in_json_as_their_ids_and_not_at_all_when_none() {
+        let plain = serde_json::to_value(row()).unwrap();
+        assert!(plain.get("teams").is_none(), "{plain}");
+        let named = serde_json::to_value(PolicyRow {
+            teams: vec![team("t1", &["m1"])],
+            ..row()
+        })
+        .unwrap();
+        assert_eq!(named["teams"], serde_json::json!(["t1"]));
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! Who a policy records: a non-empty set of user ids.
+//! Who a policy records: a set of user ids.
 //!
-//! Holding one means it is valid; parsed once from the row, never
-//! re-checked downstream. Depends on nothing outside `policy` and
+//! Holding one means every id in it is valid; parsed once from the row,
+//! never re-checked downstream. Parsed from `policy_users` alone it is
+//! never empty; a policy that names teams may record nobody until the
+//! directory has listed their members. Depends on nothing outside `policy` and
 //! `recording`.
 
 use std::collections::btree_set;
@@ -9,8 +11,8 @@ use std::collections::BTreeSet;
 
 use crate::recording::{UserId, UserIdError};
 
-/// A non-empty set of [`UserId`]s; duplicates in the row collapse.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// A set of [`UserId`]s; duplicates in the row collapse.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(transparent)]
 pub struct UserSet(BTreeSet<UserId>);
 
@@ -67,6 +69,12 @@ impl UserSet {
         }
     }
 
+    /// This set and `more`, together.
+    pub fn with(mut self, more: impl IntoIterator<Item = UserId>) -> Self {
+        self.0.extend(more);
+        self
+    }
+
     pub fn iter(&self) -> btree_set::Iter<'_, UserId> {
         self.0.iter()
     }
@@ -79,7 +87,7 @@ impl UserSet {
         self.0.len()
     }
 
-    /// Always false; here because clippy expects it beside `len`.
+    /// True only for a policy of teams whose members are not known yet.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -1,4 +1,8 @@
-//! The simulated OAuth2 token endpoint and the bearer check of the API.
+//! The simulated token endpoints and the bearer check of the API.
+//!
+//! `POST /authentication/v1/token/access-key` takes a JSON body
+//! `{"accessKeyId": "...", "accessKeySecret": "..."}` (wrong key: 401; a
+//! body that is not that: 400) and answers like the OAuth2 endpoint below.
 //!
 //! `POST /auth/token` takes the client's credentials as HTTP Basic
 //! (`client_id:client_secret`; wrong or missing: 401) and a form body with
@@ -10,10 +14,14 @@
 //! manual clock instead of waiting. Refresh tokens do not expire and may be
 //! used more than once: the vendor documents neither, and the simulator
 //! should not fail a client for a rule nobody wrote down.
+//!
+//! Access tokens are shaped as JWTs, as CXone's are: their claims carry
+//! the simulator's `tenantId` (what discovery needs), the issuer and the
+//! expiry. The signature is random bytes: nobody verifies it.
 
 use std::collections::{HashMap, HashSet};
 
-use axum::extract::rejection::FormRejection;
+use axum::extract::rejection::{FormRejection, JsonRejection};
 use axum::extract::{Form, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -46,14 +54,25 @@ impl Tokens {
     /// Issues a new access token valid for `ttl_secs` from `now`, and a
     /// refresh token. Expired access tokens are forgotten here, so the map
     /// stays small however long the simulator runs.
-    pub fn issue(&mut self, now: DateTime<Utc>, ttl_secs: u64) -> Grant {
+    pub fn issue(
+        &mut self,
+        now: DateTime<Utc>,
+        ttl_secs: u64,
+        claims: &serde_json::Value,
+    ) -> Grant {
         self.access.retain(|_, expires| *expires > now);
         let ttl = chrono::Duration::seconds(i64::try_from(ttl_secs).unwrap_or(i64::MAX / 1000));
         let expires = now
             .checked_add_signed(ttl)
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let mut claims = claims.clone();
+        if let Some(map) = claims.as_object_mut() {
+            map.insert("exp".into(), json!(expires.timestamp()));
+            map.insert("iat".into(), json!(now.timestamp()));
+            map.insert("jti".into(), json!(random_token()));
+        }
         let grant = Grant {
-            access_token: random_token(),
+            access_token: jwt(&claims),
             refresh_token: random_token(),
         };
         self.access.insert(grant.access_token.clone(), expires);
@@ -76,6 +95,57 @@ fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A JWT-shaped token: header, `claims`, random signature.
+fn jwt(claims: &serde_json::Value) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
+    let body = URL_SAFE_NO_PAD.encode(claims.to_string());
+    format!("{header}.{body}.{}", random_token())
+}
+
+/// The claims of every access token this simulator issues.
+fn claims(shared: &Shared) -> serde_json::Value {
+    json!({
+        "iss": shared.base_url,
+        "tenantId": shared.config.tenant_id,
+        "sub": shared.config.access_key_id,
+    })
+}
+
+/// `POST /authentication/v1/token/access-key`.
+pub async fn access_key(
+    State(shared): State<Arc<Shared>>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Response {
+    if let Some(to) = shared.token_redirect() {
+        return super::api::redirect(&to);
+    }
+    let Ok(Json(body)) = body else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_request", "error_description": "the body is not JSON"})),
+        )
+            .into_response();
+    };
+    let field = |name: &str| body.get(name).and_then(serde_json::Value::as_str);
+    let config = &shared.config;
+    if field("accessKeyId") != Some(config.access_key_id.as_str())
+        || field("accessKeySecret") != Some(config.access_key_secret.as_str())
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_grant", "error_description": "unknown access key id or secret"})),
+        )
+            .into_response();
+    }
+    let now = shared.clock.now();
+    let claims = claims(&shared);
+    let grant = shared
+        .lock()
+        .tokens
+        .issue(now, config.token_ttl_secs, &claims);
+    answer(&shared, &grant)
 }
 
 /// `POST /auth/token`.
@@ -109,6 +179,7 @@ pub async fn token(
             .map(|(_, v)| v.as_str())
     };
     let now = shared.clock.now();
+    let claims = claims(&shared);
     let grant = {
         let mut inner = shared.lock();
         match field("grant_type") {
@@ -129,8 +200,14 @@ pub async fn token(
             }
             None => return oauth_error("invalid_request", "grant_type is required"),
         }
-        inner.tokens.issue(now, config.token_ttl_secs)
+        inner.tokens.issue(now, config.token_ttl_secs, &claims)
     };
+    answer(&shared, &grant)
+}
+
+/// The token answer for a fresh `grant`, dressed by the token faults.
+fn answer(shared: &Shared, grant: &Grant) -> Response {
+    let config = &shared.config;
     let (expires_in, advertised) = {
         let faults = &shared.lock().faults;
         (
@@ -211,7 +288,7 @@ mod tests {
     fn an_access_token_is_valid_until_its_ttl_has_passed() {
         let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         let mut tokens = Tokens::default();
-        let g = tokens.issue(t0, 60);
+        let g = tokens.issue(t0, 60, &json!({"tenantId": "t1"}));
         assert!(tokens.is_valid(&g.access_token, t0));
         assert!(tokens.is_valid(&g.access_token, t0 + chrono::Duration::seconds(59)));
         assert!(!tokens.is_valid(&g.access_token, t0 + chrono::Duration::seconds(60)));
@@ -224,10 +301,25 @@ mod tests {
     fn tokens_are_random_and_distinct() {
         let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         let mut tokens = Tokens::default();
-        let (a, b) = (tokens.issue(t0, 60), tokens.issue(t0, 60));
+        let (a, b) = (
+            tokens.issue(t0, 60, &json!({})),
+            tokens.issue(t0, 60, &json!({})),
+        );
         assert_ne!(a.access_token, b.access_token);
         assert_ne!(a.access_token, a.refresh_token);
         assert!(a.access_token.len() >= 40);
+    }
+
+    #[test]
+    fn access_tokens_are_jwts_carrying_the_claims() {
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let g = Tokens::default().issue(t0, 60, &json!({"tenantId": "t-42"}));
+        let parts: Vec<&str> = g.access_token.split('.').collect();
+        assert_eq!(parts.len(), 3, "{}", g.access_token);
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        assert_eq!(claims["tenantId"], "t-42");
+        assert_eq!(claims["exp"], t0.timestamp() + 60);
     }
 
     #[test]

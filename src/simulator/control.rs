@@ -11,11 +11,14 @@
 //! - `GET /_sim/recordings`: every recording ever made.
 //! - `GET /_sim/requests`, `DELETE /_sim/requests`: the request log.
 //! - `GET /_sim/stats`: the worker gate's counters (peak concurrency).
+//! - `GET /_sim/teams`: the directory's teams (team -> users);
+//!   `PUT /_sim/teams/{team}/{user}` puts a user in a team (moving it),
+//!   `DELETE /_sim/teams/{team}/{user}` takes it out (404 if not there).
 
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -69,6 +72,29 @@ pub async fn clear_requests(State(shared): State<Arc<Shared>>) -> StatusCode {
 
 pub async fn stats(State(shared): State<Arc<Shared>>) -> Response {
     Json(shared.gate.stats()).into_response()
+}
+
+pub async fn teams(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.lock().directory.teams()).into_response()
+}
+
+pub async fn put_team_user(
+    State(shared): State<Arc<Shared>>,
+    Path((team, user)): Path<(String, String)>,
+) -> StatusCode {
+    shared.lock().directory.put(&team, &user);
+    StatusCode::NO_CONTENT
+}
+
+pub async fn delete_team_user(
+    State(shared): State<Arc<Shared>>,
+    Path((team, user)): Path<(String, String)>,
+) -> StatusCode {
+    if shared.lock().directory.remove(&team, &user) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
 }
 
 /// Middleware: logs every request outside `/_sim/` with its final status.

@@ -80,6 +80,21 @@ pub struct Faults {
     /// A fault for every start and stop of one user (by user id), whatever
     /// the rates.
     pub user_faults: BTreeMap<String, UserFault>,
+    /// Sent as `api_endpoint` by `/.well-known/cxone-configuration`
+    /// instead of the simulator's own URL; `""` leaves `api_endpoint` out
+    /// (a client then builds the host from `area` and `domain`).
+    pub discovery_api_endpoint: Option<String>,
+    /// Answer both `/.well-known/` documents with 503.
+    pub discovery_unavailable: bool,
+    /// The user search is down: its connection is dropped mid-answer.
+    pub search_down: bool,
+    /// Answer every user search with this status (e.g. 503).
+    pub search_status: Option<u16>,
+    /// Latency added to every user search.
+    pub search_latency_ms: u64,
+    /// Answer 500 to every user search whose `skip` is at least this: a
+    /// paging that fails half-way.
+    pub search_fail_from_skip: Option<u64>,
 }
 
 /// What one user's start and stop requests meet, every time.
@@ -117,6 +132,8 @@ pub enum FaultsError {
          {MAX_FAULT_INTERACTION_ID_CHARS}"
     )]
     InteractionIdTooLong { user: String, chars: usize },
+    #[error("fault `search_status` is {0}; use an error status, 400 to 599")]
+    SearchStatus(u16),
 }
 
 /// A fault that replaces or follows the real handling of a request.
@@ -202,6 +219,11 @@ impl Faults {
         };
         if let Some(to) = &self.token_redirect {
             location("token_redirect".to_owned(), to)?;
+        }
+        if let Some(status) = self.search_status {
+            if !(400..=599).contains(&status) {
+                return Err(FaultsError::SearchStatus(status));
+            }
         }
         for (user, fault) in &self.user_faults {
             match fault {

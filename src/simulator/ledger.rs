@@ -107,9 +107,10 @@ pub struct Ledger {
     id_rng: SmallRng,
 }
 
-/// Contact ids start above `u32::MAX` so a client that squeezes them into
-/// 32 bits fails at once.
-const CONTACT_ID_FLOOR: u64 = 100_000_000_000;
+/// Contact ids start above 2^53, as NICE's own mock's do
+/// (900719925474010002): a client that squeezes them into 32 bits, or
+/// reads JSON numbers as doubles, fails at once.
+const CONTACT_ID_FLOOR: u64 = 900_719_925_474_010_002;
 
 impl Ledger {
     /// An empty ledger whose contact ids start at a base derived from

@@ -23,9 +23,12 @@
 //!   seeded draw per request.
 //! - `ledger`: the recordings and the API's rules over them, pure.
 //! - `params`: reading the query parameters, both spellings.
-//! - `auth`: `POST /auth/token` and the bearer check.
+//! - `auth`: `POST /auth/token`, the access-key endpoint and the bearer
+//!   check.
 //! - `gate`: the limited workers of `max_concurrency`.
 //! - `api`: the start and stop handlers.
+//! - `wellknown`: the issuer's two discovery documents.
+//! - `directory`: the UserHub user search over seeded teams.
 //! - `control`: the `/_sim/*` endpoints and the request log.
 //! - `state`: the one lock everything shares.
 //!
@@ -41,12 +44,15 @@
 mod api;
 mod auth;
 mod control;
+mod directory;
 mod faults;
 mod gate;
 mod ledger;
 mod params;
 mod state;
+mod wellknown;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -60,14 +66,20 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use directory::{MAX_TOP as SEARCH_MAX_TOP, SEARCH as SEARCH_PATH};
 pub use faults::{Faults, FaultsError, UserFault};
 pub use gate::GateStats;
 pub use ledger::{EndReason, Recording};
 pub use params::{MAX_DURATION_SECS, MIN_DURATION_SECS};
 pub use state::LoggedRequest;
+pub use wellknown::{CXONE as CXONE_CONFIGURATION_PATH, OPENID as OPENID_CONFIGURATION_PATH};
 
 use crate::clock::{Clock, SystemClock};
 use state::Shared;
+
+/// Where the access-key token endpoint is served (API.md, "Around the
+/// recording API"); written out here again, not taken from `cxone`.
+pub const ACCESS_KEY_PATH: &str = "/authentication/v1/token/access-key";
 
 /// What a simulator accepts and how it misbehaves. The credentials are
 /// fake and only need to match what the client under test is given.
@@ -83,6 +95,12 @@ pub struct SimConfig {
     pub access_key_secret: String,
     /// Lifetime of an access token, seconds.
     pub token_ttl_secs: u64,
+    /// The `tenantId` claim of every access token (and what
+    /// `/.well-known/cxone-configuration?tenantId=` expects).
+    pub tenant_id: String,
+    /// The directory's teams when the simulator starts: team id -> user
+    /// ids (each user in one team; a user named twice ends in the last).
+    pub teams: BTreeMap<String, Vec<String>>,
     /// Faults in force when the simulator starts.
     pub faults: Faults,
 }
@@ -95,6 +113,8 @@ impl Default for SimConfig {
             access_key_id: "sim-key".to_owned(),
             access_key_secret: "sim-key-secret".to_owned(),
             token_ttl_secs: 3600,
+            tenant_id: "11111111-2222-4333-8444-555555555555".to_owned(),
+            teams: BTreeMap::new(),
             faults: Faults::default(),
         }
     }
@@ -110,6 +130,8 @@ impl fmt::Debug for SimConfig {
             .field("access_key_id", &self.access_key_id)
             .field("access_key_secret", &"[redacted]")
             .field("token_ttl_secs", &self.token_ttl_secs)
+            .field("tenant_id", &self.tenant_id)
+            .field("teams", &self.teams.len())
             .field("faults", &self.faults)
             .finish()
     }
@@ -187,7 +209,12 @@ async fn serve_shared(
 }
 
 fn router(shared: Arc<Shared>) -> Router {
-    let mut app = Router::new().route("/auth/token", post(auth::token));
+    let mut app = Router::new()
+        .route("/auth/token", post(auth::token))
+        .route(ACCESS_KEY_PATH, post(auth::access_key))
+        .route(wellknown::OPENID, get(wellknown::openid))
+        .route(wellknown::CXONE, get(wellknown::cxone))
+        .route(directory::SEARCH, post(directory::search));
     for prefix in api::PREFIXES {
         app = app
             .route(&format!("{prefix}{}", api::START), post(api::start))
@@ -203,6 +230,11 @@ fn router(shared: Arc<Shared>) -> Router {
         get(control::requests).delete(control::clear_requests),
     )
     .route("/_sim/stats", get(control::stats))
+    .route("/_sim/teams", get(control::teams))
+    .route(
+        "/_sim/teams/{team}/{user}",
+        axum::routing::put(control::put_team_user).delete(control::delete_team_user),
+    )
     .layer(axum::middleware::from_fn_with_state(
         Arc::clone(&shared),
         control::log_request,
@@ -230,6 +262,12 @@ impl SimHandle {
     /// The token endpoint, `{url}/auth/token`.
     pub fn token_url(&self) -> String {
         format!("{}/auth/token", self.url)
+    }
+
+    /// The access-key token endpoint,
+    /// `{url}/authentication/v1/token/access-key`.
+    pub fn access_key_url(&self) -> String {
+        format!("{}{ACCESS_KEY_PATH}", self.url)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -267,6 +305,34 @@ impl SimHandle {
     /// The request log (as `GET /_sim/requests`).
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.shared.lock().requests.iter().cloned().collect()
+    }
+
+    /// The directory's teams: team -> its users (as `GET /_sim/teams`).
+    pub fn teams(&self) -> BTreeMap<String, Vec<String>> {
+        self.shared.lock().directory.teams()
+    }
+
+    /// Puts `user` in `team`, active, moving it from any other team (as
+    /// `PUT /_sim/teams/{team}/{user}`).
+    pub fn add_to_team(&self, team: &str, user: &str) {
+        self.shared.lock().directory.put(team, user);
+    }
+
+    /// Takes `user` out of `team`; `false` if it was not in it (as
+    /// `DELETE /_sim/teams/{team}/{user}`).
+    pub fn remove_from_team(&self, team: &str, user: &str) -> bool {
+        self.shared.lock().directory.remove(team, user)
+    }
+
+    /// Sets a directory user's status (`ACTIVE`, `INACTIVE`, ...); `false`
+    /// if the user is in no team.
+    pub fn set_user_status(&self, user: &str, status: &str) -> bool {
+        self.shared.lock().directory.set_status(user, status)
+    }
+
+    /// The issuer of the discovery documents: the simulator's own URL.
+    pub fn issuer(&self) -> &str {
+        &self.url
     }
 
     /// The worker gate's counters (as `GET /_sim/stats`).

@@ -10,6 +10,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::Tokens;
+use super::directory::Directory;
 use super::faults::{Draw, Faults};
 use super::gate::Gate;
 use super::ledger::Ledger;
@@ -64,6 +65,8 @@ pub struct Inner {
     pub fault_rng: SmallRng,
     pub ledger: Ledger,
     pub tokens: Tokens,
+    /// The users and their teams, for the user search.
+    pub directory: Directory,
     pub requests: VecDeque<LoggedRequest>,
     /// Token requests redirected since the fault set took effect (for
     /// `Faults::token_redirect_limit`).
@@ -84,6 +87,7 @@ impl Shared {
                 fault_rng: faults.rng(),
                 ledger: Ledger::new(faults.seed),
                 tokens: Tokens::default(),
+                directory: Directory::seeded(&config.teams),
                 requests: VecDeque::new(),
                 token_redirects: 0,
                 faults,

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::pool::PoolConnection;
 use sqlx::{Pool, Transaction};
 
+use super::bad_row::utf8;
 use super::dialect::{Backend, Dialect, Stmt};
 use super::{BadRow, StoreError};
 
@@ -277,4 +278,104 @@ impl<'r, D: Backend> Cols<'r, D> {
 /// Converts an unsigned count read as `i64`.
 pub(crate) fn non_negative_u32(raw: i64) -> Result<u32, String> {
     u32::try_from(raw).map_err(|_| format!("{raw} is not a count between 0 and {}", u32::MAX))
+}
+
+/// A column an operator may have filled with a value of another type by
+/// hand (see [`Dialect::LOOSE_TYPES`]): on such a backend the query
+/// selects `<column>_type` and `<column>_quoted` beside it, and a value of
+/// the wrong type is named with its stored type and value, never
+/// converted. Elsewhere the database typed it already.
+pub(crate) struct Stored<'c, 'r, D: Backend> {
+    c: &'c Cols<'r, D>,
+    column: &'static str,
+}
+
+/// `column` of `c`, judged on its stored type.
+pub(crate) fn stored<'c, 'r, D: Backend>(
+    c: &'c Cols<'r, D>,
+    column: &'static str,
+) -> Stored<'c, 'r, D> {
+    Stored { c, column }
+}
+
+impl<D: Backend> Stored<'_, '_, D> {
+    /// On a loose-typed backend, the stored type (`text`, `integer`,
+    /// `null`...); `None` elsewhere.
+    fn stored_type(&self) -> Result<Option<String>, BadRow> {
+        if !D::LOOSE_TYPES {
+            return Ok(None);
+        }
+        self.c.about(self.column, "_type").map(Some)
+    }
+
+    /// `Err` naming the stored type and value ("stored as real 3600.9,
+    /// not an integer") when `stored` is not `expected`.
+    fn refuse(&self, stored: &str, described: &str) -> BadRow {
+        let quoted = match self.c.about(self.column, "_quoted") {
+            Ok(q) => q,
+            Err(bad) => return bad,
+        };
+        self.c.bad(
+            self.column,
+            format!("stored as {stored} {quoted}, not {described}; nothing is converted"),
+        )
+    }
+
+    fn check(&self, expected: &str, described: &str) -> Result<(), BadRow> {
+        match self.stored_type()? {
+            Some(stored) if stored != expected => Err(self.refuse(&stored, described)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Valid UTF-8 text.
+    pub fn text(&self) -> Result<String, BadRow> {
+        self.check("text", "text")?;
+        self.read_text()
+    }
+
+    /// Valid UTF-8 text, or NULL.
+    pub fn opt_text(&self) -> Result<Option<String>, BadRow> {
+        match self.stored_type()?.as_deref() {
+            None => self.c.get(self.column),
+            Some("null") => Ok(None),
+            Some("text") => self.read_text().map(Some),
+            Some(other) => Err(self.refuse(other, "text or NULL")),
+        }
+    }
+
+    fn read_text(&self) -> Result<String, BadRow> {
+        if D::LOOSE_TYPES {
+            // Selected as a BLOB: SQLite hands back whatever bytes it holds.
+            let bytes: Vec<u8> = self.c.get(self.column)?;
+            utf8(bytes).map_err(|e| self.c.bad(self.column, e))
+        } else {
+            self.c.get(self.column)
+        }
+    }
+
+    /// An integer (not a real, not text).
+    pub fn integer(&self) -> Result<i64, BadRow> {
+        self.check("integer", "an integer")?;
+        self.c.get(self.column)
+    }
+
+    /// On or off: a boolean, or on SQLite the integer 0 or 1.
+    pub fn flag(&self) -> Result<bool, BadRow> {
+        if !D::LOOSE_TYPES {
+            return self.c.get(self.column);
+        }
+        match self.integer()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(self
+                .c
+                .bad(self.column, format!("{other}: must be 0 (off) or 1 (on)"))),
+        }
+    }
+}
+
+/// The value if it read back; else notes why not.
+pub(crate) fn keep<T>(bad: &mut Vec<BadRow>, read: Result<T, BadRow>) -> Option<T> {
+    read.map_err(|b| bad.push(b)).ok()
 }

@@ -123,6 +123,25 @@ pub(crate) trait Dialect: Database {
     ///
     /// [`BadRow`]: super::BadRow
     const USER_KEY: &'static str;
+
+    /// `policy_teams` rows as `id` (their `rowid`), `policy` (the policy's
+    /// id, NULL for a row naming no policy) and `team_id`; `$1` as above.
+    const POLICY_TEAMS: &'static str;
+    /// `team_members` rows (`id`, `team_id`, `user_id`) of the teams that
+    /// `policy_teams` names, of policy `$1` or of all when NULL.
+    const TEAM_MEMBERS: &'static str;
+    /// Run first in a transaction that replaces a team's members, with the
+    /// team as `$1`, so two instances never refresh one team at once;
+    /// `None` where a writing transaction is alone anyway.
+    const LOCK_TEAM: Option<&'static str>;
+
+    /// Every `exclusions` column (with `every_policy`, whether `policy_id`
+    /// is NULL, and `policy`, the id of the policy it names if any).
+    const EXCLUSIONS: &'static str;
+    /// Run first in a transaction that inserts exclusions, so two
+    /// importers of one calendar never both insert a row; `None` where a
+    /// writing transaction is alone anyway.
+    const LOCK_EXCLUSIONS: Option<&'static str>;
 }
 
 /// What a `QueryResult` tells about the rows a statement touched.

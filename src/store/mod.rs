@@ -52,7 +52,8 @@
 //!   what a read of many rows returns: the good ones and the bad ones. A
 //!   bad row costs only itself (the rule is in `bad_row`'s docs and the
 //!   README); reads the daemon plans from never fail because of one.
-//! - `policies`, `recordings`, `attempts`: the vocabulary of each table.
+//! - `policies`, `recordings`, `attempts`, `teams`, `exclusions`,
+//!   `report`: the vocabulary of each table (and of the report's read).
 //! - `dialect`: the two traits the backends meet in (what differs, and
 //!   what sqlx does alike), and the typed parameters of a statement.
 //! - `db`: a handle on one database of either backend, and `Cols`, which
@@ -68,11 +69,14 @@ mod bad_row;
 mod db;
 mod dialect;
 mod error;
+mod exclusions;
 mod policies;
 mod postgres;
 mod recordings;
+mod report;
 mod sqlite;
 mod tables;
+mod teams;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -85,16 +89,19 @@ pub use attempts::{
 };
 pub use bad_row::{until_fixed, BadRow, Rows};
 pub use error::StoreError;
+pub use exclusions::NewExclusion;
 pub use policies::NewPolicy;
 pub use postgres::PolicyListener;
 pub use recordings::{
     Adopted, EndMode, NewRecording, RecordingFilter, RecordingId, RecordingRow, Renewal,
 };
+pub use report::ReportRow;
+pub use teams::{MembershipChange, TeamMember, TeamPolicy, TeamRefresh};
 
 use sqlx::{Postgres, Sqlite};
 
 use crate::config::{Range, RangeCheck};
-use crate::policy::PolicyRow;
+use crate::policy::{ExclusionRow, PolicyRow};
 #[cfg(feature = "test-support")]
 use crate::recording::{ContactId, InteractionId};
 use crate::recording::{RecordingState, UserId};
@@ -553,9 +560,10 @@ impl Store {
 
     // ---- policies ---------------------------------------------------
 
-    /// Every policy that reads back, with its users that read back, by id;
-    /// and every `policies` and `policy_users` row that does not (skipped).
-    /// One snapshot.
+    /// Every policy that reads back, with its users and its teams (with
+    /// their stored members) that read back, by id; and every `policies`,
+    /// `policy_users`, `policy_teams` and `team_members` row that does not
+    /// (skipped). One snapshot.
     pub async fn read_policies(&self) -> Result<Rows<PolicyRow>, StoreError> {
         each!(self, s => s.read_policies().await)
     }
@@ -565,8 +573,8 @@ impl Store {
         Ok(self.read_policies().await?.rows)
     }
 
-    /// The policy named `name`, with its users; [`StoreError::BadRow`] if
-    /// its row does not read back.
+    /// The policy named `name`, with its users and teams;
+    /// [`StoreError::BadRow`] if its row does not read back.
     pub async fn policy_row(&self, name: &str) -> Result<Option<PolicyRow>, StoreError> {
         each!(self, s => s.policy_row(name).await)
     }
@@ -598,8 +606,87 @@ impl Store {
 
     /// A number that moves whenever `policies` or `policy_users` change, by
     /// any writer (triggers keep it). Poll it; reload when it differs.
+    /// `policy_teams` and who is in `team_members` move it too.
     pub async fn policy_revision(&self) -> Result<i64, StoreError> {
         each!(self, s => s.policy_revision().await)
+    }
+
+    // ---- teams ------------------------------------------------------
+
+    /// Makes `members` the membership of `team`, as the directory listed
+    /// it (completely) at `at`: joiners get `first_seen`, leavers are
+    /// deleted, everyone's `last_seen` moves, the refresh is recorded, in
+    /// one transaction. Only who joined or left moves the revision.
+    pub async fn replace_team_members(
+        &self,
+        team: &str,
+        members: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<MembershipChange, StoreError> {
+        each!(self, s => s.replace_team_members(team, members, at).await)
+    }
+
+    /// Notes that reading `team` failed at `at`; its membership stays.
+    pub async fn team_refresh_failed(
+        &self,
+        team: &str,
+        at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        each!(self, s => s.team_refresh_failed(team, at, error).await)
+    }
+
+    /// Every team's refresh record and member count, by team id; a record
+    /// that does not read back is named in `bad`.
+    pub async fn team_refreshes(&self) -> Result<Rows<TeamRefresh>, StoreError> {
+        each!(self, s => s.team_refreshes().await)
+    }
+
+    /// The stored members of `team`, by user id; a row that does not read
+    /// back is named in `bad`.
+    pub async fn team_member_rows(&self, team: &str) -> Result<Rows<TeamMember>, StoreError> {
+        each!(self, s => s.team_member_rows(team).await)
+    }
+
+    /// Which policies name which teams, by team then policy id; a
+    /// `policy_teams` row that does not read back is named in `bad`.
+    pub async fn team_policies(&self) -> Result<Rows<TeamPolicy>, StoreError> {
+        each!(self, s => s.team_policies().await)
+    }
+
+    // ---- the coverage report ---------------------------------------
+
+    /// Every `recordings` row whose segment meets `[from, to)`, with when
+    /// the vendor answered its start; a row that does not read back is
+    /// named in `bad` (the report says it left it out).
+    pub async fn report_rows(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Rows<ReportRow>, StoreError> {
+        each!(self, s => s.report_rows(from, to).await)
+    }
+
+    // ---- exclusions -------------------------------------------------
+
+    /// Every `exclusions` row that reads back, by id, and every one that
+    /// does not (skipped). Edits move [`Store::policy_revision`].
+    pub async fn read_exclusions(&self) -> Result<Rows<ExclusionRow>, StoreError> {
+        each!(self, s => s.read_exclusions().await)
+    }
+
+    /// Inserts exclusions in one transaction, in order; `None` where an
+    /// identical row already exists.
+    pub async fn insert_exclusions(
+        &self,
+        new: &[NewExclusion],
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        each!(self, s => s.insert_exclusions(new).await)
+    }
+
+    /// Deletes exclusion `id`; `false` if there was none.
+    pub async fn remove_exclusion(&self, id: i64) -> Result<bool, StoreError> {
+        each!(self, s => s.remove_exclusion(id).await)
     }
 }
 

@@ -15,7 +15,10 @@
 
 pub(crate) mod attempts;
 pub(crate) mod daemon_state;
+pub(crate) mod exclusions;
 pub(crate) mod policies;
 pub(crate) mod recordings;
+pub(crate) mod report;
+pub(crate) mod teams;
 #[cfg(feature = "test-support")]
 pub(crate) mod test_support;

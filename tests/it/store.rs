@@ -10,9 +10,12 @@
 
 mod attempts;
 mod concurrency;
+mod exclusions;
 mod open;
 mod policies;
 mod recordings;
+mod report;
+mod teams;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

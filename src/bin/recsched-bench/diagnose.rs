@@ -62,6 +62,7 @@ pub async fn pieces(n: usize, dir: &Path) -> anyhow::Result<Pieces> {
         window_seconds: 120,
         end_mode: "expire".into(),
         users: users.clone(),
+        teams: Vec::new(),
     };
     let (policies, errors) = policy::load(vec![row]);
     anyhow::ensure!(errors.is_empty(), "{errors:?}");

@@ -13,6 +13,7 @@ fn policy(id: i64, cron: &str, secs: i64, end_mode: &str, users: &[&str]) -> Pol
         window_seconds: secs,
         end_mode: end_mode.into(),
         users: users.iter().map(|u| u.to_string()).collect(),
+        teams: Vec::new(),
     })
     .unwrap()
 }
@@ -200,6 +201,168 @@ proptest! {
             prop_assert_eq!(&got, &expected);
             for pair in got.windows(2) {
                 prop_assert!(pair[0].end < pair[1].start);
+            }
+        }
+    }
+}
+
+/// An exclusion of `policy` (`None`: every policy) for `user` (`None`:
+/// every user), over `[a, b)` minutes after 00:00.
+fn exclusion(
+    id: i64,
+    policy: Option<i64>,
+    user: Option<&str>,
+    a: i64,
+    b: i64,
+) -> crate::policy::Exclusion {
+    crate::policy::Exclusion {
+        id: crate::policy::ExclusionId::new(id),
+        policy: policy.map(PolicyId::new),
+        user: user.map(|u| UserId::parse(u).unwrap()),
+        span: crate::policy::exclusion::Span::Instants {
+            start: at(0, 0) + Duration::minutes(a),
+            end: at(0, 0) + Duration::minutes(b),
+        },
+        timezone: None,
+        reason: None,
+    }
+}
+
+fn with(mut policies: Vec<Policy>, exclusions: &[crate::policy::Exclusion]) -> Vec<Policy> {
+    crate::policy::exclusion::attach(&mut policies, exclusions);
+    policies
+}
+
+#[test]
+fn an_exclusion_over_a_whole_window_removes_it() {
+    let policies = with(
+        vec![policy(1, "0 9,11 * * *", 3600, "expire", &["a", "b"])],
+        &[exclusion(1, None, None, 9 * 60, 10 * 60)],
+    );
+    let plan = coverage(&policies, at(8, 0), at(13, 0));
+    assert_eq!(spans(&plan, "a"), [(at(11, 0), at(12, 0))]);
+    assert_eq!(spans(&plan, "b"), [(at(11, 0), at(12, 0))]);
+}
+
+#[test]
+fn an_exclusion_inside_a_window_splits_it() {
+    let policies = with(
+        vec![policy(1, "0 9 * * *", 3 * 3600, "stop", &["a"])],
+        &[exclusion(1, Some(1), None, 10 * 60, 10 * 60 + 30)],
+    );
+    let plan = coverage(&policies, at(8, 0), at(13, 0));
+    assert_eq!(
+        spans(&plan, "a"),
+        [(at(9, 0), at(10, 0)), (at(10, 30), at(12, 0))]
+    );
+}
+
+#[test]
+fn an_exclusion_of_one_policy_leaves_another_covering() {
+    let policies = with(
+        vec![
+            policy(1, "0 9 * * *", 3600, "expire", &["a"]),
+            policy(2, "30 9 * * *", 3600, "expire", &["a"]),
+        ],
+        &[exclusion(1, Some(1), None, 0, 24 * 60)],
+    );
+    let plan = coverage(&policies, at(8, 0), at(13, 0));
+    assert_eq!(spans(&plan, "a"), [(at(9, 30), at(10, 30))]);
+    assert_eq!(
+        plan[&user("a")][0].policies,
+        BTreeSet::from([PolicyId::new(2)])
+    );
+}
+
+#[test]
+fn an_exclusion_of_one_user_leaves_the_others_alone() {
+    let policies = with(
+        vec![policy(1, "0 9 * * *", 3600, "expire", &["a", "b", "c"])],
+        &[exclusion(1, None, Some("b"), 0, 24 * 60)],
+    );
+    let plan = coverage(&policies, at(8, 0), at(13, 0));
+    assert_eq!(spans(&plan, "a"), [(at(9, 0), at(10, 0))]);
+    assert_eq!(spans(&plan, "c"), [(at(9, 0), at(10, 0))]);
+    assert!(!plan.contains_key(&user("b")), "{plan:?}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// An exclusion never adds coverage; what is left is disjoint from
+    /// every exclusion that applies to every policy of the user; each
+    /// policy's part is disjoint from that policy's exclusions; and only
+    /// excluded time is removed.
+    #[test]
+    fn exclusions_only_ever_remove_the_time_they_hold(
+        specs in prop::collection::vec(
+            (0u32..60, 1i64..90, prop::collection::btree_set(0usize..3, 1..3)),
+            1..4,
+        ),
+        cuts in prop::collection::vec(
+            (prop::option::of(0i64..4), prop::option::of(0usize..3), 0i64..400, 1i64..120),
+            0..5,
+        ),
+    ) {
+        let names = ["a", "b", "c"];
+        let policies: Vec<Policy> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, (minute, len, members))| {
+                let members: Vec<&str> = members.iter().map(|&m| names[m]).collect();
+                policy(i as i64, &format!("{minute} */2 * * *"), len * 60, "expire", &members)
+            })
+            .collect();
+        let exclusions: Vec<_> = cuts
+            .iter()
+            .enumerate()
+            .map(|(i, &(p, u, a, l))| exclusion(i as i64, p, u.map(|u| names[u]), a, a + l))
+            .collect();
+        let from = at(0, 0);
+        let until = at(6, 0);
+        let before = coverage(&policies, from, until);
+        let cut = with(policies.clone(), &exclusions);
+        let after = coverage(&cut, from, until);
+
+        for name in names {
+            let u = user(name);
+            let was: Vec<Interval> = before.get(&u).map(|c| c.iter().map(Coverage::interval).collect()).unwrap_or_default();
+            let is: Vec<Interval> = after.get(&u).map(|c| c.iter().map(Coverage::interval).collect()).unwrap_or_default();
+            let covered = |spans: &[Interval], t: DateTime<Utc>| spans.iter().any(|s| s.contains(t));
+            // Each policy's own time, less its exclusions for this user.
+            let own: Vec<(PolicyId, Vec<Interval>)> = cut
+                .iter()
+                .filter(|p| p.users.contains(&u))
+                .map(|p| {
+                    let runs = merge(windows(p, from, until).iter().map(|w| w.interval()).collect());
+                    let mine = merge(p.exclusions.iter().filter(|e| e.applies_to(&u)).map(|e| Interval::new(e.start, e.end)).collect());
+                    (p.id, crate::planner::subtract(&runs, &mine))
+                })
+                .collect();
+            for minute in 0..(8 * 60) {
+                let t = from + Duration::minutes(minute);
+                // Never adds.
+                prop_assert!(!covered(&is, t) || covered(&was, t), "{name} at {minute}");
+                // Covered now exactly where some policy still covers.
+                let expected = own.iter().any(|(_, spans)| covered(spans, t));
+                prop_assert_eq!(covered(&is, t), expected, "{} at {}", name, minute);
+                // Disjoint from an exclusion of every policy of the user.
+                for e in &exclusions {
+                    let everywhere = e.policy.is_none() && e.user.as_ref().is_none_or(|x| *x == u);
+                    let (s, end) = e.resolve(chrono_tz::UTC);
+                    if everywhere && s <= t && t < end {
+                        prop_assert!(!covered(&is, t), "{name} at {minute} excluded by {:?}", e.id);
+                    }
+                }
+            }
+            // Each contribution lies outside its policy's exclusions.
+            for stretch in after.get(&u).into_iter().flatten() {
+                for c in &stretch.contributions {
+                    let policy = cut.iter().find(|p| p.id == c.policy).unwrap();
+                    for e in policy.exclusions.iter().filter(|e| e.applies_to(&u)) {
+                        prop_assert!(!c.interval.overlaps(&Interval::new(e.start, e.end)));
+                    }
+                }
             }
         }
     }

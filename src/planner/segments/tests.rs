@@ -151,6 +151,7 @@ fn segment_names_lowest_id_policy_holding_its_start_and_stretch_end_mode() {
         window_seconds: 3600,
         end_mode: end_mode.into(),
         users: vec!["ann".into()],
+        teams: Vec::new(),
     };
     let policies = [
         Policy::from_row(&row(7, "0 9 * * *", "expire")).unwrap(),

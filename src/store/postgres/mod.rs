@@ -143,6 +143,31 @@ impl Dialect for Postgres {
          ORDER BY policy_id, user_id";
 
     const USER_KEY: &'static str = "policy_id";
+
+    // The foreign key is enforced: `policy` is never NULL. `rowid` is the
+    // key migration 0004 gives the team tables, named as SQLite names its
+    // own, so a bad row is found with the same WHERE on both.
+    const POLICY_TEAMS: &'static str =
+        "SELECT rowid AS id, policy_id AS policy, team_id FROM policy_teams \
+         WHERE ($1::text IS NULL OR policy_id IN (SELECT id FROM policies WHERE name = $1)) \
+         ORDER BY policy_id, team_id";
+
+    const TEAM_MEMBERS: &'static str = "SELECT rowid AS id, team_id, user_id FROM team_members \
+         WHERE team_id IN (SELECT team_id FROM policy_teams \
+             WHERE ($1::text IS NULL OR policy_id IN (SELECT id FROM policies WHERE name = $1))) \
+         ORDER BY team_id, user_id";
+
+    // Instances refresh teams concurrently: one refresher per team.
+    const LOCK_TEAM: Option<&'static str> =
+        Some("SELECT pg_advisory_xact_lock(hashtext('recsched_team:' || $1))");
+
+    const EXCLUSIONS: &'static str = "SELECT e.id, p.id AS policy, \
+        e.policy_id IS NULL AS every_policy, e.user_id, e.starts_at, e.ends_at, e.timezone, \
+        e.reason \
+        FROM exclusions e LEFT JOIN policies p ON p.id = e.policy_id ORDER BY e.id";
+
+    const LOCK_EXCLUSIONS: Option<&'static str> =
+        Some("LOCK TABLE exclusions IN SHARE ROW EXCLUSIVE MODE");
 }
 
 impl Db<Postgres> {

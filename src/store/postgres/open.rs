@@ -18,6 +18,10 @@ use crate::secret::Secret;
 use crate::store::{Settings, StoreError};
 
 /// The PostgreSQL schema, embedded at build time.
+///
+/// Only at build time: a migration file added later (0002_teams.sql was)
+/// is seen once this file is compiled again, so a stale incremental build
+/// needs `cargo clean -p recsched` (a clean build, as in CI, always sees it).
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
 impl PgStore {

@@ -119,6 +119,45 @@ impl Dialect for Sqlite {
         ORDER BY u.policy_id, u.user_id";
 
     const USER_KEY: &'static str = "rowid";
+
+    const POLICY_TEAMS: &'static str = "SELECT t.rowid AS id, p.id AS policy, \
+        CAST(quote(t.policy_id) AS BLOB) AS policy_id_quoted, \
+        typeof(t.team_id) AS team_id_type, CAST(quote(t.team_id) AS BLOB) AS team_id_quoted, \
+        CAST(t.team_id AS BLOB) AS team_id \
+        FROM policy_teams t LEFT JOIN policies p ON p.id = t.policy_id \
+        WHERE ($1 IS NULL OR t.policy_id IN (SELECT id FROM policies WHERE name = $1)) \
+        ORDER BY t.policy_id, t.team_id";
+
+    const TEAM_MEMBERS: &'static str = "SELECT m.rowid AS id, \
+        typeof(m.team_id) AS team_id_type, CAST(quote(m.team_id) AS BLOB) AS team_id_quoted, \
+        CAST(m.team_id AS BLOB) AS team_id, \
+        typeof(m.user_id) AS user_id_type, CAST(quote(m.user_id) AS BLOB) AS user_id_quoted, \
+        CAST(m.user_id AS BLOB) AS user_id \
+        FROM team_members m WHERE m.team_id IN (SELECT team_id FROM policy_teams \
+            WHERE ($1 IS NULL OR policy_id IN (SELECT id FROM policies WHERE name = $1))) \
+        ORDER BY m.team_id, m.user_id";
+
+    // BEGIN IMMEDIATE: one writer at a time.
+    const LOCK_TEAM: Option<&'static str> = None;
+
+    const EXCLUSIONS: &'static str = "SELECT e.id, p.id AS policy, \
+        e.policy_id IS NULL AS every_policy, \
+        CAST(quote(e.policy_id) AS BLOB) AS policy_id_quoted, \
+        typeof(e.user_id) AS user_id_type, CAST(quote(e.user_id) AS BLOB) AS user_id_quoted, \
+        CAST(e.user_id AS BLOB) AS user_id, \
+        typeof(e.starts_at) AS starts_at_type, \
+        CAST(quote(e.starts_at) AS BLOB) AS starts_at_quoted, \
+        CAST(e.starts_at AS BLOB) AS starts_at, \
+        typeof(e.ends_at) AS ends_at_type, CAST(quote(e.ends_at) AS BLOB) AS ends_at_quoted, \
+        CAST(e.ends_at AS BLOB) AS ends_at, \
+        typeof(e.timezone) AS timezone_type, \
+        CAST(quote(e.timezone) AS BLOB) AS timezone_quoted, \
+        CAST(e.timezone AS BLOB) AS timezone, \
+        typeof(e.reason) AS reason_type, CAST(quote(e.reason) AS BLOB) AS reason_quoted, \
+        CAST(e.reason AS BLOB) AS reason \
+        FROM exclusions e LEFT JOIN policies p ON p.id = e.policy_id ORDER BY e.id";
+
+    const LOCK_EXCLUSIONS: Option<&'static str> = None;
 }
 
 impl Db<Sqlite> {

@@ -22,6 +22,10 @@ use super::{Site, SqliteStore};
 use crate::store::{Settings, StoreError};
 
 /// The schema, embedded at build time.
+///
+/// Only at build time: a migration file added later (0002_teams.sql was)
+/// is seen once this file is compiled again, so a stale incremental build
+/// needs `cargo clean -p recsched` (a clean build, as in CI, always sees it).
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// Connections per pool. SQLite runs one writer at a time anyway; a few

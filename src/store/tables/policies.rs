@@ -1,5 +1,5 @@
-//! Policy rows and their users, for both backends, plus the revision
-//! counter that tells the daemon they changed.
+//! Policy rows with their users and teams, for both backends, plus the
+//! revision counter that tells the daemon they changed.
 //!
 //! The store reads policies as plain [`PolicyRow`]s and never judges what
 //! they mean (that is the `policy` parser's job). It judges whether a row
@@ -11,26 +11,28 @@
 //! type and value, never rounded or read as 0. PostgreSQL types its
 //! columns itself. A `policy_users` row is judged on its own: one that
 //! names no policy (sqlite3 leaves foreign keys off by default) or whose
-//! user id is not a valid user id is skipped, and its policy goes on.
+//! user id is not a valid user id is skipped, and its policy goes on; so
+//! is a `policy_teams` or `team_members` row (`teams`).
 
 use std::collections::HashMap;
 
-use crate::policy::PolicyRow;
+use crate::policy::{PolicyRow, PolicyTeam};
 use crate::recording::UserId;
-use crate::store::bad_row::{utf8, Shown};
-use crate::store::db::{Cols, Db};
+use crate::store::bad_row::Shown;
+use crate::store::db::{keep, stored, Cols, Db};
 use crate::store::dialect::{Backend, Stmt};
 use crate::store::{BadRow, NewPolicy, Rows, StoreError};
 
 impl<D: Backend> Db<D> {
-    /// Every policy that reads back, with its users, by id; and every
-    /// `policies` or `policy_users` row that does not. One snapshot.
+    /// Every policy that reads back, with its users and its teams (with
+    /// their stored members), by id; and every `policies`, `policy_users`,
+    /// `policy_teams` or `team_members` row that does not. One snapshot.
     pub async fn read_policies(&self) -> Result<Rows<PolicyRow>, StoreError> {
         self.read_policies_named(None).await
     }
 
-    /// The policy named `name`, with its users. A row that does not read
-    /// back is [`StoreError::BadRow`].
+    /// The policy named `name`, with its users and teams. A `policies` row
+    /// that does not read back is [`StoreError::BadRow`].
     pub async fn policy_row(&self, name: &str) -> Result<Option<PolicyRow>, StoreError> {
         let rows = self.read_policies_named(Some(name)).await?;
         if let Some(bad) = rows.bad.into_iter().find(|b| b.table == "policies") {
@@ -48,6 +50,7 @@ impl<D: Backend> Db<D> {
         let users = self
             .fetch_all(&mut tx, Stmt::new(D::POLICY_USERS).arg(name), context)
             .await?;
+        let teams = self.policy_teams_on(&mut tx, name, context).await?;
         tx.commit().await.map_err(self.err(context))?;
 
         let mut out = Rows::default();
@@ -59,13 +62,21 @@ impl<D: Backend> Db<D> {
                 Err(bad) => bad_users.push(bad),
             }
         }
+        let mut teams_of: HashMap<i64, Vec<PolicyTeam>> = HashMap::new();
+        for (policy, team) in teams.rows {
+            teams_of.entry(policy).or_default().push(team);
+        }
         for row in &policies {
             match policy_row::<D>(row, &mut by_policy) {
-                Ok(policy) => out.rows.push(policy),
+                Ok(mut policy) => {
+                    policy.teams = teams_of.remove(&policy.id).unwrap_or_default();
+                    out.rows.push(policy);
+                }
                 Err(bad) => out.bad.extend(bad),
             }
         }
         out.bad.extend(bad_users);
+        out.bad.extend(teams.bad);
         Ok(out)
     }
 
@@ -189,68 +200,6 @@ impl<D: Backend> Db<D> {
     }
 }
 
-/// A `policies` or `policy_users` column an operator may have filled with
-/// a value of another type (see `Dialect::LOOSE_TYPES`).
-struct Stored<'c, 'r, D: Backend> {
-    c: &'c Cols<'r, D>,
-    column: &'static str,
-}
-
-impl<D: Backend> Stored<'_, '_, D> {
-    /// On a loose-typed backend: `Err` naming the stored type and value
-    /// ("stored as real 3600.9, not an integer") unless it is `expected`.
-    fn check(&self, expected: &str, described: &str) -> Result<(), BadRow> {
-        if !D::LOOSE_TYPES {
-            return Ok(());
-        }
-        let stored = self.c.about(self.column, "_type")?;
-        if stored == expected {
-            return Ok(());
-        }
-        let quoted = self.c.about(self.column, "_quoted")?;
-        Err(self.c.bad(
-            self.column,
-            format!("stored as {stored} {quoted}, not {described}; nothing is converted"),
-        ))
-    }
-
-    /// Valid UTF-8 text.
-    fn text(&self) -> Result<String, BadRow> {
-        self.check("text", "text")?;
-        if D::LOOSE_TYPES {
-            // Selected as a BLOB: SQLite hands back whatever bytes it holds.
-            let bytes: Vec<u8> = self.c.get(self.column)?;
-            utf8(bytes).map_err(|e| self.c.bad(self.column, e))
-        } else {
-            self.c.get(self.column)
-        }
-    }
-
-    /// An integer (not a real, not text).
-    fn integer(&self) -> Result<i64, BadRow> {
-        self.check("integer", "an integer")?;
-        self.c.get(self.column)
-    }
-
-    /// On or off: a boolean, or on SQLite the integer 0 or 1.
-    fn flag(&self) -> Result<bool, BadRow> {
-        if !D::LOOSE_TYPES {
-            return self.c.get(self.column);
-        }
-        match self.integer()? {
-            0 => Ok(false),
-            1 => Ok(true),
-            other => Err(self
-                .c
-                .bad(self.column, format!("{other}: must be 0 (off) or 1 (on)"))),
-        }
-    }
-}
-
-fn stored<'c, 'r, D: Backend>(c: &'c Cols<'r, D>, column: &'static str) -> Stored<'c, 'r, D> {
-    Stored { c, column }
-}
-
 /// One `policies` row, or every column of it that does not read back.
 fn policy_row<D: Backend>(
     row: &D::Row,
@@ -282,14 +231,11 @@ fn policy_row<D: Backend>(
             window_seconds,
             end_mode,
             users,
+            // Attached by the caller, from the same snapshot.
+            teams: Vec::new(),
         }),
         _ => Err(bad),
     }
-}
-
-/// The value if it read back; else notes why not.
-fn keep<T>(bad: &mut Vec<BadRow>, read: Result<T, BadRow>) -> Option<T> {
-    read.map_err(|b| bad.push(b)).ok()
 }
 
 /// One `policy_users` row: its policy's id and a valid user id.

@@ -32,6 +32,7 @@ fn the_shipped_config_loads_and_matches_the_built_in_defaults() {
     );
     assert_eq!(from_file.retry, defaults.retry);
     assert_eq!(from_file.metrics.listen, defaults.metrics.listen);
+    assert_eq!(from_file.directory, defaults.directory);
     assert!(from_file.cxone.client_secret.is_none());
     assert!(from_file.cxone.access_key_secret.is_none());
     assert!(from_file.cxone.bearer_token.is_none());
@@ -45,7 +46,11 @@ fn the_shipped_config_shows_every_key() {
         "busy_timeout_seconds",
         "api_base",
         "path_prefix",
+        "auth",
+        "issuer",
+        "tenant_id",
         "token_url",
+        "access_key_url",
         "client_id",
         "client_secret",
         "client_secret_file",
@@ -73,6 +78,12 @@ fn the_shipped_config_shows_every_key() {
         "cap_ms",
         "max_server_errors",
         "listen",
+        "refresh_seconds",
+        "page_size",
+        "team_timeout_seconds",
+        "search_path",
+        "statuses",
+        "team_field",
     ] {
         assert!(
             text.lines()

@@ -52,7 +52,8 @@ fn a_start_in_the_spring_gap_opens_at_the_first_instant_after_it() {
             "end_local": "2026-03-29T04:00:00+02:00",
             "start_abbreviation": "CEST",
             "end_abbreviation": "CEST",
-            "timezone": "Europe/Amsterdam"
+            "timezone": "Europe/Amsterdam",
+            "excluded": []
         })
     );
     assert_eq!(got[0]["start_local"], json!("2026-03-28T02:30:00+01:00"));

@@ -38,6 +38,7 @@ pub fn row(data: &[u8]) -> PolicyRow {
         window_seconds,
         end_mode,
         users,
+        teams: Vec::new(),
     }
 }
 

@@ -36,10 +36,14 @@ async fn open_creates_a_private_migrated_wal_file() {
         [
             "attempts",
             "daemon_state",
+            "exclusions",
             "policies",
             "policy_revision",
+            "policy_teams",
             "policy_users",
-            "recordings"
+            "recordings",
+            "team_members",
+            "team_refreshes"
         ]
     );
 }
