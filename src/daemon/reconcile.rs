@@ -64,11 +64,22 @@ pub(super) async fn reconcile(
     let oldest = now
         .checked_sub_signed(shared.schedule.missed_lookback())
         .unwrap_or(now);
-    let last_seen = shared
-        .store
-        .get_state(LAST_SEEN_KEY)
-        .await?
-        .and_then(|v| parse_utc(&v).ok());
+    // A heartbeat that does not read back (bytes stored with sqlite3) is
+    // named and ignored: the daemon starts as if it had none, and its
+    // next heartbeat replaces it.
+    let last_seen = match shared.store.get_state(LAST_SEEN_KEY).await {
+        Err(StoreError::BadRow(bad)) => {
+            tracing::error!(
+                table = bad.table,
+                id = bad.id,
+                column = bad.column,
+                "bad row: {bad}"
+            );
+            None
+        }
+        read => read?,
+    };
+    let last_seen = last_seen.and_then(|v| parse_utc(&v).ok());
     let from = last_seen.map_or(now, |t| t.max(oldest)).min(now);
     tracing::info!(adopted, resumed, since = %format_utc(from), "reconciled");
     Ok(Since {

@@ -99,6 +99,7 @@ impl BadRow {
             ("policies", _) => "the policy is skipped".to_owned(),
             ("policy_users", _) => "it is skipped".to_owned(),
             ("exclusions", _) => "the exclusion is not applied (its time is recorded)".to_owned(),
+            ("daemon_state", _) => "the daemon goes on without it".to_owned(),
             ("policy_teams", _) => "the policy goes on without that team".to_owned(),
             ("team_members", _) => {
                 "that member is not recorded through the team (its other members are)".to_owned()

@@ -135,6 +135,10 @@ pub(crate) trait Dialect: Database {
     /// `None` where a writing transaction is alone anyway.
     const LOCK_TEAM: Option<&'static str>;
 
+    /// The `daemon_state` row of key `$1`: `id` (its `rowid`) and `value`
+    /// (with its type and quoted value on a loose-typed backend).
+    const DAEMON_STATE: &'static str;
+
     /// Every `exclusions` column (with `every_policy`, whether `policy_id`
     /// is NULL, and `policy`, the id of the policy it names if any).
     const EXCLUSIONS: &'static str;

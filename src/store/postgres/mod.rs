@@ -161,6 +161,8 @@ impl Dialect for Postgres {
     const LOCK_TEAM: Option<&'static str> =
         Some("SELECT pg_advisory_xact_lock(hashtext('recsched_team:' || $1))");
 
+    const DAEMON_STATE: &'static str = "SELECT rowid AS id, value FROM daemon_state WHERE key = $1";
+
     const EXCLUSIONS: &'static str = "SELECT e.id, p.id AS policy, \
         e.policy_id IS NULL AS every_policy, e.user_id, e.starts_at, e.ends_at, e.timezone, \
         e.reason \

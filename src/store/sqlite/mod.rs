@@ -140,6 +140,10 @@ impl Dialect for Sqlite {
     // BEGIN IMMEDIATE: one writer at a time.
     const LOCK_TEAM: Option<&'static str> = None;
 
+    const DAEMON_STATE: &'static str = "SELECT rowid AS id, typeof(value) AS value_type, \
+        CAST(quote(value) AS BLOB) AS value_quoted, CAST(value AS BLOB) AS value \
+        FROM daemon_state WHERE key = $1";
+
     const EXCLUSIONS: &'static str = "SELECT e.id, p.id AS policy, \
         e.policy_id IS NULL AS every_policy, \
         CAST(quote(e.policy_id) AS BLOB) AS policy_id_quoted, \

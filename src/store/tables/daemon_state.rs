@@ -6,15 +6,23 @@
 //! With several instances on PostgreSQL the last writer wins: `last_seen`
 //! then means "some instance was alive".
 
-use crate::store::db::Db;
+use crate::store::db::{stored, Cols, Db};
 use crate::store::dialect::{Backend, Stmt};
-use crate::store::StoreError;
+use crate::store::{BadRow, StoreError};
 
 impl<D: Backend> Db<D> {
-    /// The value stored under `key`, if any.
+    /// The value stored under `key`, if any; [`StoreError::BadRow`] (keyed
+    /// by `rowid`) if it does not read back as text, which sqlite3 lets an
+    /// operator store.
     pub async fn get_state(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let stmt = Stmt::new("SELECT value FROM daemon_state WHERE key = $1").arg(key);
-        self.value(stmt, "reading daemon state").await
+        let stmt = Stmt::new(D::DAEMON_STATE).arg(key);
+        let Some(row) = self.query_optional(stmt, "reading daemon state").await? else {
+            return Ok(None);
+        };
+        let keyed = |bad: BadRow| bad.keyed_by("rowid");
+        let c = Cols::<D>::new(&row, "daemon_state").map_err(keyed)?;
+        let value = stored(&c, "value").text().map_err(keyed)?;
+        Ok(Some(value))
     }
 
     /// Stores `value` under `key`, replacing any earlier value.

@@ -191,10 +191,29 @@ impl<D: Backend> Db<D> {
 
     /// A number that moves whenever `policies` or `policy_users` change, by
     /// any writer (triggers keep it). Poll it; reload when it differs.
+    ///
+    /// The row is the triggers' counter, not an operator's: if it was
+    /// deleted by hand (the triggers would then move nothing, and no edit
+    /// would ever be noticed), it is put back at 0, which reads as a new
+    /// revision; a value sqlite3 let in that is not an integer is read as
+    /// SQLite casts it (the next edit makes it an integer again).
     pub async fn policy_revision(&self) -> Result<i64, StoreError> {
         let context = "reading the policy revision";
-        let stmt = Stmt::new("SELECT revision AS value FROM policy_revision WHERE id = 1");
-        self.value(stmt, context)
+        let read = || {
+            Stmt::new("SELECT CAST(revision AS BIGINT) AS value FROM policy_revision WHERE id = 1")
+        };
+        if let Some(revision) = self.value(read(), context).await? {
+            return Ok(revision);
+        }
+        let stmt = Stmt::new(
+            "INSERT INTO policy_revision (id, revision) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
+        );
+        self.run(stmt, "recreating the policy revision").await?;
+        tracing::warn!(
+            "the policy_revision row was missing (deleted by hand?); recreated, so edits are \
+             noticed again"
+        );
+        self.value(read(), context)
             .await?
             .ok_or_else(|| self.err(context)(sqlx::Error::RowNotFound))
     }

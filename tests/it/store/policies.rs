@@ -308,7 +308,22 @@ async fn a_user_row_without_a_policy_or_with_a_bad_user_id_is_skipped_alone() {
     assert_eq!(user, "u9");
 }
 
+/// The revision row is the triggers' counter: deleted by hand, it is put
+/// back on the next read (a new revision), and edits move it again.
+async fn a_deleted_revision_row_is_put_back(db: TestDb) {
+    let store = &db.store;
+    store.insert_policy(&policy("day", &["u1"])).await.unwrap();
+    let before = store.policy_revision().await.unwrap();
+    assert!(before > 0);
+    db.sql("DELETE FROM policy_revision").await;
+    assert_eq!(store.policy_revision().await.unwrap(), 0);
+    assert_eq!(db.number("SELECT COUNT(*) FROM policy_revision").await, 1);
+    store.add_policy_user("day", "u2").await.unwrap();
+    assert!(store.policy_revision().await.unwrap() > 0);
+}
+
 on_both_backends!(
+    a_deleted_revision_row_is_put_back,
     policies_can_be_inserted_listed_changed_and_removed,
     unknown_policy_names_are_reported,
     removing_a_policy_keeps_its_recordings,

@@ -453,6 +453,27 @@ async fn daemon_state_keeps_values_by_key(db: TestDb) {
     );
 }
 
+/// sqlite3 lets bytes into `daemon_state.value` (PostgreSQL types it):
+/// the read names the row, and a write puts text back.
+#[tokio::test]
+async fn a_daemon_state_value_that_is_not_text_is_a_bad_row_on_sqlite() {
+    let db = TestDb::sqlite().await;
+    db.sql("INSERT INTO daemon_state (rowid, key, value) VALUES (4, 'k', X'00FF')")
+        .await;
+    let err = db.store.get_state("k").await.unwrap_err();
+    let StoreError::BadRow(bad) = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(
+        bad.to_string(),
+        "table daemon_state, rowid 4, column value: stored as blob X'00FF', not text; nothing \
+         is converted; the daemon goes on without it until the row is fixed or deleted (sqlite3 \
+         or psql)"
+    );
+    db.store.set_state_value("k", "v").await.unwrap();
+    assert_eq!(db.store.get_state("k").await.unwrap().as_deref(), Some("v"));
+}
+
 async fn claim_many_answers_in_input_order_and_claims_a_repeated_key_once(db: TestDb) {
     let store = &db.store;
     let taken = segment("dup-a", at(9, 0, 0));
