@@ -56,9 +56,12 @@
 //!   `report`: the vocabulary of each table (and of the report's read).
 //! - `dialect`: the two traits the backends meet in (what differs, and
 //!   what sqlx does alike), and the typed parameters of a statement.
-//! - `db`: a handle on one database of either backend, and `Cols`, which
-//!   reads a row's columns and names the one that does not read back.
-//! - `tables/`: each table's queries and decoders, written once.
+//! - `db`: a handle on one database of either backend; `Cols`, which
+//!   reads a row's columns and names the one that does not read back; and
+//!   `Stored`, a column judged on SQLite's stored type.
+//! - `tables/`: each table's queries and decoders, written once
+//!   (policies with their users and teams, recordings, attempts, teams,
+//!   exclusions, the report's read, daemon state).
 //! - `sqlite/`, `postgres/`: opening each database, its dialect, its claim;
 //!   PostgreSQL's leases and `LISTEN`.
 //!

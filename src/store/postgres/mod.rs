@@ -34,7 +34,8 @@
 //!
 //! # Layout
 //! - this file: the [`Dialect`] (`TIMESTAMPTZ`, `FOR UPDATE` and the
-//!   fence, snapshot reads) and the claim.
+//!   fence, snapshot reads, the locks that keep two instances from
+//!   refreshing one team or importing one calendar at once) and the claim.
 //! - `open`: connecting (the URL's password never leaves it), migrating.
 //! - `leases`: renewal, takeover and release of open rows.
 //! - `listen`: `LISTEN recsched_policies`, fed by the policy triggers.

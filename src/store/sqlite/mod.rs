@@ -10,8 +10,9 @@
 //!   text sorts in time order); the `created_at`/`updated_at` columns are
 //!   SQLite's own, so edits made with `sqlite3` are stamped too.
 //! - A column may hold any type (an operator's `sqlite3` session does not
-//!   check), so the policy queries select each column's `typeof` and its
-//!   quoted value beside it, and the store refuses a wrong type itself.
+//!   check), so the queries of hand-edited tables select each column's
+//!   `typeof` and its quoted value beside it, and the store refuses a
+//!   wrong type itself.
 //! - Single owner, unfenced: rows carry no owner and no lease, and writes
 //!   are not fenced. One `recsched run` per file is the supported setup; a
 //!   second one on the same file still never starts a segment twice (the
@@ -20,7 +21,9 @@
 //!
 //! # Layout
 //! - this file: the [`Dialect`] (text instants, `BEGIN IMMEDIATE`, the
-//!   policy queries with their type checks) and the claim.
+//!   queries of the tables operators edit by hand, with their type
+//!   checks: policies, their users and teams, team members, exclusions,
+//!   daemon state) and the claim.
 //! - `open`: creating the file (mode 0600), connecting, migrating.
 
 mod open;
