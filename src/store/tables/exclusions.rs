@@ -10,6 +10,7 @@
 use crate::policy::ExclusionRow;
 use crate::store::db::{stored, Cols, Db};
 use crate::store::dialect::{Backend, Stmt};
+use crate::store::tables::policies::named_policy;
 use crate::store::{BadRow, NewExclusion, Rows, StoreError};
 
 impl<D: Backend> Db<D> {
@@ -73,18 +74,7 @@ fn exclusion_row<D: Backend>(row: &D::Row) -> Result<ExclusionRow, BadRow> {
     let policy_id = if c.get::<bool>("every_policy")? {
         None
     } else {
-        let named: Option<i64> = c.get("policy")?;
-        if named.is_none() {
-            let stored = c.about("policy_id", "_quoted")?;
-            return Err(c.bad(
-                "policy_id",
-                format!(
-                    "{stored} names no policy (NULL means every policy; sqlite3 checks \
-                     foreign keys only after `PRAGMA foreign_keys = ON`)"
-                ),
-            ));
-        }
-        named
+        Some(named_policy(&c, "NULL means every policy; ")?)
     };
     Ok(ExclusionRow {
         id: c.id(),

@@ -261,19 +261,26 @@ fn policy_row<D: Backend>(
 fn policy_user<D: Backend>(row: &D::Row) -> Result<(i64, String), BadRow> {
     let keyed = |bad: BadRow| bad.keyed_by(D::USER_KEY);
     let c = Cols::<D>::new(row, "policy_users").map_err(keyed)?;
-    let policy: Option<i64> = c.get("policy").map_err(keyed)?;
-    let Some(policy) = policy else {
-        let named = c.about("policy_id", "_quoted").map_err(keyed)?;
-        return Err(keyed(c.bad(
-            "policy_id",
-            format!(
-                "{named} names no policy (sqlite3 checks foreign keys only after \
-                 `PRAGMA foreign_keys = ON`)"
-            ),
-        )));
-    };
+    let policy = named_policy(&c, "").map_err(keyed)?;
     let user = stored(&c, "user_id").text().map_err(keyed)?;
     UserId::parse(user.as_str())
         .map_err(|e| keyed(c.bad("user_id", format!("`{}`: {e}", Shown(&user)))))?;
     Ok((policy, user))
+}
+
+/// The id of the policy a row's `policy_id` names, selected as `policy`
+/// (NULL when it names none, which only sqlite3 lets in): else the row is
+/// bad, named with the stored `policy_id` and `note` on what NULL means.
+pub(super) fn named_policy<D: Backend>(c: &Cols<'_, D>, note: &str) -> Result<i64, BadRow> {
+    if let Some(policy) = c.get::<Option<i64>>("policy")? {
+        return Ok(policy);
+    }
+    let named = c.about("policy_id", "_quoted")?;
+    Err(c.bad(
+        "policy_id",
+        format!(
+            "{named} names no policy ({note}sqlite3 checks foreign keys only after \
+             `PRAGMA foreign_keys = ON`)"
+        ),
+    ))
 }

@@ -23,6 +23,7 @@ use crate::recording::UserId;
 use crate::store::bad_row::Shown;
 use crate::store::db::{stored, Cols, Db};
 use crate::store::dialect::{Arg, Backend, Stmt};
+use crate::store::tables::policies::named_policy;
 use crate::store::teams::{diff, MembershipChange, TeamMember, TeamPolicy, TeamRefresh};
 use crate::store::{BadRow, Rows, StoreError};
 
@@ -216,41 +217,39 @@ fn with_users<'a>(stmt: Stmt<'a>, users: &'a [String]) -> Stmt<'a> {
         .fold(stmt, |s, user| s.arg(Arg::Text(Some(user.as_str()))))
 }
 
+/// A row of team table `table` read by `read`; a bad one is named by its
+/// rowid.
+fn by_rowid<D: Backend, T>(
+    row: &D::Row,
+    table: &'static str,
+    read: impl FnOnce(&Cols<'_, D>) -> Result<T, BadRow>,
+) -> Result<T, BadRow> {
+    Cols::<D>::new(row, table)
+        .and_then(|c| read(&c))
+        .map_err(|bad| bad.keyed_by(KEY))
+}
+
 /// One `policy_teams` row: its policy's id and its team id.
 fn policy_team<D: Backend>(row: &D::Row) -> Result<(i64, String), BadRow> {
-    let keyed = |bad: BadRow| bad.keyed_by(KEY);
-    let c = Cols::<D>::new(row, "policy_teams").map_err(keyed)?;
-    let policy: Option<i64> = c.get("policy").map_err(keyed)?;
-    let Some(policy) = policy else {
-        let named = c.about("policy_id", "_quoted").map_err(keyed)?;
-        return Err(keyed(c.bad(
-            "policy_id",
-            format!(
-                "{named} names no policy (sqlite3 checks foreign keys only after \
-                 `PRAGMA foreign_keys = ON`)"
-            ),
-        )));
-    };
-    let team = stored(&c, "team_id").text().map_err(keyed)?;
-    Ok((policy, team))
+    by_rowid::<D, _>(row, "policy_teams", |c| {
+        Ok((named_policy(c, "")?, stored(c, "team_id").text()?))
+    })
 }
 
 /// One `team_members` row of the policy read: its team and a valid user
 /// id.
 fn team_member<D: Backend>(row: &D::Row) -> Result<(String, String), BadRow> {
-    let keyed = |bad: BadRow| bad.keyed_by(KEY);
-    let c = Cols::<D>::new(row, "team_members").map_err(keyed)?;
-    let team = stored(&c, "team_id").text().map_err(keyed)?;
-    let user = stored(&c, "user_id").text().map_err(keyed)?;
-    UserId::parse(user.as_str())
-        .map_err(|e| keyed(c.bad("user_id", format!("`{}`: {e}", Shown(&user)))))?;
-    Ok((team, user))
+    by_rowid::<D, _>(row, "team_members", |c| {
+        let team = stored(c, "team_id").text()?;
+        let user = stored(c, "user_id").text()?;
+        UserId::parse(user.as_str())
+            .map_err(|e| c.bad("user_id", format!("`{}`: {e}", Shown(&user))))?;
+        Ok((team, user))
+    })
 }
 
 fn team_refresh<D: Backend>(row: &D::Row) -> Result<TeamRefresh, BadRow> {
-    let keyed = |bad: BadRow| bad.keyed_by(KEY);
-    let c = Cols::<D>::new(row, "team_refreshes").map_err(keyed)?;
-    let read = || -> Result<TeamRefresh, BadRow> {
+    by_rowid::<D, _>(row, "team_refreshes", |c| {
         Ok(TeamRefresh {
             team_id: c.get("team_id")?,
             refreshed_at: c.get("refreshed_at")?,
@@ -258,33 +257,26 @@ fn team_refresh<D: Backend>(row: &D::Row) -> Result<TeamRefresh, BadRow> {
             last_error: c.get("last_error")?,
             members: c.map("members", |n: i64| usize::try_from(n))?,
         })
-    };
-    read().map_err(keyed)
+    })
 }
 
 fn team_member_row<D: Backend>(row: &D::Row) -> Result<TeamMember, BadRow> {
-    let keyed = |bad: BadRow| bad.keyed_by(KEY);
-    let c = Cols::<D>::new(row, "team_members").map_err(keyed)?;
-    let read = || -> Result<TeamMember, BadRow> {
+    by_rowid::<D, _>(row, "team_members", |c| {
         Ok(TeamMember {
             user_id: c.get("user_id")?,
             first_seen: c.get("first_seen")?,
             last_seen: c.get("last_seen")?,
         })
-    };
-    read().map_err(keyed)
+    })
 }
 
 fn team_policy<D: Backend>(row: &D::Row) -> Result<TeamPolicy, BadRow> {
-    let keyed = |bad: BadRow| bad.keyed_by(KEY);
-    let c = Cols::<D>::new(row, "policy_teams").map_err(keyed)?;
-    let read = || -> Result<TeamPolicy, BadRow> {
+    by_rowid::<D, _>(row, "policy_teams", |c| {
         Ok(TeamPolicy {
             team_id: c.get("team_id")?,
             policy_id: c.get("policy_id")?,
             policy: c.get("name")?,
             enabled: c.get("enabled")?,
         })
-    };
-    read().map_err(keyed)
+    })
 }
