@@ -21,10 +21,12 @@
 //! - [`policy`]: policy rows parsed into typed values; `PolicyError`.
 //! - [`planner`]: pure time arithmetic: window starts (DST rules),
 //!   coverage, segments, catch-up.
-//! - [`store`]: the durable state through sqlx, one enum over two
-//!   backends: SQLite (embedded default) and PostgreSQL (several active
-//!   instances with leases); migrations, policy rows, recording rows,
-//!   attempts; `StoreError`.
+//! - [`store`]: the durable state through sqlx: one `Store` handle, one
+//!   contract over two backends, SQLite (embedded default) and PostgreSQL
+//!   (several active instances with leases, writes fenced by them). Each
+//!   table's queries and row decoders are written once (`store/tables/`),
+//!   generic over a backend; each backend states only where it differs
+//!   (`store/dialect.rs`); migrations per backend; `StoreError`.
 //! - [`cxone`]: the vendor client: tokens (password, access-key or
 //!   bearer), endpoint discovery from the issuer, team members from the
 //!   directory, start, stop, outcome classification; `CxoneError`.

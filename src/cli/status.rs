@@ -566,7 +566,15 @@ fn shown(total: usize, rows: usize) -> String {
 pub async fn run(args: StatusArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let store = open_for_reading(config).await?;
     let now = SystemClock.now();
-    let heartbeat = store.get_state(HEARTBEAT_KEY).await?;
+    // A heartbeat that does not read back is a bad row like any other.
+    let mut skipped = Vec::new();
+    let heartbeat = match store.get_state(HEARTBEAT_KEY).await {
+        Err(crate::store::StoreError::BadRow(bad)) => {
+            skipped.push(bad);
+            None
+        }
+        read => read?,
+    };
     let open = store.open_rows().await?;
     let recent = store
         .read_recordings(&RecordingFilter {
@@ -576,7 +584,6 @@ pub async fn run(args: StatusArgs, config: &Config) -> anyhow::Result<ExitCode> 
         .await?;
     let policies = store.read_policies().await?;
     // Exclusions the daemon skips: rows that do not read back or parse.
-    let mut skipped = Vec::new();
     let exclusions = store.read_exclusions().await?.rows_and_bad(&mut skipped);
     let (_, refused) = crate::policy::exclusion::load_exclusions(&exclusions);
     skipped.extend(refused.iter().map(crate::store::BadRow::from_exclusion));
@@ -588,7 +595,9 @@ pub async fn run(args: StatusArgs, config: &Config) -> anyhow::Result<ExitCode> 
         policies: policies.rows,
         bad_rows: [open.bad, recent.bad, policies.bad, skipped].concat(),
     };
-    let teams = super::teams::overview(&store, now, config.directory.refresh(), false).await?;
+    let teams = super::teams::overview(&store, now, config.directory.refresh(), false)
+        .await?
+        .rows;
     store.close().await;
 
     let status = Status::build(now, snapshot, args.limit as usize);

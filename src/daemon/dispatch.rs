@@ -90,6 +90,7 @@ pub(super) async fn pass(
     };
     for chunk in plan.starts.chunks(START_CHUNK) {
         let rows: Vec<NewRecording> = chunk.iter().map(write_ahead).collect();
+        let sent = shared.clock.instant();
         let ids = match shared.writer.claim(rows).await {
             Ok(ids) => ids,
             Err(e) => {
@@ -126,9 +127,10 @@ pub(super) async fn pass(
             // The recordings this start follows (one this job ends first
             // is still tracked until it has ended).
             let previous = shared.open.contacts_of(&user);
-            shared
-                .open
-                .insert_claimed(OpenRow::claimed(id, start.segment.clone()));
+            shared.open.insert_claimed(
+                OpenRow::claimed(id, start.segment.clone()),
+                shared.lease_from(sent),
+            );
             // Wake at its end too: the plan was made before the row existed.
             next = next.at(start.segment.end);
             let job = StartJob {

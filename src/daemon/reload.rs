@@ -378,11 +378,19 @@ mod tests {
         let orphan =
             BadRow::new("policy_users", 3, "policy_id", "names no policy").keyed_by("rowid");
         let zzz = BadRow::new("recordings", 1, "segment_end", "`zzz`");
+        let member =
+            BadRow::new("team_members", 9, "user_id", "``: user id is empty").keyed_by("rowid");
 
         assert_eq!(
-            bad.found(Found::Policies, std::slice::from_ref(&orphan)),
-            Reported { bad: 1, fixed: 0 }
+            bad.found(Found::Policies, &[orphan.clone(), member.clone()]),
+            Reported { bad: 2, fixed: 0 }
         );
+        assert_eq!(gauge(&metrics, "team_members"), 1);
+        assert_eq!(
+            bad.found(Found::Policies, std::slice::from_ref(&orphan)),
+            Reported { bad: 0, fixed: 1 }
+        );
+        assert_eq!(gauge(&metrics, "team_members"), 0);
         // The same finding at every reload or pass: nothing new to say.
         for _ in 0..3 {
             assert_eq!(

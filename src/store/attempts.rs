@@ -3,7 +3,7 @@
 //! body), and the row updates the daemon's writer hands to the store.
 //!
 //! Kept apart from `recordings` because it only ever grows and is read by
-//! people, not by the scheduler. [`Store::finish_attempt`] writes the
+//! people, not by the scheduler. [`Store::write_batch`] writes the
 //! exchange and its effect on the recording row in one transaction, so the
 //! audit trail never disagrees with the row it explains.
 
@@ -145,12 +145,13 @@ impl OwnedOutcome {
     }
 }
 
-/// What an exchange did to its recording row, for [`Store::finish_attempt`].
+/// What an exchange did to its recording row (a [`RowWrite`]'s outcome).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum AttemptOutcome<'a> {
     /// Nothing moved (a retryable answer); the row's last error is set.
     Retrying { last_error: &'a str },
-    /// The start was answered: as [`Store::mark_started`].
+    /// The start was answered: the row keeps the contact id and moves
+    /// from `pending` to `recording`.
     Started {
         contact_id: ContactId,
         interaction_id: Option<&'a InteractionId>,

@@ -13,7 +13,7 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 
-use super::PgStore;
+use super::{PgStore, Site};
 use crate::secret::Secret;
 use crate::store::{Settings, StoreError};
 
@@ -31,8 +31,8 @@ impl PgStore {
         MIGRATOR
             .run(&store.pool)
             .await
-            .map_err(|e| from_migrate(&store.target, e))?;
-        tracing::debug!(database = %store.target, "database open and migrated");
+            .map_err(|e| from_migrate(store.target(), e))?;
+        tracing::debug!(database = %store.target(), "database open and migrated");
         Ok(store)
     }
 
@@ -83,15 +83,18 @@ impl PgStore {
             .connect_lazy_with(options);
         Ok(Self {
             pool,
-            target: Arc::from(target),
-            owner: None,
-            lease: settings.lease,
+            site: Site {
+                target: Arc::from(target),
+                owner: None,
+                lease: settings.lease,
+                margin: settings.lease_margin(),
+            },
         })
     }
 
     async fn check_schema_current(&self) -> Result<(), StoreError> {
         let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-        let path = std::path::PathBuf::from(self.target.as_ref());
+        let path = std::path::PathBuf::from(self.target());
         let applied: Option<i64> =
             match sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
                 .fetch_one(&self.pool)
@@ -106,7 +109,7 @@ impl PgStore {
                 }
                 Err(e) => {
                     return Err(StoreError::from_pg(
-                        &self.target,
+                        self.target(),
                         "reading the schema version",
                         e,
                     ))

@@ -1,12 +1,13 @@
-//! The audit trail: one row per exchange, bodies cut at 2 KiB, and the
-//! exchange written together with its effect on the recording row.
+//! The audit trail, on both backends: one row per exchange, bodies cut at
+//! 2 KiB, and the exchange written together with its effect on the
+//! recording row, one write or a batch at a time.
 
 use recsched::recording::{ContactId, InteractionId, RecordingState};
 use recsched::store::{
     AttemptOutcome, NewAttempt, Operation, RecordingId, StoreError, RESPONSE_BODY_MAX_BYTES,
 };
 
-use super::{at, segment, temp_store};
+use super::{at, on_both_backends, segment, TestDb};
 
 fn exchange(id: RecordingId, attempt: u32, status: Option<u16>) -> NewAttempt {
     NewAttempt {
@@ -22,9 +23,8 @@ fn exchange(id: RecordingId, attempt: u32, status: Option<u16>) -> NewAttempt {
     }
 }
 
-#[tokio::test]
-async fn an_attempt_is_written_and_its_body_cut_on_a_char_boundary() {
-    let (_dir, store) = temp_store().await;
+async fn an_attempt_is_written_and_its_body_cut_on_a_char_boundary(db: TestDb) {
+    let store = &db.store;
     let id = store
         .claim(&segment("u1", at(9, 0, 0)))
         .await
@@ -61,9 +61,8 @@ async fn an_attempt_is_written_and_its_body_cut_on_a_char_boundary() {
     assert!(kept.chars().all(|c| c == 'x'));
 }
 
-#[tokio::test]
-async fn an_attempt_for_a_missing_recording_is_refused() {
-    let (_dir, store) = temp_store().await;
+async fn an_attempt_for_a_missing_recording_is_refused(db: TestDb) {
+    let store = &db.store;
     let err = store
         .record_attempt(&exchange(RecordingId::new(77), 1, Some(202)))
         .await
@@ -74,9 +73,8 @@ async fn an_attempt_for_a_missing_recording_is_refused() {
     );
 }
 
-#[tokio::test]
-async fn finishing_an_attempt_updates_the_row_with_it() {
-    let (_dir, store) = temp_store().await;
+async fn finishing_an_attempt_updates_the_row_with_it(db: TestDb) {
+    let store = &db.store;
     let id = store
         .claim(&segment("u1", at(9, 0, 0)))
         .await
@@ -139,9 +137,8 @@ async fn finishing_an_attempt_updates_the_row_with_it() {
     assert_eq!(store.attempts_for(id).await.unwrap().len(), 3);
 }
 
-#[tokio::test]
-async fn an_illegal_move_still_leaves_the_exchange_in_the_audit_trail() {
-    let (_dir, store) = temp_store().await;
+async fn an_illegal_move_still_leaves_the_exchange_in_the_audit_trail(db: TestDb) {
+    let store = &db.store;
     let id = store
         .claim(&segment("u1", at(9, 0, 0)))
         .await
@@ -170,9 +167,8 @@ async fn an_illegal_move_still_leaves_the_exchange_in_the_audit_trail() {
     );
 }
 
-#[tokio::test]
-async fn a_batch_commits_many_writes_at_once_and_reports_each() {
-    let (_dir, store) = temp_store().await;
+async fn a_batch_commits_many_writes_at_once_and_reports_each(db: TestDb) {
+    let store = &db.store;
     let a = store
         .claim(&segment("b1", at(9, 0, 0)))
         .await
@@ -209,18 +205,41 @@ async fn a_batch_commits_many_writes_at_once_and_reports_each() {
                 last_error: "HTTP 425".into(),
             },
         },
+        // No such row: reported, nothing written for it.
+        recsched::store::RowWrite {
+            recording_id: RecordingId::new(999_999),
+            attempt: Some(exchange(RecordingId::new(999_999), 1, Some(200))),
+            outcome: recsched::store::OwnedOutcome::Nothing,
+        },
     ];
     let results = store.write_batch(&writes).await.unwrap();
-    assert_eq!(results.len(), 3);
-    assert!(matches!(results[0], Ok(true)));
+    assert_eq!(results.len(), 4);
+    assert!(matches!(results[0], Ok(true)), "{results:?}");
     assert!(matches!(results[1], Err(StoreError::IllegalMove { .. })));
     assert!(matches!(results[2], Ok(false)));
+    assert!(
+        matches!(results[3], Err(StoreError::RecordingNotFound(_))),
+        "{results:?}"
+    );
     let ra = store.recording(a).await.unwrap().unwrap();
     assert_eq!(ra.state, RecordingState::Recording);
     assert_eq!(ra.contact_id, Some(ContactId::new(77).unwrap()));
     let rb = store.recording(b).await.unwrap().unwrap();
     assert_eq!(rb.state, RecordingState::Pending);
     assert_eq!(rb.last_error.as_deref(), Some("HTTP 425"));
-    assert_eq!(store.attempts_for(a).await.unwrap().len(), 1);
+    let audit = store.attempts_for(a).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(
+        (audit[0].http_status, audit[0].at),
+        (Some(200), at(9, 0, 1))
+    );
     assert_eq!(store.attempts_for(b).await.unwrap().len(), 1);
 }
+
+on_both_backends!(
+    an_attempt_is_written_and_its_body_cut_on_a_char_boundary,
+    an_attempt_for_a_missing_recording_is_refused,
+    finishing_an_attempt_updates_the_row_with_it,
+    an_illegal_move_still_leaves_the_exchange_in_the_audit_trail,
+    a_batch_commits_many_writes_at_once_and_reports_each,
+);
