@@ -77,12 +77,7 @@ pub use notify::Notifier;
 pub use settings::Settings;
 pub use writer::{RowSink, WrapRows};
 
-/// The pure planning decision under its earlier name, for the benchmark
-/// (`src/bin/recsched-bench`) until it moves to a crate of its own.
-#[doc(hidden)]
-pub mod pass {
-    pub use super::decide::{coverage, decide as plan, Plan, Start};
-}
+pub use decide::{first_pass, EndReason, Plan, Start};
 
 use crate::clock::{format_utc, Clock};
 use crate::cxone::Client;

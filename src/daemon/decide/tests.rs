@@ -163,3 +163,14 @@ fn a_pending_row_of_an_earlier_process_is_never_planned_again() {
     assert!(plan.ends.is_empty());
     assert!(plan.next.is_none_or(|n| n > at(9, 20, 0)));
 }
+
+#[test]
+fn the_first_pass_is_decide_on_an_empty_database_over_the_segment_limit() {
+    let p = [policy(1, "0 9 * * *", 600, "expire", &["ann", "bob"])];
+    let now = at(9, 0, 0);
+    let first = first_pass(&p, now, SegmentLimit::default());
+    let plain = plan_at(&p, &[], now);
+    assert_eq!(first.starts, plain.starts);
+    assert_eq!(first.starts.len(), 2);
+    assert_eq!(first.next, plain.next);
+}
