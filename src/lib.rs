@@ -11,7 +11,9 @@
 //!
 //! # Layout
 //! - [`recording`]: the vocabulary of one recording (user id, duration,
-//!   contact id, state). Depends on nothing.
+//!   contact id, state, the operation of an exchange with the vendor and
+//!   how much of its body is kept), shared by `cxone` and `store`.
+//!   Depends on nothing.
 //! - [`secret`]: a string whose `Debug`/`Display` print `[redacted]`.
 //! - [`clock`]: the only reader of wall-clock time and the only way to
 //!   wait: wall-clock and monotonic readings, sleeps on the monotonic one,

@@ -136,7 +136,7 @@ pub fn decide(
 
 /// What the first planning pass of a daemon on an empty database decides
 /// for `policies` at `now`: the coverage from `now` to `now + limit`, no
-/// occupied time, no open rows, then [`decide`]. The same pure work every
+/// occupied time, no open rows, then `decide`. The same pure work every
 /// pass does; public so that the benchmark (`bench/`) can time the
 /// planning of a burst without a database. The daemon itself never calls
 /// it: its passes go through `dispatch`, which knows what is occupied.
