@@ -17,6 +17,8 @@
 //! - `writer`: the one writer of recording rows (batched commits).
 //! - `housekeeping`: the heartbeat and, on PostgreSQL, lease renewal.
 //! - `activity`: which tasks are at work, so tests can drive the clock.
+//! - [`liveness`]: is the daemon alive: what `/healthz` answers, and the
+//!   one staleness rule `recsched status` applies to the stored heartbeat.
 //!
 //! # Time
 //! Every wait goes through the [`Clock`]: the loop's, the jobs' retries,
@@ -61,7 +63,7 @@ mod dispatch;
 mod housekeeping;
 mod instance;
 mod jobs;
-mod liveness;
+pub mod liveness;
 mod notify;
 mod open_rows;
 mod reconcile;
