@@ -41,11 +41,16 @@
 //! - [`config`]: layers defaults, the TOML file and `RECSCHED_*` variables.
 //! - [`metrics`]: Prometheus registry and the `/metrics` + `/healthz`
 //!   listener.
-//! - [`cli`]: clap commands, one module each.
+//! - [`cli`]: clap commands, one module each (`status` as a model, a
+//!   text renderer and the command).
 //! - [`telemetry`]: the tracing subscriber.
 //!
 //! `policy`, `recording`, `planner` and `retry` compile without tokio,
 //! sqlx or reqwest.
+//!
+//! The benchmark is a crate of its own in this workspace (`bench/`): it
+//! uses this public API, `daemon::first_pass` for the pure planning, and
+//! the store's single-row writes behind the `test-support` feature.
 
 pub mod cli;
 pub mod clock;
