@@ -143,3 +143,36 @@ async fn a_running_instance_takes_over_and_sends_a_dead_instances_pending_start(
     assert!(log.contains("took over open rows"), "{log}");
     assert!(log.contains("dead-host-1-abcdef"), "{log}");
 }
+
+/// An edit committed after the daemon loaded its policies and before its
+/// listener was up notified nobody. With polling every 30 s it must still
+/// take effect at once: the watcher reads the revision once it listens.
+#[tokio::test]
+async fn an_edit_made_before_the_listener_is_up_still_takes_effect_at_once() {
+    let Some(mut rig) = Driven::on_postgres(Faults::default(), t0()).await else {
+        return;
+    };
+    rig.schedule.reload_poll_ms = 30_000;
+    rig.at_ready = Some(crate::common::driven::policy_sql(
+        "early",
+        "*/10 * * * * *",
+        5,
+        "expire",
+        &["early1"],
+    ));
+    rig.start().await;
+    wait_for(
+        std::time::Duration::from_secs(10),
+        "the edit made before the listener was up",
+        || async { rig.log().contains("policies reloaded").then_some(()) },
+    )
+    .await;
+    let t0 = rig.now();
+    let w = starts(t0 + Duration::seconds(1), t0 + Duration::seconds(11), 10, 0)[0];
+    rig.run_until(w + Duration::seconds(1)).await;
+    let rows = rig.rows().await;
+    let r = row_at(&rows, "early1", w);
+    assert_eq!(r.len(), 1, "{rows:?}\n{}", rig.log());
+    assert!(r[0].contact_id.is_some(), "{:?}", r[0]);
+    rig.stop().await;
+}
