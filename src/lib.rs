@@ -11,7 +11,9 @@
 //!
 //! # Layout
 //! - [`recording`]: the vocabulary of one recording (user id, duration,
-//!   contact id, state). Depends on nothing.
+//!   contact id, state, the operation of an exchange with the vendor and
+//!   how much of its body is kept), shared by `cxone` and `store`.
+//!   Depends on nothing.
 //! - [`secret`]: a string whose `Debug`/`Display` print `[redacted]`.
 //! - [`clock`]: the only reader of wall-clock time and the only way to
 //!   wait: wall-clock and monotonic readings, sleeps on the monotonic one,
@@ -44,11 +46,16 @@
 //!   listener.
 //! - [`report`]: the coverage report's arithmetic (planned, recorded,
 //!   excluded seconds and gaps per user, day or policy); pure.
-//! - [`cli`]: clap commands, one module each.
+//! - [`cli`]: clap commands, one module each (`status` as a model, a
+//!   text renderer and the command).
 //! - [`telemetry`]: the tracing subscriber.
 //!
 //! `policy`, `recording`, `planner` and `retry` compile without tokio,
 //! sqlx or reqwest.
+//!
+//! The benchmark is a crate of its own in this workspace (`bench/`): it
+//! uses this public API, `daemon::first_pass` for the pure planning, and
+//! the store's single-row writes behind the `test-support` feature.
 
 pub mod cli;
 pub mod clock;

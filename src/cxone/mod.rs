@@ -29,11 +29,9 @@ pub mod retrying;
 mod settings;
 pub mod token_answer;
 
+pub use crate::recording::Operation;
 pub use auth::{Renewal, RenewalObserver};
-pub use classify::{
-    classify, truncate_body, Answer, Operation, Started, Stopped, BODY_KEEP_BYTES,
-    MAX_INTERACTION_ID_CHARS,
-};
+pub use classify::{classify, Answer, Started, Stopped, MAX_INTERACTION_ID_CHARS};
 pub use credentials::{AuthMode, AuthPlan, Credentials};
 pub use discovery::Discovered;
 pub use error::{classify_status, Action, CxoneError};
@@ -362,7 +360,7 @@ impl Client {
             }
         };
         let result = classify(operation, status, &headers, &body, self.clock.now());
-        finish(Some(status), truncate_body(&body), result, Some(token))
+        finish(Some(status), classify::kept(&body), result, Some(token))
     }
 
     fn transport_error(&self, e: &reqwest::Error) -> CxoneError {

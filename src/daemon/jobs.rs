@@ -576,10 +576,7 @@ fn new_attempt(id: RecordingId, ex: &Exchange, attempt: u32, error: Option<Strin
     NewAttempt {
         recording_id: id,
         at: ex.at,
-        operation: match ex.operation {
-            Operation::Start => crate::store::Operation::Start,
-            Operation::Stop => crate::store::Operation::Stop,
-        },
+        operation: ex.operation,
         attempt,
         requested_seconds: ex.requested.map(|d| d.as_secs()),
         http_status: ex.status,

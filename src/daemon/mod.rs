@@ -17,6 +17,8 @@
 //! - `writer`: the one writer of recording rows (batched commits).
 //! - `housekeeping`: the heartbeat and, on PostgreSQL, lease renewal.
 //! - `activity`: which tasks are at work, so tests can drive the clock.
+//! - [`liveness`]: is the daemon alive: what `/healthz` answers, and the
+//!   one staleness rule `recsched status` applies to the stored heartbeat.
 //!
 //! # Time
 //! Every wait goes through the [`Clock`]: the loop's, the jobs' retries,
@@ -67,7 +69,7 @@ pub mod endpoints;
 mod housekeeping;
 mod instance;
 mod jobs;
-mod liveness;
+pub mod liveness;
 mod notify;
 mod open_rows;
 mod reconcile;
@@ -83,12 +85,7 @@ pub use notify::Notifier;
 pub use settings::Settings;
 pub use writer::{RowSink, WrapRows};
 
-/// The pure planning decision under its earlier name, for the benchmark
-/// (`src/bin/recsched-bench`) until it moves to a crate of its own.
-#[doc(hidden)]
-pub mod pass {
-    pub use super::decide::{coverage, decide as plan, Plan, Start};
-}
+pub use decide::{first_pass, EndReason, Plan, Start};
 
 use crate::clock::{format_utc, Clock};
 use crate::cxone::Client;

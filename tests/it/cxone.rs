@@ -749,7 +749,7 @@ async fn a_body_without_end_is_cut_at_64_kib_and_malformed() {
     // A terabyte read whole would take far past the 5 s request timeout.
     assert!(begun.elapsed() < std::time::Duration::from_secs(4));
     assert_eq!(a.exchange.status, Some(200));
-    assert!(a.exchange.body.len() <= cxone::BODY_KEEP_BYTES);
+    assert!(a.exchange.body.len() <= recsched::recording::BODY_KEEP_BYTES);
     let e = a.result.unwrap_err();
     assert_eq!(e.action(), Action::Final);
     assert!(e.to_string().contains("longer than 65536 bytes"), "{e}");

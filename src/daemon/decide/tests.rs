@@ -294,3 +294,14 @@ mod excluded {
         assert_eq!(p.next, Some(at(12, 0, 0)));
     }
 }
+
+#[test]
+fn the_first_pass_is_decide_on_an_empty_database_over_the_segment_limit() {
+    let p = [policy(1, "0 9 * * *", 600, "expire", &["ann", "bob"])];
+    let now = at(9, 0, 0);
+    let first = first_pass(&p, now, SegmentLimit::default());
+    let plain = plan_at(&p, &[], now);
+    assert_eq!(first.starts, plain.starts);
+    assert_eq!(first.starts.len(), 2);
+    assert_eq!(first.next, plain.next);
+}

@@ -1,7 +1,7 @@
 //! `recsched-bench`: how the daemon compares with the raw HTTP limit and
 //! with a cron+curl loop, how much memory and CPU it needs for 100,000
 //! users, and how fast it restarts. Prints one table; never part of the
-//! test gate. Run it with `cargo run --release --bin recsched-bench`
+//! test gate. Run it with `cargo run --release -p recsched-bench`
 //! (`-- --quick` for a shorter idle measurement); `docs/benchmarks.md`
 //! explains the figures. `-- --postgres` runs only the PostgreSQL burst
 //! with one, two and three daemon instances on one database, against a
@@ -193,7 +193,7 @@ fn child_env<T: serde::de::DeserializeOwned>(
 
 fn run_parent(args: &Args) -> anyhow::Result<()> {
     let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    // tempfile is only a dev-dependency: a directory of our own, removed
+    // A directory of our own (no tempfile crate for one directory), removed
     // at the end (and by the next run's operator if this one is killed).
     let tmp = base.join(format!("recsched-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).with_context(|| format!("cannot make {}", tmp.display()))?;

@@ -11,14 +11,13 @@
 use crate::rig::{self, now};
 use chrono::{DateTime, Duration as ChronoDuration, DurationRound, Utc};
 use recsched::clock::format_utc;
-use recsched::daemon::pass;
+use recsched::daemon;
 use recsched::planner::SegmentLimit;
 use recsched::policy::{self, EndMode, PolicyRow};
 use recsched::recording::{ContactId, RecordingState, UserId};
 use recsched::store::{AttemptOutcome, NewAttempt, NewRecording, Operation, RecordingId, Store};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{Connection, SqliteConnection};
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -26,7 +25,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Pieces {
     pub users: usize,
-    /// `pass::coverage` + `pass::plan` for one policy of N users.
+    /// `daemon::first_pass` (coverage, segments, decision) for one policy
+    /// of N users.
     pub plan_ms: f64,
     /// `Store::claim_many` of N rows (one transaction, multi-row INSERTs).
     pub claim_many_ms: f64,
@@ -68,8 +68,7 @@ pub async fn pieces(n: usize, dir: &Path) -> anyhow::Result<Pieces> {
     anyhow::ensure!(errors.is_empty(), "{errors:?}");
     let t = Instant::now();
     let limit = SegmentLimit::default();
-    let coverage = pass::coverage(&policies, fire, fire, ChronoDuration::seconds(12_600));
-    let plan = pass::plan(&coverage, &HashMap::new(), &[], fire, limit);
+    let plan = daemon::first_pass(&policies, fire, limit);
     let plan_ms = ms(t);
     anyhow::ensure!(
         plan.starts.len() == n,
