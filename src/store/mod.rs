@@ -73,6 +73,7 @@ mod db;
 mod dialect;
 mod error;
 mod exclusions;
+mod migrations;
 mod policies;
 mod postgres;
 mod recordings;

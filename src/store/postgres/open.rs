@@ -9,7 +9,8 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use sqlx::migrate::{MigrateError, Migrator};
+use crate::store::migrations;
+use sqlx::migrate::MigrateError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 
@@ -17,18 +18,13 @@ use super::{PgStore, Site};
 use crate::secret::Secret;
 use crate::store::{Settings, StoreError};
 
-/// The PostgreSQL schema, embedded at build time.
-///
-/// Only at build time: a migration file added later (0002_teams.sql was)
-/// is seen once this file is compiled again, so a stale incremental build
-/// needs `cargo clean -p recsched` (a clean build, as in CI, always sees it).
-static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
-
 impl PgStore {
     /// Connects and applies any pending migration.
     pub async fn open(url: &Secret, settings: &Settings) -> Result<Self, StoreError> {
         let store = Self::connect(url, settings, false).await?;
-        MIGRATOR
+        migrations::migrator(migrations::POSTGRES)
+            .await
+            .map_err(|e| from_migrate(store.target(), e))?
             .run(&store.pool)
             .await
             .map_err(|e| from_migrate(store.target(), e))?;
@@ -93,7 +89,7 @@ impl PgStore {
     }
 
     async fn check_schema_current(&self) -> Result<(), StoreError> {
-        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        let latest = migrations::latest(migrations::POSTGRES);
         let path = std::path::PathBuf::from(self.target());
         let applied: Option<i64> =
             match sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")

@@ -14,19 +14,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlx::migrate::Migrator;
+use crate::store::migrations;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
 use super::{Site, SqliteStore};
 use crate::store::{Settings, StoreError};
-
-/// The schema, embedded at build time.
-///
-/// Only at build time: a migration file added later (0002_teams.sql was)
-/// is seen once this file is compiled again, so a stale incremental build
-/// needs `cargo clean -p recsched` (a clean build, as in CI, always sees it).
-static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// Connections per pool. SQLite runs one writer at a time anyway; a few
 /// connections let status reads and the executor's writes overlap (WAL
@@ -100,7 +93,9 @@ impl SqliteStore {
         let mut tx = self
             .begin_write("locking the database to migrate it")
             .await?;
-        MIGRATOR
+        migrations::migrator(migrations::SQLITE)
+            .await
+            .map_err(|e| StoreError::from_migrate(self.path(), e))?
             .run(&mut tx)
             .await
             .map_err(|e| StoreError::from_migrate(self.path(), e))?;
@@ -111,7 +106,7 @@ impl SqliteStore {
 
     /// For read-only handles: refuse a schema this build does not know.
     async fn check_schema_current(&self) -> Result<(), StoreError> {
-        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        let latest = migrations::latest(migrations::SQLITE);
         let applied: Option<i64> =
             sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
                 .fetch_one(&self.pool)
