@@ -28,7 +28,8 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 
-use super::StoreError;
+use super::batch::RowEdit;
+use super::{NewAttempt, StoreError};
 
 /// One bound parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,10 +110,29 @@ pub(crate) trait Dialect: Database {
     /// it, and the store checks the type itself.
     const LOOSE_TYPES: bool;
 
-    /// `SELECT id, state, <ours> AS ours FROM recordings WHERE id = $1`: the
-    /// row's state, locked until the transaction ends where rows can be
-    /// locked, and whether this handle may write it (the fence).
-    fn lock_state(site: &Self::Site, id: i64) -> Stmt<'_>;
+    /// The recording rows `ids` (ascending) as `id`, `state` and `ours`
+    /// (whether this handle may write the row: the fence), locked until
+    /// the transaction ends where rows can be locked (in id order).
+    fn lock_rows<'c>(
+        conn: &'c mut Self::Connection,
+        site: &'c Self::Site,
+        ids: &'c [i64],
+    ) -> BoxFuture<'c, Result<Vec<Self::Row>, sqlx::Error>>;
+    /// Applies one [`RowEdit`] per row in as few statements as the
+    /// backend allows (`UPDATE .. FROM` a set of edits, the SET clause of
+    /// [`edit_set!`](super::batch::edit_set)), fenced where writes are;
+    /// returns `id` and `state` of every row it updated.
+    fn update_rows<'c, 'e: 'c>(
+        conn: &'c mut Self::Connection,
+        site: &'c Self::Site,
+        edits: &'c [RowEdit<'e>],
+    ) -> BoxFuture<'c, Result<Vec<Self::Row>, sqlx::Error>>;
+    /// Inserts the audit rows in as few multi-row statements as the
+    /// backend allows, in order (bodies cut with `truncate_body`).
+    fn insert_attempts<'c, 'a: 'c>(
+        conn: &'c mut Self::Connection,
+        attempts: &'c [&'a NewAttempt],
+    ) -> BoxFuture<'c, Result<(), sqlx::Error>>;
     /// Every `policies` column, and on a loose-typed backend each one's
     /// type and quoted value; `$1` is a name or NULL for all.
     const POLICIES: &'static str;

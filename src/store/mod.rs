@@ -29,8 +29,11 @@
 //!   request is sent; whoever gets an id owns the segment, across tasks,
 //!   handles, processes and hosts.
 //! - A recording row only moves along [`RecordingState::can_move_to`], and
-//!   the guard is in SQL (`WHERE state = $n`), so a concurrent writer can
-//!   never make a row go backwards.
+//!   the guard is in SQL (a row moves only from the state it was read in:
+//!   `state = CASE WHEN state = <read> THEN <to> ..`), so a concurrent
+//!   writer can never make a row go backwards.
+//! - A batch of row writes ([`Store::write_batch`]) is three set-based
+//!   statements whatever its size (`batch`), with one answer per write.
 //! - The store never reads the daemon's clock.
 //! - Values, states included, always travel as bind parameters.
 //!
@@ -54,6 +57,8 @@
 //!   README); reads the daemon plans from never fail because of one.
 //! - `policies`, `recordings`, `attempts`, `teams`, `exclusions`,
 //!   `report`: the vocabulary of each table (and of the report's read).
+//! - `batch`: a batch of row writes folded into one edit per row and its
+//!   audit rows (pure), so a batch is three set-based statements.
 //! - `dialect`: the two traits the backends meet in (what differs, and
 //!   what sqlx does alike), and the typed parameters of a statement.
 //! - `db`: a handle on one database of either backend; `Cols`, which
@@ -69,6 +74,7 @@
 
 mod attempts;
 mod bad_row;
+mod batch;
 mod db;
 mod dialect;
 mod error;
