@@ -26,6 +26,7 @@ use std::fmt::Debug;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 
 use super::batch::RowEdit;
@@ -200,6 +201,11 @@ pub(crate) trait Sql: Dialect {
         conn: &'c mut Self::Connection,
         stmt: Stmt<'c>,
     ) -> BoxFuture<'c, Result<Option<Self::Row>, sqlx::Error>>;
+    /// The rows `stmt` returns, one at a time as they arrive.
+    fn fetch<'c>(
+        conn: &'c mut Self::Connection,
+        stmt: Stmt<'c>,
+    ) -> BoxStream<'c, Result<Self::Row, sqlx::Error>>;
 
     fn int(row: &Self::Row, column: &str) -> Result<Option<i64>, sqlx::Error>;
     fn real(row: &Self::Row, column: &str) -> Result<Option<f64>, sqlx::Error>;
@@ -248,6 +254,13 @@ where
         stmt: Stmt<'c>,
     ) -> BoxFuture<'c, Result<Option<Self::Row>, sqlx::Error>> {
         conn.fetch_optional(bound::<D>(stmt))
+    }
+
+    fn fetch<'c>(
+        conn: &'c mut Self::Connection,
+        stmt: Stmt<'c>,
+    ) -> BoxStream<'c, Result<Self::Row, sqlx::Error>> {
+        conn.fetch(bound::<D>(stmt))
     }
 
     fn int(row: &Self::Row, column: &str) -> Result<Option<i64>, sqlx::Error> {
