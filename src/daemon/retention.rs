@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use tokio::task::JoinHandle;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use tokio_util::sync::CancellationToken;
 
@@ -203,12 +204,18 @@ impl Sweeper {
         if self.history.keeps_everything() {
             return;
         }
+        self.spawn_on(DAILY, cancel);
+    }
+
+    /// Runs [`Sweeper::sweep_once`] on cron schedule `spec` until
+    /// `cancel`; the task ends once the scheduler has stopped.
+    fn spawn_on(self, spec: &'static str, cancel: CancellationToken) -> JoinHandle<()> {
         let running = Arc::new(tokio::sync::Mutex::new(()));
         let job = move || -> BoxFuture<'static, ()> {
             let sweeper = self.clone();
             let running = running.clone();
             Box::pin(async move {
-                // A sweep still running a day later: let it finish.
+                // A sweep still running at the next tick: let it finish.
                 let Ok(_alone) = running.try_lock() else {
                     return;
                 };
@@ -216,7 +223,7 @@ impl Sweeper {
             })
         };
         tokio::spawn(async move {
-            match schedule(DAILY, job).await {
+            match schedule(spec, job).await {
                 Ok(mut scheduler) => {
                     cancel.cancelled().await;
                     if let Err(e) = scheduler.shutdown().await {
@@ -228,7 +235,7 @@ impl Sweeper {
                     "cannot schedule the daily history sweep; run `recsched prune` from a timer instead"
                 ),
             }
-        });
+        })
     }
 }
 
@@ -248,8 +255,6 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU32, Ordering};
-
     use chrono::{TimeZone, Timelike, Utc};
 
     use super::*;
@@ -319,35 +324,12 @@ mod tests {
         scheduler.shutdown().await.unwrap();
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_scheduled_job_runs_on_its_schedule() {
-        let runs = Arc::new(AtomicU32::new(0));
-        let counted = runs.clone();
-        let mut scheduler = schedule("* * * * * *", move || -> BoxFuture<'static, ()> {
-            let counted = counted.clone();
-            Box::pin(async move {
-                counted.fetch_add(1, Ordering::SeqCst);
-            })
-        })
-        .await
-        .unwrap();
-        // Every second: poll with a deadline, never a fixed sleep.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        while runs.load(Ordering::SeqCst) == 0 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the job never ran in 15 s"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        scheduler.shutdown().await.unwrap();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_sweep_deletes_what_history_no_longer_keeps_and_nothing_open() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A store with three rows: finished on March 1st, pending on March
+    /// 1st, finished on March 28th; and a sweeper keeping 7 days, on March
+    /// 29th. Returns the old row's id.
+    async fn with_history(dir: &std::path::Path) -> (Sweeper, crate::store::RecordingId) {
         let store = Store::open(&Settings {
-            path: dir.path().join("r.db"),
+            path: dir.join("r.db"),
             ..Settings::default()
         })
         .await
@@ -378,22 +360,54 @@ mod tests {
                 .unwrap();
         }
         let sweeper = Sweeper {
-            store: store.clone(),
+            store,
             history: History {
                 keep_days: 7,
                 keep_attempts_days: 0,
             },
             clock: Arc::new(At(day(29))),
         };
+        (sweeper, old)
+    }
+
+    async fn users_left(store: &Store) -> Vec<String> {
+        let left = store.read_recordings(&Default::default()).await.unwrap();
+        let mut users: Vec<String> = left.rows.iter().map(|r| r.user_id.to_string()).collect();
+        users.sort();
+        users
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sweep_deletes_what_history_no_longer_keeps_and_nothing_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sweeper, old) = with_history(dir.path()).await;
         let pruned = sweeper.sweep_once().await.unwrap();
         assert_eq!(pruned.removed.recordings, 1);
         assert_eq!(pruned.batches, 1);
-        assert!(store.recording(old).await.unwrap().is_none());
-        let left = store.read_recordings(&Default::default()).await.unwrap();
-        let mut users: Vec<&str> = left.rows.iter().map(|r| r.user_id.as_str()).collect();
-        users.sort();
-        assert_eq!(users, ["new", "open"]);
+        assert!(sweeper.store.recording(old).await.unwrap().is_none());
+        assert_eq!(users_left(&sweeper.store).await, ["new", "open"]);
         // Nothing more to do: a second sweep finds nothing.
         assert_eq!(sweeper.sweep_once().await.unwrap(), Pruned::default());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_spawned_sweeper_sweeps_on_its_schedule_until_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sweeper, old) = with_history(dir.path()).await;
+        let store = sweeper.store.clone();
+        let cancel = CancellationToken::new();
+        // The daily schedule's wiring, on a schedule of every second.
+        let task = sweeper.spawn_on("* * * * * *", cancel.clone());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while store.recording(old).await.unwrap().is_some() {
+            assert!(tokio::time::Instant::now() < deadline, "no sweep in 15 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(users_left(&store).await, ["new", "open"]);
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the sweeper stops once cancelled")
+            .unwrap();
     }
 }
