@@ -11,7 +11,9 @@
 //! - [`Dialect`] is implemented by each backend by hand: how it keeps an
 //!   instant, how it names itself in errors, the few SQL statements that
 //!   cannot be the same text (row locks, the stored type checks of
-//!   SQLite), and whether rows carry owners.
+//!   SQLite, the set-based statements of a batch of row writes: arrays
+//!   on PostgreSQL, multi-row `VALUES` on SQLite), and whether rows carry
+//!   owners.
 //! - [`Sql`] is what sqlx does the same way for both: run a statement, bind
 //!   its parameters, read a column as a plain type. It has one blanket
 //!   implementation, for every dialect whose sqlx types fit, which states
