@@ -32,7 +32,7 @@ mod rig;
 use anyhow::Context as _;
 use burst::{DaemonBurst, RawBurst, Sequential};
 use clap::Parser;
-use diagnose::Pieces;
+use diagnose::{Pieces, WriteBatch};
 use footprint::Footprint;
 use pgburst::PgBurst;
 use report::{mib, ms, per_sec, Table, Verdict};
@@ -133,6 +133,9 @@ fn run_child(child: &[String], log: bool) -> anyhow::Result<()> {
             "raw" => serde_json::to_string(&burst::raw(number(1)?).await?)?,
             "pieces" => {
                 serde_json::to_string(&diagnose::pieces(number(1)?, Path::new(arg(2)?)).await?)?
+            }
+            "pg-pieces" => {
+                serde_json::to_string(&diagnose::store_pieces(number(1)?, arg(2)?).await?)?
             }
             "sequential" => serde_json::to_string(&burst::sequential(number(1)?).await?)?,
             "pg-burst" => {
@@ -374,6 +377,22 @@ fn run_postgres(args: &Args) -> anyhow::Result<()> {
                 )
             });
         pg_lines(&mut table, n, instances, result);
+    }
+    eprintln!("recsched-bench: PostgreSQL store pieces of {n}, without HTTP ...");
+    table.section(format!(
+        "PostgreSQL: the store's pieces of a burst of {n}, without HTTP"
+    ));
+    let pieces: anyhow::Result<WriteBatch> = runtime
+        .block_on(server.create_database("bench_pieces"))
+        .and_then(|()| {
+            child(
+                args.log,
+                &["pg-pieces", &n.to_string(), &server.url("bench_pieces")],
+            )
+        });
+    match pieces {
+        Ok(w) => write_batch_lines(&mut table, "PostgreSQL", &w),
+        Err(e) => table.failed("PostgreSQL store pieces", &e),
     }
     drop(server);
     print!("{}", table.render());
@@ -640,6 +659,30 @@ fn pieces_lines(t: &mut Table, p: anyhow::Result<Pieces>) {
             ms(p.finish_batched_256_ms)
         ),
         Some(p.finish_concurrent_ms / p.finish_batched_ms),
+        Verdict::Info,
+    );
+    write_batch_lines(t, "SQLite", &p.write_batch);
+}
+
+fn write_batch_lines(t: &mut Table, backend: &str, w: &WriteBatch) {
+    let n = w.users as f64;
+    t.line(
+        format!("{backend}: Store::write_batch, batches of 2,048 (the writer's)"),
+        ms(w.batch_2048_ms),
+        format!(
+            "{:.0} us/start; batches of 256: {} ({:.0} us/start)",
+            w.batch_2048_ms * 1000.0 / n,
+            ms(w.batch_256_ms),
+            w.batch_256_ms * 1000.0 / n
+        ),
+        None,
+        Verdict::Info,
+    );
+    t.line(
+        format!("  {backend}: Store::claim_many of the same rows"),
+        ms(w.claim_many_ms),
+        "",
+        None,
         Verdict::Info,
     );
 }

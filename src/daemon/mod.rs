@@ -16,6 +16,8 @@
 //!   another instance's lease ran out, and when a claim's answer was lost.
 //! - `writer`: the one writer of recording rows (batched commits).
 //! - `housekeeping`: the heartbeat and, on PostgreSQL, lease renewal.
+//! - [`retention`]: the daily history sweep (`[history]`), also run by
+//!   `recsched prune`.
 //! - `activity`: which tasks are at work, so tests can drive the clock.
 //! - [`liveness`]: is the daemon alive: what `/healthz` answers, and the
 //!   one staleness rule `recsched status` applies to the stored heartbeat.
@@ -74,6 +76,7 @@ mod notify;
 mod open_rows;
 mod reconcile;
 pub mod reload;
+pub mod retention;
 mod run_loop;
 mod settings;
 mod writer;

@@ -108,6 +108,33 @@ impl OwnedOutcome {
     }
 }
 
+impl AttemptOutcome<'_> {
+    pub(crate) fn owned(self) -> OwnedOutcome {
+        match self {
+            Self::Retrying { last_error } => OwnedOutcome::Retrying {
+                last_error: last_error.to_owned(),
+            },
+            Self::Started {
+                contact_id,
+                interaction_id,
+            } => OwnedOutcome::Started {
+                contact_id,
+                interaction_id: interaction_id.cloned(),
+            },
+            Self::Moved {
+                to,
+                last_error,
+                ended_at,
+            } => OwnedOutcome::Moved {
+                to,
+                last_error: last_error.map(str::to_owned),
+                ended_at,
+            },
+            Self::Nothing => OwnedOutcome::Nothing,
+        }
+    }
+}
+
 /// What an exchange did to its recording row (a [`RowWrite`]'s outcome).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum AttemptOutcome<'a> {

@@ -6,6 +6,7 @@
 use std::fmt::Display;
 
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use sqlx::pool::PoolConnection;
 use sqlx::{Pool, Transaction};
 
@@ -112,6 +113,22 @@ impl<D: Backend> Db<D> {
         D::fetch_optional(conn, stmt)
             .await
             .map_err(self.err(context))
+    }
+
+    /// Hands every row `stmt` returns to `each`, one at a time as it
+    /// arrives, so a read of many rows is never held whole.
+    pub(super) async fn for_each_row(
+        &self,
+        conn: &mut D::Connection,
+        stmt: Stmt<'_>,
+        context: &'static str,
+        mut each: impl FnMut(&D::Row),
+    ) -> Result<(), StoreError> {
+        let mut rows = D::fetch(conn, stmt);
+        while let Some(row) = rows.try_next().await.map_err(self.err(context))? {
+            each(&row);
+        }
+        Ok(())
     }
 
     /// [`Db::fetch_all`] on a pooled connection of its own.

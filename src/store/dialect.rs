@@ -11,7 +11,9 @@
 //! - [`Dialect`] is implemented by each backend by hand: how it keeps an
 //!   instant, how it names itself in errors, the few SQL statements that
 //!   cannot be the same text (row locks, the stored type checks of
-//!   SQLite), and whether rows carry owners.
+//!   SQLite, the set-based statements of a batch of row writes: arrays
+//!   on PostgreSQL, multi-row `VALUES` on SQLite), and whether rows carry
+//!   owners.
 //! - [`Sql`] is what sqlx does the same way for both: run a statement, bind
 //!   its parameters, read a column as a plain type. It has one blanket
 //!   implementation, for every dialect whose sqlx types fit, which states
@@ -26,9 +28,11 @@ use std::fmt::Debug;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 
-use super::StoreError;
+use super::batch::RowEdit;
+use super::{NewAttempt, StoreError};
 
 /// One bound parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,10 +113,29 @@ pub(crate) trait Dialect: Database {
     /// it, and the store checks the type itself.
     const LOOSE_TYPES: bool;
 
-    /// `SELECT id, state, <ours> AS ours FROM recordings WHERE id = $1`: the
-    /// row's state, locked until the transaction ends where rows can be
-    /// locked, and whether this handle may write it (the fence).
-    fn lock_state(site: &Self::Site, id: i64) -> Stmt<'_>;
+    /// The recording rows `ids` (ascending) as `id`, `state` and `ours`
+    /// (whether this handle may write the row: the fence), locked until
+    /// the transaction ends where rows can be locked (in id order).
+    fn lock_rows<'c>(
+        conn: &'c mut Self::Connection,
+        site: &'c Self::Site,
+        ids: &'c [i64],
+    ) -> BoxFuture<'c, Result<Vec<Self::Row>, sqlx::Error>>;
+    /// Applies one [`RowEdit`] per row in as few statements as the
+    /// backend allows (`UPDATE .. FROM` a set of edits, the SET clause of
+    /// [`edit_set!`](super::batch::edit_set)), fenced where writes are;
+    /// returns `id` and `state` of every row it updated.
+    fn update_rows<'c, 'e: 'c>(
+        conn: &'c mut Self::Connection,
+        site: &'c Self::Site,
+        edits: &'c [RowEdit<'e>],
+    ) -> BoxFuture<'c, Result<Vec<Self::Row>, sqlx::Error>>;
+    /// Inserts the audit rows in as few multi-row statements as the
+    /// backend allows, in order (bodies cut with `truncate_body`).
+    fn insert_attempts<'c, 'a: 'c>(
+        conn: &'c mut Self::Connection,
+        attempts: &'c [&'a NewAttempt],
+    ) -> BoxFuture<'c, Result<(), sqlx::Error>>;
     /// Every `policies` column, and on a loose-typed backend each one's
     /// type and quoted value; `$1` is a name or NULL for all.
     const POLICIES: &'static str;
@@ -180,6 +203,11 @@ pub(crate) trait Sql: Dialect {
         conn: &'c mut Self::Connection,
         stmt: Stmt<'c>,
     ) -> BoxFuture<'c, Result<Option<Self::Row>, sqlx::Error>>;
+    /// The rows `stmt` returns, one at a time as they arrive.
+    fn fetch<'c>(
+        conn: &'c mut Self::Connection,
+        stmt: Stmt<'c>,
+    ) -> BoxStream<'c, Result<Self::Row, sqlx::Error>>;
 
     fn int(row: &Self::Row, column: &str) -> Result<Option<i64>, sqlx::Error>;
     fn real(row: &Self::Row, column: &str) -> Result<Option<f64>, sqlx::Error>;
@@ -228,6 +256,13 @@ where
         stmt: Stmt<'c>,
     ) -> BoxFuture<'c, Result<Option<Self::Row>, sqlx::Error>> {
         conn.fetch_optional(bound::<D>(stmt))
+    }
+
+    fn fetch<'c>(
+        conn: &'c mut Self::Connection,
+        stmt: Stmt<'c>,
+    ) -> BoxStream<'c, Result<Self::Row, sqlx::Error>> {
+        conn.fetch(bound::<D>(stmt))
     }
 
     fn int(row: &Self::Row, column: &str) -> Result<Option<i64>, sqlx::Error> {

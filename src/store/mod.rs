@@ -29,8 +29,11 @@
 //!   request is sent; whoever gets an id owns the segment, across tasks,
 //!   handles, processes and hosts.
 //! - A recording row only moves along [`RecordingState::can_move_to`], and
-//!   the guard is in SQL (`WHERE state = $n`), so a concurrent writer can
-//!   never make a row go backwards.
+//!   the guard is in SQL (a row moves only from the state it was read in:
+//!   `state = CASE WHEN state = <read> THEN <to> ..`), so a concurrent
+//!   writer can never make a row go backwards.
+//! - A batch of row writes ([`Store::write_batch`]) is three set-based
+//!   statements whatever its size (`batch`), with one answer per write.
 //! - The store never reads the daemon's clock.
 //! - Values, states included, always travel as bind parameters.
 //!
@@ -54,6 +57,10 @@
 //!   README); reads the daemon plans from never fail because of one.
 //! - `policies`, `recordings`, `attempts`, `teams`, `exclusions`,
 //!   `report`: the vocabulary of each table (and of the report's read).
+//! - `retention`: how long history is kept (`[history]`), and what a
+//!   batch of deletes of the rest did.
+//! - `batch`: a batch of row writes folded into one edit per row and its
+//!   audit rows (pure), so a batch is three set-based statements.
 //! - `dialect`: the two traits the backends meet in (what differs, and
 //!   what sqlx does alike), and the typed parameters of a statement.
 //! - `db`: a handle on one database of either backend; `Cols`, which
@@ -69,6 +76,7 @@
 
 mod attempts;
 mod bad_row;
+mod batch;
 mod db;
 mod dialect;
 mod error;
@@ -78,6 +86,7 @@ mod policies;
 mod postgres;
 mod recordings;
 mod report;
+mod retention;
 mod sqlite;
 mod tables;
 mod teams;
@@ -100,6 +109,7 @@ pub use recordings::{
     Adopted, EndMode, NewRecording, RecordingFilter, RecordingId, RecordingRow, Renewal,
 };
 pub use report::ReportRow;
+pub use retention::{Cutoffs, History, Prune, PruneBatch, PruneCounts};
 pub use teams::{MembershipChange, TeamMember, TeamPolicy, TeamRefresh};
 
 use sqlx::{Postgres, Sqlite};
@@ -656,6 +666,30 @@ impl Store {
     /// `policy_teams` row that does not read back is named in `bad`.
     pub async fn team_policies(&self) -> Result<Rows<TeamPolicy>, StoreError> {
         each!(self, s => s.team_policies().await)
+    }
+
+    // ---- retention --------------------------------------------------
+
+    /// How many rows [`Store::prune_batch`] would delete now under
+    /// `cutoffs`: old final recordings, their audit rows, and old audit
+    /// rows of final recordings that stay.
+    pub async fn prune_counts(&self, cutoffs: &Cutoffs) -> Result<PruneCounts, StoreError> {
+        each!(self, s => s.prune_counts(cutoffs).await)
+    }
+
+    /// Deletes by rule `what` the next at most `limit` old rows with an id
+    /// above `after` (old final recordings with their audit rows, or old
+    /// audit rows of final recordings), in one short transaction; never an
+    /// open row, nor the audit rows of one. `found == 0` in the answer
+    /// means nothing is left after `after`.
+    pub async fn prune_batch(
+        &self,
+        cutoffs: &Cutoffs,
+        what: Prune,
+        after: i64,
+        limit: u32,
+    ) -> Result<PruneBatch, StoreError> {
+        each!(self, s => s.prune_batch(cutoffs, what, after, limit).await)
     }
 
     // ---- the coverage report ---------------------------------------

@@ -19,6 +19,7 @@ pub(crate) mod exclusions;
 pub(crate) mod policies;
 pub(crate) mod recordings;
 pub(crate) mod report;
+pub(crate) mod retention;
 pub(crate) mod teams;
 #[cfg(feature = "test-support")]
 pub(crate) mod test_support;

@@ -15,6 +15,7 @@ mod open;
 mod policies;
 mod recordings;
 mod report;
+mod retention;
 mod teams;
 
 use std::path::{Path, PathBuf};

@@ -36,10 +36,12 @@
 //! - this file: the [`Dialect`] (`TIMESTAMPTZ`, `FOR UPDATE` and the
 //!   fence, snapshot reads, the locks that keep two instances from
 //!   refreshing one team or importing one calendar at once) and the claim.
+//! - `batch`: a batch of row writes in three set-based statements.
 //! - `open`: connecting (the URL's password never leaves it), migrating.
 //! - `leases`: renewal, takeover and release of open rows.
 //! - `listen`: `LISTEN recsched_policies`, fed by the policy triggers.
 
+mod batch;
 mod leases;
 mod listen;
 mod open;
@@ -48,13 +50,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, Utc};
+use futures::future::BoxFuture;
 use sqlx::postgres::PgRow;
-use sqlx::{Postgres, Row};
+use sqlx::{PgConnection, Postgres, Row};
 
+use super::batch::RowEdit;
 use super::db::{decode_problem, Db};
-use super::dialect::{Dialect, Stmt};
+use super::dialect::Dialect;
 use super::tables::recordings::claimed;
-use super::{NewRecording, RecordingId, StoreError};
+use super::{NewAttempt, NewRecording, RecordingId, StoreError};
 
 pub use listen::PolicyListener;
 
@@ -120,16 +124,29 @@ impl Dialect for Postgres {
         Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY");
     const LOOSE_TYPES: bool = false;
 
-    fn lock_state(site: &Site, id: i64) -> Stmt<'_> {
-        // The fence: an instance writes only rows it owns with a live
-        // lease, by the server's clock (the one takeovers use).
-        Stmt::new(
-            "SELECT id, state, \
-                    ($2::text IS NULL OR (owner = $2 AND lease_until > now())) AS ours \
-             FROM recordings WHERE id = $1 FOR UPDATE",
-        )
-        .arg(id)
-        .arg(site.owner.as_deref())
+    // The fence: an instance writes only rows it owns with a live lease,
+    // by the server's clock (the one takeovers use).
+    fn lock_rows<'c>(
+        conn: &'c mut PgConnection,
+        site: &'c Site,
+        ids: &'c [i64],
+    ) -> BoxFuture<'c, Result<Vec<PgRow>, sqlx::Error>> {
+        batch::lock_rows(conn, site, ids)
+    }
+
+    fn update_rows<'c, 'e: 'c>(
+        conn: &'c mut PgConnection,
+        site: &'c Site,
+        edits: &'c [RowEdit<'e>],
+    ) -> BoxFuture<'c, Result<Vec<PgRow>, sqlx::Error>> {
+        batch::update_rows(conn, site, edits)
+    }
+
+    fn insert_attempts<'c, 'a: 'c>(
+        conn: &'c mut PgConnection,
+        attempts: &'c [&'a NewAttempt],
+    ) -> BoxFuture<'c, Result<(), sqlx::Error>> {
+        batch::insert_attempts(conn, attempts)
     }
 
     const POLICIES: &'static str =

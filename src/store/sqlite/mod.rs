@@ -24,21 +24,25 @@
 //!   queries of the tables operators edit by hand, with their type
 //!   checks: policies, their users and teams, team members, exclusions,
 //!   daemon state) and the claim.
+//! - `batch`: a batch of row writes in a few multi-row statements.
 //! - `open`: creating the file (mode 0600), connecting, migrating.
 
+mod batch;
 mod open;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite};
+use sqlx::{Row, Sqlite, SqliteConnection};
 
+use super::batch::RowEdit;
 use super::db::{decode_problem, Db};
-use super::dialect::{Dialect, Stmt};
+use super::dialect::Dialect;
 use super::tables::recordings::claimed;
-use super::{NewRecording, RecordingId, StoreError};
+use super::{NewAttempt, NewRecording, RecordingId, StoreError};
 use crate::clock::{format_utc, parse_utc};
 
 /// A handle on a SQLite file.
@@ -92,9 +96,28 @@ impl Dialect for Sqlite {
     const SNAPSHOT: Option<&'static str> = None;
     const LOOSE_TYPES: bool = true;
 
-    fn lock_state(_: &Site, id: i64) -> Stmt<'_> {
-        // The write lock is the transaction's (BEGIN IMMEDIATE); no owner.
-        Stmt::new("SELECT id, state, 1 AS ours FROM recordings WHERE id = $1").arg(id)
+    // The write lock is the transaction's (BEGIN IMMEDIATE); no owner.
+    fn lock_rows<'c>(
+        conn: &'c mut SqliteConnection,
+        _: &'c Site,
+        ids: &'c [i64],
+    ) -> BoxFuture<'c, Result<Vec<SqliteRow>, sqlx::Error>> {
+        batch::lock_rows(conn, ids)
+    }
+
+    fn update_rows<'c, 'e: 'c>(
+        conn: &'c mut SqliteConnection,
+        _: &'c Site,
+        edits: &'c [RowEdit<'e>],
+    ) -> BoxFuture<'c, Result<Vec<SqliteRow>, sqlx::Error>> {
+        batch::update_rows(conn, edits)
+    }
+
+    fn insert_attempts<'c, 'a: 'c>(
+        conn: &'c mut SqliteConnection,
+        attempts: &'c [&'a NewAttempt],
+    ) -> BoxFuture<'c, Result<(), sqlx::Error>> {
+        batch::insert_attempts(conn, attempts)
     }
 
     const POLICIES: &'static str = "SELECT id, \

@@ -3,12 +3,16 @@
 //! together ([`Db::write_batch`]: many of them in one transaction), so the
 //! audit trail never disagrees with the row it explains.
 //!
-//! Each write first reads its row's state under the backend's row lock
-//! ([`Db::lock_state`]): that learns that the row exists and, on
-//! PostgreSQL, that this instance still owns it with a live lease, before
-//! anything is written, so no statement fails half-way through a batch.
+//! A batch is three set-based statements whatever its size (`batch`
+//! folds it): the states of its rows, read once under the backend's locks
+//! with the fence's answer (PostgreSQL: this instance still owns the row
+//! with a live lease), so no statement fails half-way through; one UPDATE
+//! of every row it changes; one INSERT of its audit rows.
 
-use crate::store::attempts::truncate_body;
+use std::collections::HashMap;
+
+use crate::recording::RecordingState;
+use crate::store::batch::{self, Found};
 use crate::store::db::{non_negative_u32, Cols, Db};
 use crate::store::dialect::{Backend, Stmt};
 use crate::store::{
@@ -17,33 +21,22 @@ use crate::store::{
 
 impl<D: Backend> Db<D> {
     /// Applies many row writes (each an optional audit row and its effect)
-    /// in ONE transaction: one lock and one fsync for a whole burst. The
-    /// outer error means nothing was written (busy, disk full, the
-    /// database gone); the inner results are per write: an illegal move
-    /// (its audit row is kept: the exchange happened), a missing or
-    /// unreadable row, or a row this instance has lost (nothing of that
-    /// write is kept).
+    /// in ONE transaction of three statements: one lock and one fsync for
+    /// a whole burst. The outer error means nothing was written (busy,
+    /// disk full, the database gone); the inner results are per write: an
+    /// illegal move (its audit row is kept: the exchange happened), a
+    /// missing or unreadable row, or a row this instance has lost (nothing
+    /// of that write is kept). The rules are `batch`'s.
     pub async fn write_batch(
         &self,
         writes: &[RowWrite],
     ) -> Result<Vec<Result<bool, StoreError>>, StoreError> {
         let context = "writing a batch of recording updates";
-        let mut tx = self.begin_write(context).await?;
-        let mut results = Vec::with_capacity(writes.len());
-        for w in writes {
-            let r = self
-                .apply(
-                    &mut tx,
-                    w.recording_id,
-                    w.attempt.as_ref(),
-                    w.outcome.borrowed(),
-                )
-                .await;
-            match r {
-                Err(e) if !e.concerns_one_row() => return Err(e),
-                r => results.push(r),
-            }
+        if writes.is_empty() {
+            return Ok(Vec::new());
         }
+        let mut tx = self.begin_write(context).await?;
+        let results = self.apply_batch(&mut tx, writes, context).await?;
         tx.commit().await.map_err(self.err(context))?;
         Ok(results)
     }
@@ -55,92 +48,53 @@ impl<D: Backend> Db<D> {
         attempt: Option<&NewAttempt>,
         outcome: AttemptOutcome<'_>,
     ) -> Result<bool, StoreError> {
-        let context = "recording an attempt and its outcome";
-        let mut tx = self.begin_write(context).await?;
-        let r = self.apply(&mut tx, id, attempt, outcome).await;
-        match r {
-            Err(e) if !e.concerns_one_row() => Err(e),
-            r => {
-                tx.commit().await.map_err(self.err(context))?;
-                r
-            }
-        }
+        let write = RowWrite {
+            recording_id: id,
+            attempt: attempt.cloned(),
+            outcome: outcome.owned(),
+        };
+        let mut results = self.write_batch(std::slice::from_ref(&write)).await?;
+        results.pop().unwrap_or(Ok(false))
     }
 
-    /// One write: the audit row (and, for a start, the row's attempt
-    /// count), then `outcome`. Returns whether the row's state moved.
-    async fn apply(
+    /// The batch's three statements on `conn`, inside its transaction.
+    async fn apply_batch(
         &self,
         conn: &mut D::Connection,
-        id: RecordingId,
-        attempt: Option<&NewAttempt>,
-        outcome: AttemptOutcome<'_>,
-    ) -> Result<bool, StoreError> {
-        let context = "recording an attempt and its outcome";
-        let from = self.lock_state(conn, id).await?;
-        if let Some(attempt) = attempt {
-            self.insert_attempt(conn, attempt).await?;
-            if attempt.operation == Operation::Start {
-                let stmt = Stmt::new(
-                    "UPDATE recordings SET attempts = \
-                     CASE WHEN attempts < $1 THEN $1 ELSE attempts END WHERE id = $2",
-                )
-                .arg(i64::from(attempt.attempt))
-                .arg(id.get());
-                self.execute(conn, stmt, context).await?;
+        writes: &[RowWrite],
+        context: &'static str,
+    ) -> Result<Vec<Result<bool, StoreError>>, StoreError> {
+        let ids = batch::rows_to_read(writes);
+        let rows = D::lock_rows(conn, &self.site, &ids)
+            .await
+            .map_err(self.err(context))?;
+        let found: HashMap<i64, Found> = rows.iter().filter_map(found::<D>).collect();
+        let mut folded = batch::fold(writes, &found);
+        if !folded.edits.is_empty() {
+            let updated = D::update_rows(conn, &self.site, &folded.edits)
+                .await
+                .map_err(self.err(context))?;
+            let states: HashMap<i64, Option<RecordingState>> =
+                updated.iter().filter_map(updated_state::<D>).collect();
+            // Under the locks every edit lands as planned; a row the
+            // UPDATE did not find (its fence no longer held) or left in
+            // another state is answered as such, never as written.
+            let ids: Vec<(i64, RecordingState)> =
+                folded.edits.iter().map(|e| (e.id, e.to)).collect();
+            for (id, to) in ids {
+                match states.get(&id) {
+                    None => folded.lost(id),
+                    Some(state) if *state != Some(to) => folded.not_moved(id),
+                    Some(_) => {}
+                }
             }
         }
-        match outcome {
-            AttemptOutcome::Retrying { last_error } => {
-                let stmt = Stmt::new("UPDATE recordings SET last_error = $1 WHERE id = $2")
-                    .arg(last_error)
-                    .arg(id.get());
-                self.execute(conn, stmt, context).await?;
-                Ok(false)
-            }
-            AttemptOutcome::Started {
-                contact_id,
-                interaction_id,
-            } => {
-                self.started_on(conn, id, from, contact_id, interaction_id, None)
-                    .await
-            }
-            AttemptOutcome::Moved {
-                to,
-                last_error,
-                ended_at,
-            } => self.move_on(conn, id, from, to, last_error, ended_at).await,
-            AttemptOutcome::Nothing => Ok(false),
+        if !folded.audit.is_empty() {
+            D::insert_attempts(conn, &folded.audit)
+                .await
+                .map_err(self.err(context))?;
         }
-    }
-
-    /// Writes one exchange to the audit trail; returns its row id.
-    pub(super) async fn insert_attempt(
-        &self,
-        conn: &mut D::Connection,
-        attempt: &NewAttempt,
-    ) -> Result<i64, StoreError> {
-        let latency = attempt
-            .latency_ms
-            .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX));
-        let stmt = Stmt::new(
-            "INSERT INTO attempts (recording_id, at, operation, attempt, requested_seconds, \
-             http_status, error, latency_ms, response_body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-        )
-        .arg(attempt.recording_id.get())
-        .arg(attempt.at)
-        .arg(attempt.operation.as_str())
-        .arg(i64::from(attempt.attempt))
-        .arg(attempt.requested_seconds.map(i64::from))
-        .arg(attempt.http_status.map(i64::from))
-        .arg(attempt.error.as_deref())
-        .arg(latency)
-        .arg(attempt.response_body.as_deref().map(truncate_body));
-        let context = "recording an attempt";
-        let row = self.fetch_optional(conn, stmt, context).await?;
-        let row = row.ok_or_else(|| self.err(context)(sqlx::Error::RowNotFound))?;
-        Ok(Cols::<D>::new(&row, "attempts")?.id())
+        Ok(folded.results)
     }
 
     /// The audit trail of one recording, oldest first.
@@ -157,6 +111,32 @@ impl<D: Backend> Db<D> {
             .map(attempt_row::<D>)
             .collect::<Result<_, _>>()?)
     }
+}
+
+/// A locked row as the batch's read found it: the fence's answer, then
+/// its state; `None` for a row without a readable id (none: it was
+/// selected by id).
+fn found<D: Backend>(row: &D::Row) -> Option<(i64, Found)> {
+    let c = Cols::<D>::new(row, "recordings").ok()?;
+    let found = match c.get::<bool>("ours") {
+        Err(bad) => Found::Bad(bad),
+        Ok(false) => Found::Lost,
+        Ok(true) => match c.map("state", |raw: String| raw.parse::<RecordingState>()) {
+            Ok(state) => Found::State(state),
+            Err(bad) => Found::Bad(bad),
+        },
+    };
+    Some((c.id(), found))
+}
+
+/// A row the batch's UPDATE returned: its id and its state now (`None`
+/// if it does not read back).
+fn updated_state<D: Backend>(row: &D::Row) -> Option<(i64, Option<RecordingState>)> {
+    let c = Cols::<D>::new(row, "recordings").ok()?;
+    let state = c
+        .map("state", |raw: String| raw.parse::<RecordingState>())
+        .ok();
+    Some((c.id(), state))
 }
 
 fn attempt_row<D: Backend>(row: &D::Row) -> Result<AttemptRow, crate::store::BadRow> {

@@ -47,21 +47,20 @@ impl<D: Backend> Db<D> {
         let policies = self
             .fetch_all(&mut tx, Stmt::new(D::POLICIES).arg(name), context)
             .await?;
-        let users = self
-            .fetch_all(&mut tx, Stmt::new(D::POLICY_USERS).arg(name), context)
-            .await?;
+        // Streamed: 100,000 users are held once, as the strings the
+        // policies keep, never also as the rows they were read from.
+        let mut bad_users = Vec::new();
+        let mut by_policy: HashMap<i64, Vec<String>> = HashMap::new();
+        let users = Stmt::new(D::POLICY_USERS).arg(name);
+        self.for_each_row(&mut tx, users, context, |row| match policy_user::<D>(row) {
+            Ok((policy, user)) => by_policy.entry(policy).or_default().push(user),
+            Err(bad) => bad_users.push(bad),
+        })
+        .await?;
         let teams = self.policy_teams_on(&mut tx, name, context).await?;
         tx.commit().await.map_err(self.err(context))?;
 
         let mut out = Rows::default();
-        let mut bad_users = Vec::new();
-        let mut by_policy: HashMap<i64, Vec<String>> = HashMap::new();
-        for row in &users {
-            match policy_user::<D>(row) {
-                Ok((policy, user)) => by_policy.entry(policy).or_default().push(user),
-                Err(bad) => bad_users.push(bad),
-            }
-        }
         let mut teams_of: HashMap<i64, Vec<PolicyTeam>> = HashMap::new();
         for (policy, team) in teams.rows {
             teams_of.entry(policy).or_default().push(team);

@@ -48,17 +48,15 @@ impl<D: Backend> Db<D> {
         let named = self
             .fetch_all(conn, Stmt::new(D::POLICY_TEAMS).arg(name), context)
             .await?;
-        let members = self
-            .fetch_all(conn, Stmt::new(D::TEAM_MEMBERS).arg(name), context)
-            .await?;
+        // Streamed, as a policy's users are.
         let mut out = Rows::default();
         let mut by_team: HashMap<String, Vec<String>> = HashMap::new();
-        for row in &members {
-            match team_member::<D>(row) {
-                Ok((team, user)) => by_team.entry(team).or_default().push(user),
-                Err(bad) => out.bad.push(bad),
-            }
-        }
+        let members = Stmt::new(D::TEAM_MEMBERS).arg(name);
+        self.for_each_row(conn, members, context, |row| match team_member::<D>(row) {
+            Ok((team, user)) => by_team.entry(team).or_default().push(user),
+            Err(bad) => out.bad.push(bad),
+        })
+        .await?;
         for row in &named {
             out.push(policy_team::<D>(row).map(|(policy, id)| {
                 let members = by_team.get(&id).cloned().unwrap_or_default();

@@ -249,6 +249,72 @@ async fn a_write_by_an_instance_that_lost_its_rows_changes_nothing_and_is_report
         .unwrap());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_mixing_owned_lost_illegal_and_missing_rows_answers_each_and_lands_only_the_owned()
+{
+    let Some(db) = pg().await else { return };
+    let a = instance(&db, "a", 60_000).await;
+    let b = instance(&db, "b", 60_000).await;
+    let burst = [
+        segment("u1", at(9, 0, 0)),
+        segment("u2", at(9, 0, 0)),
+        segment("u3", at(9, 0, 0)),
+    ];
+    let ids: Vec<RecordingId> = a
+        .claim_many(&burst)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
+    // b takes the second row over (a's lease on it ran out).
+    db.sql(&format!(
+        "UPDATE recordings SET lease_until = now() - interval '1 second' WHERE id = {}",
+        ids[1].get()
+    ))
+    .await;
+    assert_eq!(b.adopt_open_rows().await.unwrap().rows.len(), 1);
+    let results = a
+        .write_batch(&[
+            started(ids[0], 10),
+            started(ids[1], 11),
+            // Illegal: pending -> stopped.
+            RowWrite {
+                recording_id: ids[2],
+                attempt: None,
+                outcome: OwnedOutcome::Moved {
+                    to: RecordingState::Stopped,
+                    last_error: None,
+                    ended_at: None,
+                },
+            },
+            started(RecordingId::new(987_654), 12),
+            failed(ids[1]),
+            started(ids[2], 13),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(results[0], Ok(true)), "{results:?}");
+    assert!(matches!(results[1], Err(StoreError::Lost { id }) if id == ids[1]));
+    assert!(matches!(results[2], Err(StoreError::IllegalMove { .. })));
+    assert!(matches!(results[3], Err(StoreError::RecordingNotFound(_))));
+    assert!(matches!(results[4], Err(StoreError::Lost { .. })));
+    assert!(matches!(results[5], Ok(true)), "{results:?}");
+    assert_eq!(
+        as_stored(&a, ids[0]).await,
+        (RecordingState::Recording, Some(10), 1)
+    );
+    // Nothing of a's writes to the lost row, not even the audit row.
+    assert_eq!(
+        as_stored(&a, ids[1]).await,
+        (RecordingState::Pending, None, 0)
+    );
+    assert_eq!(
+        as_stored(&a, ids[2]).await,
+        (RecordingState::Recording, Some(13), 1)
+    );
+}
+
 #[tokio::test]
 async fn a_lease_nobody_took_over_is_renewed_and_a_row_given_up_is_taken_back() {
     let Some(db) = pg().await else { return };
