@@ -24,6 +24,7 @@ pub struct Config {
     pub retry: crate::retry::RetryPolicy,
     pub metrics: crate::metrics::Settings,
     pub directory: crate::cxone::directory::Settings,
+    pub history: crate::store::History,
 }
 
 /// Why the configuration could not be loaded.
@@ -114,6 +115,7 @@ impl Config {
         self.schedule.check_ranges(&mut check);
         self.retry.check_ranges(&mut check);
         self.directory.check_ranges(&mut check);
+        self.history.check_ranges(&mut check);
         check
     }
 }

@@ -11,7 +11,9 @@
 //!
 //! # Layout
 //! - [`recording`]: the vocabulary of one recording (user id, duration,
-//!   contact id, state). Depends on nothing.
+//!   contact id, state, the operation of an exchange with the vendor and
+//!   how much of its body is kept), shared by `cxone` and `store`.
+//!   Depends on nothing.
 //! - [`secret`]: a string whose `Debug`/`Display` print `[redacted]`.
 //! - [`clock`]: the only reader of wall-clock time and the only way to
 //!   wait: wall-clock and monotonic readings, sleeps on the monotonic one,
@@ -21,10 +23,12 @@
 //! - [`policy`]: policy rows parsed into typed values; `PolicyError`.
 //! - [`planner`]: pure time arithmetic: window starts (DST rules),
 //!   coverage, segments, catch-up.
-//! - [`store`]: the durable state through sqlx, one enum over two
-//!   backends: SQLite (embedded default) and PostgreSQL (several active
-//!   instances with leases); migrations, policy rows, recording rows,
-//!   attempts; `StoreError`.
+//! - [`store`]: the durable state through sqlx: one `Store` handle, one
+//!   contract over two backends, SQLite (embedded default) and PostgreSQL
+//!   (several active instances with leases, writes fenced by them). Each
+//!   table's queries and row decoders are written once (`store/tables/`),
+//!   generic over a backend; each backend states only where it differs
+//!   (`store/dialect.rs`); migrations per backend; `StoreError`.
 //! - [`cxone`]: the vendor client: tokens (password, access-key or
 //!   bearer), endpoint discovery from the issuer, team members from the
 //!   directory, start, stop, outcome classification; `CxoneError`.
@@ -42,11 +46,16 @@
 //!   listener.
 //! - [`report`]: the coverage report's arithmetic (planned, recorded,
 //!   excluded seconds and gaps per user, day or policy); pure.
-//! - [`cli`]: clap commands, one module each.
+//! - [`cli`]: clap commands, one module each (`status` as a model, a
+//!   text renderer and the command).
 //! - [`telemetry`]: the tracing subscriber.
 //!
 //! `policy`, `recording`, `planner` and `retry` compile without tokio,
 //! sqlx or reqwest.
+//!
+//! The benchmark is a crate of its own in this workspace (`bench/`): it
+//! uses this public API, `daemon::first_pass` for the pure planning, and
+//! the store's single-row writes behind the `test-support` feature.
 
 pub mod cli;
 pub mod clock;

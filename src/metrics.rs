@@ -66,13 +66,20 @@ pub struct OperationLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TableLabel {
-    /// `policies`, `policy_users`, `recordings` or `exclusions`.
+    /// One of [`ROW_TABLES`].
     pub table: &'static str,
 }
 
 /// The tables whose bad rows [`Metrics::invalid_rows`] counts; each is
 /// exported from the start (at 0), so an alert can be written on it.
-pub const ROW_TABLES: [&str; 4] = ["policies", "policy_users", "recordings", "exclusions"];
+pub const ROW_TABLES: [&str; 6] = [
+    "policies",
+    "policy_users",
+    "policy_teams",
+    "team_members",
+    "recordings",
+    "exclusions",
+];
 
 /// Outcomes of a token renewal ([`Metrics::token_renewed`]).
 const TOKEN_RENEWED: &str = "renewed";

@@ -1,6 +1,9 @@
 //! The vocabulary of one recording: who ([`UserId`]), for how long
 //! ([`RecordingDuration`]), what the vendor answered ([`ContactId`],
-//! [`InteractionId`]) and where the durable row stands ([`RecordingState`]).
+//! [`InteractionId`]), where the durable row stands ([`RecordingState`]),
+//! which request an exchange with the vendor was ([`Operation`]) and how
+//! much of its answer the audit trail keeps ([`truncate_body`]). The client
+//! and the store both speak it, so each word has one definition.
 //!
 //! These types are parsed at the edge (a policy row, a CLI flag, an HTTP
 //! body), so holding one means it is valid: the core never re-validates.
@@ -280,6 +283,60 @@ impl FromStr for RecordingState {
     }
 }
 
+/// Which request an exchange with the vendor was: the client classifies
+/// answers by it, the audit trail (`attempts.operation`) records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Start,
+    Stop,
+}
+
+/// Why a string is not an [`Operation`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("operation `{0}` is not `start` or `stop`")]
+pub struct OperationError(pub String);
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Stop => "stop",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Operation {
+    type Err = OperationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "start" => Ok(Self::Start),
+            "stop" => Ok(Self::Stop),
+            other => Err(OperationError(other.to_owned())),
+        }
+    }
+}
+
+/// At most this many bytes of a vendor answer's body are kept, in errors
+/// and in the audit trail: enough to read an error, bounded for a bad day.
+pub const BODY_KEEP_BYTES: usize = 2048;
+
+/// The longest prefix of `body` of at most [`BODY_KEEP_BYTES`] that ends
+/// on a character boundary (a character cut in half is dropped whole).
+pub fn truncate_body(body: &str) -> &str {
+    let mut end = body.len().min(BODY_KEEP_BYTES);
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    body.get(..end).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,5 +446,40 @@ mod tests {
             RecordingDuration::remaining(end, at(20_000_000)).map(|d| d.as_secs()),
             Some(RecordingDuration::MAX_SECS)
         );
+    }
+
+    #[test]
+    fn short_bodies_are_kept_whole() {
+        assert_eq!(truncate_body(""), "");
+        assert_eq!(truncate_body("{\"error\":\"x\"}"), "{\"error\":\"x\"}");
+        let exact = "a".repeat(BODY_KEEP_BYTES);
+        assert_eq!(truncate_body(&exact), exact);
+    }
+
+    #[test]
+    fn long_bodies_are_cut_on_a_char_boundary() {
+        // 2047 ASCII bytes then a 3-byte char straddling the limit.
+        let body = format!("{}€tail", "a".repeat(BODY_KEEP_BYTES - 1));
+        let cut = truncate_body(&body);
+        assert_eq!(cut.len(), BODY_KEEP_BYTES - 1);
+        assert!(cut.chars().all(|c| c == 'a'));
+
+        let emoji = "😀".repeat(1000); // 4 bytes each
+        let cut = truncate_body(&emoji);
+        assert_eq!(cut.len(), BODY_KEEP_BYTES);
+        assert_eq!(cut.chars().count(), BODY_KEEP_BYTES / 4);
+
+        let accents = "é".repeat(2000); // 2 bytes each
+        assert_eq!(truncate_body(&accents), "é".repeat(1024));
+    }
+
+    #[test]
+    fn operations_round_trip_through_text() {
+        for op in [Operation::Start, Operation::Stop] {
+            assert_eq!(op.as_str().parse::<Operation>(), Ok(op));
+            assert_eq!(op.to_string(), op.as_str());
+        }
+        let e = "restart".parse::<Operation>().unwrap_err();
+        assert!(e.to_string().contains("`restart`"), "{e}");
     }
 }

@@ -12,6 +12,7 @@ pub mod next;
 mod online;
 pub mod output;
 pub mod policy;
+pub mod prune;
 pub mod recordings;
 pub mod report;
 pub mod run;
@@ -162,6 +163,16 @@ pub enum Command {
     /// last failed read if any (the members are then kept: coverage never
     /// shrinks because the directory is down).
     Teams(teams::TeamsArgs),
+    /// Delete the history that [history] no longer keeps, now; --dry-run only counts it.
+    ///
+    /// Removes finished recordings whose segment ended more than
+    /// history.keep_days ago (with their attempts), and attempts sent more
+    /// than history.keep_attempts_days ago whose recording is finished;
+    /// never an open recording (pending, recording, stopping) or its
+    /// attempts. 0 keeps a table forever (the default). Prints how many
+    /// rows of each table went, or with --dry-run would go. The daemon does
+    /// the same once a day; this is safe while it runs (short batches).
+    Prune(prune::PruneArgs),
     /// Print the tab-completion script for bash, zsh or fish.
     ///
     /// The Debian package installs all three where the shells look for
@@ -195,6 +206,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Recordings(args) => recordings::run(args, &load_config(config_file)?).await,
         Command::Status(args) => status::run(args, &load_config(config_file)?).await,
         Command::Teams(args) => teams::run(args, &load_config(config_file)?).await,
+        Command::Prune(args) => prune::run(args, &load_config(config_file)?).await,
         // The simulator stands in for the vendor and reads none of our config.
         // Both describe the command line itself: no config, no database.
         Command::Completions(args) => completions::run(args),

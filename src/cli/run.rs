@@ -57,6 +57,13 @@ pub async fn run(config_file: Option<&Path>, _args: RunArgs) -> anyhow::Result<E
         metrics: hooks.metrics.clone(),
     }
     .spawn(cancel.clone());
+    // The daily history sweep ([history]); none while it keeps everything.
+    daemon::retention::Sweeper {
+        store: store.clone(),
+        history: cfg.history,
+        clock: clock.clone(),
+    }
+    .spawn(cancel.clone());
     let ctx = Context {
         store,
         client,

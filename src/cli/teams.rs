@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::store::Store;
+use crate::store::{Rows, Store};
 
 use super::open_for_reading;
 use super::output::{human_secs, one_line, print_json, print_text, truncated, utc};
@@ -58,13 +58,15 @@ pub struct TeamView {
     pub last_error: Option<String>,
 }
 
-/// Every team a policy names or the directory was read for, by team id.
+/// Every team a policy names or the directory was read for, by team id;
+/// and the team rows that do not read back (skipped).
 pub async fn overview(
     store: &Store,
     now: DateTime<Utc>,
     refresh: Duration,
     with_members: bool,
-) -> anyhow::Result<Vec<TeamView>> {
+) -> anyhow::Result<Rows<TeamView>> {
+    let mut bad = Vec::new();
     let mut teams: BTreeMap<String, TeamView> = BTreeMap::new();
     let blank = |team_id: &str| TeamView {
         team_id: team_id.to_owned(),
@@ -77,7 +79,7 @@ pub async fn overview(
         attempted_at: None,
         last_error: None,
     };
-    for p in store.team_policies().await? {
+    for p in store.team_policies().await?.rows_and_bad(&mut bad) {
         teams
             .entry(p.team_id.clone())
             .or_insert_with(|| blank(&p.team_id))
@@ -88,7 +90,7 @@ pub async fn overview(
                 enabled: p.enabled,
             });
     }
-    for r in store.team_refreshes().await? {
+    for r in store.team_refreshes().await?.rows_and_bad(&mut bad) {
         let view = teams
             .entry(r.team_id.clone())
             .or_insert_with(|| blank(&r.team_id));
@@ -107,13 +109,17 @@ pub async fn overview(
                 store
                     .team_member_rows(&view.team_id)
                     .await?
+                    .rows_and_bad(&mut bad)
                     .into_iter()
                     .map(|m| m.user_id)
                     .collect(),
             );
         }
     }
-    Ok(teams.into_values().collect())
+    Ok(Rows {
+        rows: teams.into_values().collect(),
+        bad,
+    })
 }
 
 /// The first line of a team: who names it, how many members, how old.
@@ -173,8 +179,13 @@ pub fn status_text(views: &[TeamView]) -> String {
 
 pub async fn run(args: TeamsArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let store = open_for_reading(config).await?;
-    let views = overview(&store, SystemClock.now(), config.directory.refresh(), true).await?;
+    let Rows { rows: views, bad } =
+        overview(&store, SystemClock.now(), config.directory.refresh(), true).await?;
     store.close().await;
+    // Said on stderr, so the listing (and its JSON) stays what it was.
+    for row in &bad {
+        eprintln!("skipped: {row}");
+    }
     if args.json {
         print_json(&views)?;
         return Ok(ExitCode::SUCCESS);

@@ -16,33 +16,14 @@
 
 use super::body::{is_oversized, MAX_BODY_BYTES};
 use super::error::CxoneError;
-use crate::recording::{ContactId, InteractionId};
+use crate::recording::{truncate_body, ContactId, InteractionId, Operation};
 use crate::retry::parse_retry_after;
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 
-/// Bodies kept for the audit trail are cut to this many bytes.
-pub const BODY_KEEP_BYTES: usize = 2048;
-
 /// The longest `interactionId` accepted, in characters; a longer one makes
 /// the answer malformed (it is stored in every row and attempt).
 pub const MAX_INTERACTION_ID_CHARS: usize = 256;
-
-/// Which call an answer belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    Start,
-    Stop,
-}
-
-impl Operation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Start => "start",
-            Self::Stop => "stop",
-        }
-    }
-}
 
 /// A successful start: what a later stop needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +75,7 @@ pub fn classify(
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, now)),
-            body: truncate_body(body),
+            body: kept(body),
         }),
     }
 }
@@ -103,7 +84,7 @@ fn parse_started(status: u16, body: &[u8]) -> Result<Started, CxoneError> {
     let malformed = |reason: &str| CxoneError::MalformedBody {
         status,
         reason: reason.to_owned(),
-        body: truncate_body(body),
+        body: kept(body),
     };
     if is_oversized(body) {
         return Err(malformed(&format!(
@@ -163,17 +144,11 @@ pub(crate) fn redirect_target(headers: &HeaderMap) -> String {
     }
 }
 
-/// The body as text, cut to at most [`BODY_KEEP_BYTES`] on a character
-/// boundary (lossy for invalid UTF-8).
-pub fn truncate_body(body: &[u8]) -> String {
-    let cut = &body[..body.len().min(BODY_KEEP_BYTES)];
-    let mut text = String::from_utf8_lossy(cut).into_owned();
-    // A multi-byte character cut in half shows as U+FFFD at the very end;
-    // drop it rather than keep a half character.
-    if body.len() > BODY_KEEP_BYTES && text.ends_with('\u{fffd}') {
-        text.pop();
-    }
-    text
+/// What an error or the audit trail keeps of a body: the text (lossy for
+/// invalid UTF-8) cut by [`truncate_body`]. The body read is itself capped
+/// (`body::read_capped`), so the whole of it is decoded.
+pub(super) fn kept(body: &[u8]) -> String {
+    truncate_body(&String::from_utf8_lossy(body)).to_owned()
 }
 
 #[cfg(test)]
@@ -352,7 +327,7 @@ mod tests {
         let CxoneError::MalformedBody { body: kept, .. } = e else {
             unreachable!()
         };
-        assert!(kept.len() <= BODY_KEEP_BYTES);
+        assert!(kept.len() <= crate::recording::BODY_KEEP_BYTES);
         // An error status with a long body is still classified by status.
         let e = classify(Operation::Start, 504, &HeaderMap::new(), &body, now()).unwrap_err();
         assert_eq!(e.status(), Some(504));
@@ -411,10 +386,15 @@ mod tests {
 
     #[test]
     fn bodies_are_cut_to_2_kib_on_a_char_boundary() {
+        use crate::recording::BODY_KEEP_BYTES;
         let body = "é".repeat(2000); // 4000 bytes
-        let kept = truncate_body(body.as_bytes());
-        assert!(kept.len() <= BODY_KEEP_BYTES);
-        assert_eq!(kept, "é".repeat(1024));
-        assert_eq!(truncate_body(b"short"), "short");
+        let cut = kept(body.as_bytes());
+        assert!(cut.len() <= BODY_KEEP_BYTES);
+        assert_eq!(cut, "é".repeat(1024));
+        assert_eq!(kept(b"short"), "short");
+        // Invalid bytes become U+FFFD (3 bytes each) and are still cut.
+        let cut = kept(&[0xff; 4000]);
+        assert!(cut.len() <= BODY_KEEP_BYTES, "{}", cut.len());
+        assert_eq!(cut, "\u{fffd}".repeat(BODY_KEEP_BYTES / 3));
     }
 }

@@ -392,7 +392,7 @@ impl Client {
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| parse_retry_after(v, self.clock.now())),
-                body: super::truncate_body(&body),
+                body: super::classify::kept(&body),
             }),
         };
         (result, Some(token))

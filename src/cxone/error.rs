@@ -85,6 +85,11 @@ pub enum CxoneError {
     /// sent.
     #[error("not sent: shutting down")]
     Shutdown,
+    /// The caller's [`Gate`](super::Gate) withdrew the request just before
+    /// it would have left (its recording row is no longer this instance's):
+    /// it was never sent.
+    #[error("not sent: withdrawn by the caller")]
+    Withdrawn,
 }
 
 impl CxoneError {
@@ -123,7 +128,8 @@ impl CxoneError {
             Self::MalformedBody { .. }
             | Self::Redirected { .. }
             | Self::Config(_)
-            | Self::Shutdown => Action::Final,
+            | Self::Shutdown
+            | Self::Withdrawn => Action::Final,
         }
     }
 

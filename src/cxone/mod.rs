@@ -29,11 +29,9 @@ pub mod retrying;
 mod settings;
 pub mod token_answer;
 
+pub use crate::recording::Operation;
 pub use auth::{Renewal, RenewalObserver};
-pub use classify::{
-    classify, truncate_body, Answer, Operation, Started, Stopped, BODY_KEEP_BYTES,
-    MAX_INTERACTION_ID_CHARS,
-};
+pub use classify::{classify, Answer, Started, Stopped, MAX_INTERACTION_ID_CHARS};
 pub use credentials::{AuthMode, AuthPlan, Credentials};
 pub use discovery::Discovered;
 pub use error::{classify_status, Action, CxoneError};
@@ -74,6 +72,25 @@ pub struct Attempt<T> {
     pub result: Result<T, CxoneError>,
     /// The bearer token this exchange used, so a 401 can invalidate exactly it.
     token: Option<Secret>,
+}
+
+/// Asked right before each request leaves, once its token is in hand and
+/// its turn under the request caps has come: `false` withdraws it
+/// ([`CxoneError::Withdrawn`]) and nothing is sent. The daemon's gate
+/// checks that the request's recording row is still this instance's, with
+/// enough of its lease left (PostgreSQL).
+pub trait Gate: Sync {
+    fn ready(&self) -> futures::future::BoxFuture<'_, bool>;
+}
+
+/// A gate that always lets the request go.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Open;
+
+impl Gate for Open {
+    fn ready(&self) -> futures::future::BoxFuture<'_, bool> {
+        Box::pin(std::future::ready(true))
+    }
 }
 
 /// A typed client of the start/stop API. Cheap to share behind an `Arc`.
@@ -204,13 +221,24 @@ impl Client {
 
     /// Asks the vendor to record `user` for `duration`. One exchange.
     pub async fn start(&self, user: &UserId, duration: RecordingDuration) -> Attempt<Started> {
+        self.start_gated(user, duration, &Open).await
+    }
+
+    /// [`Client::start`], sent only if `gate` still agrees once the
+    /// request's turn has come (after the token and the request caps).
+    pub async fn start_gated(
+        &self,
+        user: &UserId,
+        duration: RecordingDuration,
+        gate: &dyn Gate,
+    ) -> Attempt<Started> {
         let secs = duration.as_secs().to_string();
         let query = [
             (self.user_param.as_str(), user.as_str()),
             (self.duration_param.as_str(), secs.as_str()),
         ];
         let attempt = self
-            .exchange(Operation::Start, &query, Some(duration))
+            .exchange(Operation::Start, &query, Some(duration), gate)
             .await;
         attempt.map(|answer| match answer {
             Answer::Started(s) => Ok(s),
@@ -220,12 +248,23 @@ impl Client {
 
     /// Asks the vendor to stop `user`'s recording `contact`. One exchange.
     pub async fn stop(&self, user: &UserId, contact: ContactId) -> Attempt<Stopped> {
+        self.stop_gated(user, contact, &Open).await
+    }
+
+    /// [`Client::stop`], sent only if `gate` still agrees once the
+    /// request's turn has come.
+    pub async fn stop_gated(
+        &self,
+        user: &UserId,
+        contact: ContactId,
+        gate: &dyn Gate,
+    ) -> Attempt<Stopped> {
         let contact = contact.to_string();
         let query = [
             (self.user_param.as_str(), user.as_str()),
             (self.contact_param.as_str(), contact.as_str()),
         ];
-        let attempt = self.exchange(Operation::Stop, &query, None).await;
+        let attempt = self.exchange(Operation::Stop, &query, None, gate).await;
         attempt.map(|answer| match answer {
             Answer::Stopped(s) => Ok(s),
             Answer::Started(_) => Err(CxoneError::Config("a stop was answered as a start".into())),
@@ -237,6 +276,7 @@ impl Client {
         operation: Operation,
         query: &[(&str, &str)],
         requested: Option<RecordingDuration>,
+        gate: &dyn Gate,
     ) -> Attempt<Answer> {
         // A request that never leaves still reports its (empty) exchange.
         let unsent = |error| Attempt {
@@ -267,6 +307,11 @@ impl Client {
         let Some(_permit) = self.limiter.admit_unless(&self.shutdown).await else {
             return unsent(CxoneError::Shutdown);
         };
+        // Last word to the caller, as late as can be: waiting for the token
+        // or a turn may have taken long (or the process was stopped).
+        if !gate.ready().await {
+            return unsent(CxoneError::Withdrawn);
+        }
         // The exchange's time is when the request leaves, after the caps.
         let at = self.clock.now();
         let started = Instant::now();
@@ -315,7 +360,7 @@ impl Client {
             }
         };
         let result = classify(operation, status, &headers, &body, self.clock.now());
-        finish(Some(status), truncate_body(&body), result, Some(token))
+        finish(Some(status), classify::kept(&body), result, Some(token))
     }
 
     fn transport_error(&self, e: &reqwest::Error) -> CxoneError {

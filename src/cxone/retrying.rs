@@ -8,7 +8,7 @@
 //! start never asks for more than what is left of its segment, and no
 //! attempt is sent once less than the 5 s minimum remains.
 
-use super::{Action, Attempt, Client, CxoneError, Exchange, Started, Stopped};
+use super::{Action, Attempt, Client, CxoneError, Exchange, Gate, Started, Stopped};
 use crate::clock::Clock;
 use crate::recording::{ContactId, RecordingDuration, UserId};
 use crate::retry::{Decision, RetryPolicy};
@@ -48,9 +48,13 @@ pub enum GiveUp {
     #[error("deadline passed after {attempts} attempt(s); last error: {error}")]
     Deadline { error: CxoneError, attempts: u32 },
     /// Shutdown arrived while waiting to retry; the call is left unfinished
-    /// (the caller keeps its row open for the next start to resolve).
+    /// (the caller keeps its row open for the next start to resolve). Also
+    /// when `cancel` is the caller's own token and it was cancelled.
     #[error("shut down while waiting to retry, after {attempts} attempt(s)")]
     Cancelled { attempts: u32 },
+    /// The [`Gate`] withdrew the next attempt before it left.
+    #[error("withdrawn by the caller after {attempts} attempt(s)")]
+    Withdrawn { attempts: u32 },
     /// Less than the 5 s minimum was left to ask for (a start only).
     #[error("less than 5 s of the window remained after {attempts} attempt(s){}", last.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default())]
     NoTimeLeft {
@@ -66,7 +70,8 @@ impl GiveUp {
             Self::Final { attempts, .. }
             | Self::Deadline { attempts, .. }
             | Self::NoTimeLeft { attempts, .. }
-            | Self::Cancelled { attempts } => *attempts,
+            | Self::Cancelled { attempts }
+            | Self::Withdrawn { attempts } => *attempts,
         }
     }
 }
@@ -81,6 +86,9 @@ pub struct Retrying<'a, O> {
     pub observer: &'a mut O,
     /// Cancels waits between attempts (never a request in flight).
     pub cancel: &'a tokio_util::sync::CancellationToken,
+    /// Has the last word before each attempt leaves ([`super::Open`]
+    /// lets every one go).
+    pub gate: &'a dyn Gate,
 }
 
 impl<O: Observer> Retrying<'_, O> {
@@ -98,11 +106,12 @@ impl<O: Observer> Retrying<'_, O> {
             segment_end - chrono::Duration::seconds(i64::from(RecordingDuration::MIN_SECS));
         let client = self.client;
         let clock = self.clock;
+        let gate = self.gate;
         self.drive(deadline, |_| async move {
             let now = clock.now();
             RecordingDuration::remaining(segment_end, now)?;
             let duration = RecordingDuration::remaining(segment_end + overrun, now)?;
-            Some(client.start(user, duration).await)
+            Some(client.start_gated(user, duration, gate).await)
         })
         .await
     }
@@ -115,8 +124,9 @@ impl<O: Observer> Retrying<'_, O> {
         deadline: DateTime<Utc>,
     ) -> Result<(Stopped, u32), GiveUp> {
         let client = self.client;
+        let gate = self.gate;
         self.drive(deadline, |_| async move {
-            Some(client.stop(user, contact).await)
+            Some(client.stop_gated(user, contact, gate).await)
         })
         .await
     }
@@ -141,8 +151,10 @@ impl<O: Observer> Retrying<'_, O> {
                     attempts: attempt,
                 });
             };
-            if matches!(a.result, Err(CxoneError::Shutdown)) {
-                return Err(GiveUp::Cancelled { attempts: attempt });
+            match a.result {
+                Err(CxoneError::Shutdown) => return Err(GiveUp::Cancelled { attempts: attempt }),
+                Err(CxoneError::Withdrawn) => return Err(GiveUp::Withdrawn { attempts: attempt }),
+                _ => {}
             }
             attempt += 1;
             self.observer

@@ -195,6 +195,18 @@ fn covered_until(spans: Option<&Arc<[Coverage]>>, now: DateTime<Utc>) -> Option<
         .map(|c| c.end)
 }
 
+/// What the first planning pass of a daemon on an empty database decides
+/// for `policies` at `now`: the coverage from `now` to `now + limit`, no
+/// occupied time, no open rows, then `decide`. The same pure work every
+/// pass does; public so that the benchmark (`bench/`) can time the
+/// planning of a burst without a database. The daemon itself never calls
+/// it: its passes go through `dispatch`, which knows what is occupied.
+pub fn first_pass(policies: &[Policy], now: DateTime<Utc>, limit: SegmentLimit) -> Plan {
+    let horizon = chrono::Duration::seconds(i64::from(limit.as_secs()));
+    let coverage = coverage(policies, now, now, horizon);
+    decide(&coverage, &HashMap::new(), &[], now, limit)
+}
+
 /// Whether `now` lies inside one of the user's coverage intervals.
 fn covered(spans: Option<&Arc<[Coverage]>>, now: DateTime<Utc>) -> bool {
     spans.is_some_and(|spans| spans.iter().any(|c| c.start <= now && now < c.end))

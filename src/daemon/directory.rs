@@ -105,7 +105,10 @@ impl Refresher {
         let mut teams: BTreeMap<TeamId, TeamState> = BTreeMap::new();
         match self.store.team_refreshes().await {
             Ok(known) => {
-                for r in known {
+                for bad in &known.bad {
+                    tracing::warn!(table = bad.table, id = bad.id, "bad row: {bad}");
+                }
+                for r in known.rows {
                     if let Ok(id) = TeamId::parse(r.team_id) {
                         teams.insert(
                             id,

@@ -356,6 +356,7 @@ impl Starter {
                 }
             }
             let rows: Vec<NewRecording> = chunk.iter().map(write_ahead).collect();
+            let sent = shared.clock.instant();
             let ids = match shared.writer.claim(rows).await {
                 Ok(ids) => ids,
                 Err(e) => {
@@ -395,9 +396,10 @@ impl Starter {
                 } else {
                     Vec::new()
                 };
-                shared
-                    .open
-                    .insert_claimed(OpenRow::claimed(id, start.segment.clone()));
+                shared.open.insert_claimed(
+                    OpenRow::claimed(id, start.segment.clone()),
+                    shared.lease_from(sent),
+                );
                 let job = StartJob {
                     id,
                     segment: start.segment.clone(),

@@ -3,8 +3,9 @@
 //! and `recsched status` and `/healthz` know the database takes writes)
 //! and, where rows carry leases (PostgreSQL), lease work every third of
 //! the lease: renew this instance's leases, drop from its mirror the rows
-//! it no longer owns, and take over the rows of instances whose lease ran
-//! out. Renewing three times per lease means two renewals in a row may
+//! it no longer owns (stopping every request for them at once: a renewal
+//! that finds a row gone is the fence's other half), and take over the
+//! rows whose lease ran out. Renewing three times per lease means two renewals in a row may
 //! fail (a slow query, a short database outage) before a live instance
 //! loses its rows.
 //!
@@ -116,21 +117,34 @@ async fn heartbeat(shared: &Shared) {
     }
 }
 
-/// One round of lease work: renew ours, forget what is no longer ours,
-/// adopt what lost instances left.
+/// One round of lease work: renew ours, forget (and stop every request
+/// for) what is no longer ours, adopt what lost instances left.
 async fn renew_and_take_over(shared: &Arc<Shared>, tracker: &TaskTracker) {
     // Rows tracked before the renewal: each was committed as ours, so a
-    // row among them that the renewal does not return is no longer ours.
-    // (A row claimed after this snapshot is left alone.)
+    // row among them that the renewal does not renew is no longer ours.
+    // (A row claimed after this snapshot is left alone: its lease is new.)
+    // Only tracked rows are renewed: a row this instance gave up runs out
+    // and is taken over (by this instance too, below).
     let before = shared.open.ids();
-    match shared.store.renew_leases().await {
-        Ok(ours) => {
-            let ours: HashSet<_> = ours.into_iter().collect();
-            let gone: Vec<_> = before.into_iter().filter(|id| !ours.contains(id)).collect();
-            let dropped = shared.open.lost(&gone);
+    let sent = shared.clock.instant();
+    match shared.store.renew_leases_of(&before).await {
+        Ok(renewal) => {
+            if let Some(until) = shared.lease_from(sent) {
+                shared.open.leased(&renewal.renewed, until);
+            }
+            shared.lose(
+                &renewal.lost,
+                "their lease ran out and another instance took them over",
+            );
+            // Final by another hand (or deleted): nothing left to do.
+            let renewed: HashSet<_> = renewal.renewed.iter().chain(&renewal.lost).collect();
+            let done: Vec<_> = before
+                .into_iter()
+                .filter(|id| !renewed.contains(id))
+                .collect();
+            let dropped = shared.open.lost(&done);
             if dropped > 0 {
-                shared.metrics.leases_lost(dropped);
-                tracing::debug!(rows = dropped, "no longer ours (final, or taken over)");
+                tracing::debug!(rows = dropped, "no longer open: final, or deleted");
             }
         }
         Err(e) => {
@@ -139,12 +153,10 @@ async fn renew_and_take_over(shared: &Arc<Shared>, tracker: &TaskTracker) {
         }
     }
     // A row that does not read back is given back by the store, and named.
+    let sent = shared.clock.instant();
     let rows = match shared.store.adopt_open_rows().await {
         Ok(read) => {
             shared.bad_rows.found(super::reload::Found::Open, &read.bad);
-            if read.rows.is_empty() {
-                return;
-            }
             read.rows
         }
         Err(e) => {
@@ -152,6 +164,18 @@ async fn renew_and_take_over(shared: &Arc<Shared>, tracker: &TaskTracker) {
             return;
         }
     };
+    // The takeover renews this instance's own rows whose lease ran out
+    // while they were tracked (renewals failed for a while): not news.
+    let (mine, rows): (Vec<_>, Vec<_>) = rows
+        .into_iter()
+        .partition(|a| shared.open.contains(a.row.id));
+    if let Some(until) = shared.lease_from(sent) {
+        let ids: Vec<_> = mine.iter().map(|a| a.row.id).collect();
+        shared.open.leased(&ids, until);
+    }
+    if rows.is_empty() {
+        return;
+    }
     let mut from: BTreeMap<String, usize> = BTreeMap::new();
     for Adopted { previous_owner, .. } in &rows {
         *from
@@ -161,7 +185,7 @@ async fn renew_and_take_over(shared: &Arc<Shared>, tracker: &TaskTracker) {
     let total = rows.len();
     shared.metrics.leases_taken_over(total);
     let rows = rows.into_iter().map(|a| a.row).collect();
-    match reconcile::adopt(shared, tracker, rows, shared.clock.now()).await {
+    match reconcile::adopt(shared, tracker, rows, shared.clock.now(), sent).await {
         Ok((tracked, resumed)) => {
             tracing::warn!(
                 rows = total,

@@ -14,22 +14,36 @@
 //! earlier recording is still ending), the start is asked again every
 //! [`REASK`] until the last moment a start can be sent; an answer naming
 //! the earlier recording is never stored as the new segment's own.
+//!
+//! # A row this instance has lost (PostgreSQL)
+//! Every request for a row passes its [`RowGate`] right before it leaves:
+//! the row must still be this instance's, with at least
+//! `database.lease_margin_seconds` of its lease left by the daemon's
+//! monotonic clock; if less is left, the gate renews the lease first, and
+//! if the renewal finds the row another instance's (or cannot be made),
+//! the row is given up and the request is not sent. A write the store
+//! refuses as [`StoreError::Lost`] (the fence), or a housekeeping renewal
+//! that finds the row gone, gives it up too. Giving a row up drops it from
+//! memory and cancels its stop token, which cuts any wait between retries:
+//! the job sends nothing more for it, logs that, and writes nothing.
 
 use super::decide::EndReason;
-use super::open_rows::OpenRow;
-use super::Shared;
+use super::open_rows::{LeaseLeft, OpenRow};
+use super::{DaemonError, Shared};
 use crate::cxone::retrying::{GiveUp, Observer, Retrying};
-use crate::cxone::{CxoneError, Exchange, Operation, Started, Stopped};
+use crate::cxone::{CxoneError, Exchange, Gate, Operation, Started, Stopped};
 use crate::metrics::{OperationLabel, StatusLabel};
 use crate::planner::Segment;
 use crate::policy::EndMode;
 use crate::recording::{ContactId, RecordingDuration, RecordingState, UserId};
 use crate::retry::Decision;
-use crate::store::{NewAttempt, OwnedOutcome, RecordingId, RowWrite};
+use crate::store::{NewAttempt, OwnedOutcome, RecordingId, RowWrite, StoreError};
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 /// How soon a start answered with the previous segment's recording is
@@ -108,6 +122,10 @@ async fn start_in_span(shared: &Shared, job: StartJob) {
         shared.open.release(id);
         return;
     }
+    let Some(gate) = RowGate::new(shared, id) else {
+        // Lost before its first request.
+        return;
+    };
     let mut writer = AttemptWriter::new(shared, id, Some(segment.start));
     let mut jitter = jitter_source();
     // A recording our stop will end asks for a little more, so the stop,
@@ -122,7 +140,7 @@ async fn start_in_span(shared: &Shared, job: StartJob) {
     let mut reasks = 0;
     let outcome = loop {
         let result = shared
-            .retrying(&mut jitter, &mut writer)
+            .retrying(&mut jitter, &mut writer, &gate)
             .start(&segment.user, segment.end, overrun)
             .await;
         let (started, attempts) = match result {
@@ -145,7 +163,7 @@ async fn start_in_span(shared: &Shared, job: StartJob) {
             Decision::Wait(d) => {
                 tokio::select! {
                     () = shared.clock.sleep(d) => {}
-                    () = shared.cancel.cancelled() => {
+                    () = gate.stop.cancelled() => {
                         break Outcome::GaveUp(GiveUp::Cancelled { attempts: writer.base });
                     }
                 }
@@ -169,14 +187,20 @@ async fn start_in_span(shared: &Shared, job: StartJob) {
                 contact_id: started.contact_id,
                 interaction_id: started.interaction_id.clone(),
             };
-            let saved = persist(
+            let Some(saved) = persist(
                 shared,
                 "store the start's contact id",
                 id,
                 Some(new),
                 outcome,
             )
-            .await;
+            .await
+            else {
+                // The new owner resends the start and stores the answer
+                // (the vendor's running recording's contact id).
+                tracing::warn!(contact_id = %started.contact_id, "the start was answered, but the row is another instance's now: its owner keeps the contact id");
+                return;
+            };
             tracing::info!(
                 contact_id = %started.contact_id,
                 attempt,
@@ -194,7 +218,15 @@ async fn start_in_span(shared: &Shared, job: StartJob) {
                 .recording_began(id.get(), exchange.at, exchange.latency);
             shared.open.recording(id, started.contact_id);
         }
-        Outcome::GaveUp(GiveUp::Cancelled { attempts }) => {
+        Outcome::GaveUp(GiveUp::Cancelled { attempts } | GiveUp::Withdrawn { attempts })
+            if !shared.open.contains(id) =>
+        {
+            tracing::warn!(
+                attempts,
+                "the row is another instance's now; no further start is sent for it"
+            );
+        }
+        Outcome::GaveUp(GiveUp::Cancelled { attempts } | GiveUp::Withdrawn { attempts }) => {
             tracing::info!(
                 attempts,
                 "shutdown while retrying the start; the row stays pending for the next start"
@@ -217,14 +249,17 @@ async fn start_in_span(shared: &Shared, job: StartJob) {
 
 /// The start will not be sent again: the row is `failed` with `reason`.
 async fn fail(shared: &Shared, id: RecordingId, reason: &str, attempts: u32) {
-    let saved = persist(
+    let Some(saved) = persist(
         shared,
         "mark the segment failed",
         id,
         None,
         moved(RecordingState::Failed, Some(reason), None),
     )
-    .await;
+    .await
+    else {
+        return;
+    };
     tracing::warn!(attempts, error = %reason, saved, "failed");
     shared.metrics.start("failed");
     shared.open.finish(id);
@@ -256,14 +291,17 @@ async fn end_in_span(shared: &Shared, row: OpenRow, reason: EndReason, successor
         Some(c) if wants_stop && now < seg.end + grace => c,
         _ => {
             // The vendor's own timer ends it.
-            let saved = persist(
+            let Some(saved) = persist(
                 shared,
                 "mark the recording expired",
                 id,
                 None,
                 moved(RecordingState::Expired, None, None),
             )
-            .await;
+            .await
+            else {
+                return;
+            };
             tracing::info!(saved, "expired");
             shared.metrics.end("expired");
             shared.metrics.recording_ended(id.get(), seg.start, seg.end);
@@ -272,7 +310,7 @@ async fn end_in_span(shared: &Shared, row: OpenRow, reason: EndReason, successor
         }
     };
     if row.state == RecordingState::Recording {
-        let _ = persist(
+        let written = persist(
             shared,
             "mark the recording stopping",
             id,
@@ -280,7 +318,14 @@ async fn end_in_span(shared: &Shared, row: OpenRow, reason: EndReason, successor
             moved(RecordingState::Stopping, None, None),
         )
         .await;
+        if written.is_none() {
+            // Another instance's now: its stop to send, not ours.
+            return;
+        }
     }
+    let Some(gate) = RowGate::new(shared, id) else {
+        return;
+    };
     let deadline = if early {
         seg.end
     } else {
@@ -288,7 +333,7 @@ async fn end_in_span(shared: &Shared, row: OpenRow, reason: EndReason, successor
     };
     let mut writer = AttemptWriter::new(shared, id, None);
     let mut jitter = jitter_source();
-    let mut retrying = shared.retrying(&mut jitter, &mut writer);
+    let mut retrying = shared.retrying(&mut jitter, &mut writer, &gate);
     let result = retrying.stop(&seg.user, contact, deadline).await;
     let last = writer.last_ok.take();
     match result {
@@ -300,14 +345,17 @@ async fn end_in_span(shared: &Shared, row: OpenRow, reason: EndReason, successor
             let (exchange, attempt) =
                 last.unwrap_or_else(|| (placeholder_exchange(shared, Operation::Stop), attempts));
             let new = new_attempt(id, &exchange, attempt, None);
-            let saved = persist(
+            let Some(saved) = persist(
                 shared,
                 "record the stop",
                 id,
                 Some(new),
                 moved(to, None, ended_at),
             )
-            .await;
+            .await
+            else {
+                return;
+            };
             tracing::info!(
                 attempt,
                 status = exchange.status,
@@ -322,20 +370,26 @@ async fn end_in_span(shared: &Shared, row: OpenRow, reason: EndReason, successor
                 .recording_ended(id.get(), seg.start, ended_at.unwrap_or(seg.end));
             shared.open.finish(id);
         }
-        Err(GiveUp::Cancelled { .. }) => {
+        Err(GiveUp::Cancelled { .. } | GiveUp::Withdrawn { .. }) if !shared.open.contains(id) => {
+            tracing::warn!("the row is another instance's now; no further stop is sent for it");
+        }
+        Err(GiveUp::Cancelled { .. } | GiveUp::Withdrawn { .. }) => {
             tracing::info!("shutdown while retrying a stop; the next start sends it again");
             shared.open.release(id);
         }
         Err(e) if !early => {
             let reason = format!("stop failed, left to the vendor's timer: {e}");
-            let saved = persist(
+            let Some(saved) = persist(
                 shared,
                 "mark the recording expired",
                 id,
                 None,
                 moved(RecordingState::Expired, Some(&reason), None),
             )
-            .await;
+            .await
+            else {
+                return;
+            };
             tracing::warn!(error = %reason, saved, "expired");
             shared.metrics.end("expired");
             shared.metrics.recording_ended(id.get(), seg.start, seg.end);
@@ -343,7 +397,7 @@ async fn end_in_span(shared: &Shared, row: OpenRow, reason: EndReason, successor
         }
         Err(e) => {
             let reason = format!("stop failed: {e}");
-            let _ = persist(
+            let written = persist(
                 shared,
                 "note the failed stop",
                 id,
@@ -351,6 +405,9 @@ async fn end_in_span(shared: &Shared, row: OpenRow, reason: EndReason, successor
                 moved(RecordingState::Recording, Some(&reason), None),
             )
             .await;
+            if written.is_none() {
+                return;
+            }
             tracing::warn!(error = %reason, "stop failed; will try again");
             shared.open.stop_failed(id);
         }
@@ -358,11 +415,14 @@ async fn end_in_span(shared: &Shared, row: OpenRow, reason: EndReason, successor
 }
 
 impl Shared {
-    /// A retry driver for one job, writing its exchanges with `observer`.
+    /// A retry driver for one job on one row, writing its exchanges with
+    /// `observer`; `gate` has the last word before each request, and its
+    /// stop token cuts every wait.
     fn retrying<'a, O: Observer>(
         &'a self,
         jitter: &'a mut (dyn FnMut() -> f64 + Send),
         observer: &'a mut O,
+        gate: &'a RowGate<'a>,
     ) -> Retrying<'a, O> {
         Retrying {
             client: &self.client,
@@ -370,31 +430,114 @@ impl Shared {
             clock: self.clock.as_ref(),
             jitter,
             observer,
-            cancel: &self.cancel,
+            cancel: &gate.stop,
+            gate,
         }
     }
 }
 
+/// The last word before each request for one row: it goes only while the
+/// row is this instance's with at least the lease margin left (see the
+/// module docs).
+struct RowGate<'a> {
+    shared: &'a Shared,
+    id: RecordingId,
+    /// Cancelled when the row is lost (or at shutdown).
+    stop: CancellationToken,
+}
+
+impl<'a> RowGate<'a> {
+    /// `None` when the row is no longer tracked (lost already).
+    fn new(shared: &'a Shared, id: RecordingId) -> Option<Self> {
+        let stop = shared.open.stop_token(id)?;
+        Some(Self { shared, id, stop })
+    }
+
+    async fn check(&self) -> bool {
+        if self.stop.is_cancelled() {
+            return false;
+        }
+        let Some(margin) = self.shared.store.lease_margin() else {
+            return true;
+        };
+        let now = self.shared.clock.instant();
+        match self.shared.open.lease(self.id, now, margin) {
+            None => false,
+            Some(LeaseLeft::Enough | LeaseLeft::Unleased) => true,
+            Some(LeaseLeft::Short) => self.renew().await,
+        }
+    }
+
+    /// Renews the row's lease before a request; gives the row up when the
+    /// renewal finds it another instance's, or cannot be made.
+    async fn renew(&self) -> bool {
+        let shared = self.shared;
+        let sent = shared.clock.instant();
+        match shared.store.renew_leases_of(&[self.id]).await {
+            Ok(renewal) if renewal.renewed.contains(&self.id) => {
+                if let Some(until) = shared.lease_from(sent) {
+                    shared.open.leased(&[self.id], until);
+                }
+                tracing::info!("renewed the row's lease before the request: less than database.lease_margin_seconds was left");
+                true
+            }
+            Ok(renewal) if renewal.lost.contains(&self.id) => {
+                shared.lose(
+                    &[self.id],
+                    "its lease ran out before a request, and another instance took it over",
+                );
+                false
+            }
+            Ok(_) => {
+                // Final by another hand meanwhile: nothing left to send.
+                shared.open.lost(&[self.id]);
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not renew the row's lease before a request; giving the row up (it is taken over once its lease runs out)");
+                shared.lose(
+                    &[self.id],
+                    "its lease could not be renewed before a request",
+                );
+                false
+            }
+        }
+    }
+}
+
+impl Gate for RowGate<'_> {
+    fn ready(&self) -> BoxFuture<'_, bool> {
+        Box::pin(self.check())
+    }
+}
+
 /// Hands a row update to the writer and waits until it is committed
-/// (the writer retries a busy database). Returns whether it landed.
+/// (the writer retries a busy database). Returns whether it landed, or
+/// `None` when the store refused it because the row is no longer this
+/// instance's: the row is then given up (see the module docs).
 async fn persist(
     shared: &Shared,
     what: &str,
     id: RecordingId,
     attempt: Option<NewAttempt>,
     outcome: OwnedOutcome,
-) -> bool {
+) -> Option<bool> {
     let write = RowWrite {
         recording_id: id,
         attempt,
         outcome,
     };
     match shared.writer.write(write).await {
-        Ok(_) => true,
+        Ok(_) => Some(true),
+        Err(DaemonError::Store(StoreError::Lost { .. })) => {
+            tracing::warn!("could not {what}: the row is no longer this instance's");
+            shared.lose(&[id], "a write found its lease run out");
+            None
+        }
         Err(e) => {
             tracing::error!(error = %e, "could not {what}");
             shared.metrics.store_errors.inc();
-            false
+            Some(false)
         }
     }
 }
@@ -433,10 +576,7 @@ fn new_attempt(id: RecordingId, ex: &Exchange, attempt: u32, error: Option<Strin
     NewAttempt {
         recording_id: id,
         at: ex.at,
-        operation: match ex.operation {
-            Operation::Start => crate::store::Operation::Start,
-            Operation::Stop => crate::store::Operation::Stop,
-        },
+        operation: ex.operation,
         attempt,
         requested_seconds: ex.requested.map(|d| d.as_secs()),
         http_status: ex.status,

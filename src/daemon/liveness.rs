@@ -1,13 +1,26 @@
-//! What `/healthz` answers: is the scheduling loop turning, and can the
+//! Is the daemon alive? Inside the process, [`Liveness`] is what
+//! `/healthz` answers: is the scheduling loop turning, and can the
 //! database be written? Updated by the loop and the heartbeat; read by the
-//! metrics listener.
+//! metrics listener. From outside, `recsched status` judges the heartbeat
+//! the daemon stores. Both apply the one rule here, [`is_stale`].
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 
-/// How stale the loop or the last successful write may be.
-const STALE_MS: i64 = 30_000;
+/// How long the loop, the last successful database write or the stored
+/// heartbeat may lag before the daemon counts as not alive. systemd's
+/// watchdog (`WatchdogSec=30s` in the unit) restarts a daemon that stops
+/// answering for this long; the heartbeat is written every 5 s, so a
+/// healthy daemon never comes near it.
+pub const STALE_AFTER: Duration = Duration::seconds(30);
+
+/// Whether something last seen `age` ago is stale: the one staleness rule
+/// of `/healthz` and `recsched status`. The limit itself is still fresh;
+/// a negative age (seen "in the future": the clock stepped back) is fresh.
+pub fn is_stale(age: Duration) -> bool {
+    age > STALE_AFTER
+}
 
 #[derive(Debug, Default)]
 pub struct Liveness {
@@ -50,7 +63,7 @@ impl Liveness {
         if due == 0 {
             return Err("starting: the scheduling loop has not run yet".into());
         }
-        if now - due > STALE_MS {
+        if is_stale(Duration::milliseconds(now - due)) {
             return Err(format!(
                 "the scheduling loop is {} s overdue",
                 (now - due) / 1000
@@ -65,7 +78,7 @@ impl Liveness {
             return Err(format!("the database is not writable: {e}"));
         }
         let wrote = self.write_ok_at.load(Ordering::Relaxed);
-        if wrote != 0 && now - wrote > STALE_MS {
+        if wrote != 0 && is_stale(Duration::milliseconds(now - wrote)) {
             return Err(format!(
                 "no successful database write for {} s",
                 (now - wrote) / 1000
@@ -79,6 +92,14 @@ impl Liveness {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn stale_only_past_the_limit_and_never_in_the_future() {
+        assert!(!is_stale(Duration::zero()));
+        assert!(!is_stale(STALE_AFTER));
+        assert!(is_stale(STALE_AFTER + Duration::milliseconds(1)));
+        assert!(!is_stale(Duration::seconds(-3600)));
+    }
 
     #[test]
     fn healthy_only_while_the_loop_turns_and_writes_succeed() {

@@ -17,7 +17,11 @@
 //!   another instance's lease ran out, and when a claim's answer was lost.
 //! - `writer`: the one writer of recording rows (batched commits).
 //! - `housekeeping`: the heartbeat and, on PostgreSQL, lease renewal.
+//! - [`retention`]: the daily history sweep (`[history]`), also run by
+//!   `recsched prune`.
 //! - `activity`: which tasks are at work, so tests can drive the clock.
+//! - [`liveness`]: is the daemon alive: what `/healthz` answers, and the
+//!   one staleness rule `recsched status` applies to the stored heartbeat.
 //!
 //! # Time
 //! Every wait goes through the [`Clock`]: the loop's, the jobs' retries,
@@ -53,8 +57,12 @@
 //! pending start is sent again (the vendor never makes a second recording
 //! for a user, it answers with the running one's contact id), a live
 //! recording is tracked and ended or stopped on time. A clean shutdown
-//! releases its leases so the others take over at once. On SQLite there is
-//! one instance per file and no lease.
+//! releases its leases so the others take over at once. An instance that
+//! stalled past its lease and woke to find a row taken over sends nothing
+//! more for it: its writes to the row are fenced by the store, each
+//! request first checks the lease it has left (`jobs`), and housekeeping's
+//! renewal drops what it lost (`open_rows`). On SQLite there is one
+//! instance per file and no lease.
 
 mod activity;
 mod decide;
@@ -64,11 +72,12 @@ pub mod endpoints;
 mod housekeeping;
 mod instance;
 mod jobs;
-mod liveness;
+pub mod liveness;
 mod notify;
 mod open_rows;
 mod reconcile;
 pub mod reload;
+pub mod retention;
 mod run_loop;
 mod settings;
 mod writer;
@@ -80,19 +89,14 @@ pub use notify::Notifier;
 pub use settings::Settings;
 pub use writer::{RowSink, WrapRows};
 
-/// The pure planning decision under its earlier name, for the benchmark
-/// (`src/bin/recsched-bench`) until it moves to a crate of its own.
-#[doc(hidden)]
-pub mod pass {
-    pub use super::decide::{coverage, decide as plan, Plan, Start};
-}
+pub use decide::{first_pass, EndReason, Plan, Start};
 
 use crate::clock::{format_utc, Clock};
 use crate::cxone::Client;
 use crate::metrics::Metrics;
 use crate::recording::UserId;
 use crate::retry::RetryPolicy;
-use crate::store::{Store, StoreError};
+use crate::store::{RecordingId, Store, StoreError};
 use activity::CountingClock;
 use chrono::{DateTime, Utc};
 use open_rows::OpenRows;
@@ -195,6 +199,27 @@ impl Shared {
         locks.entry(user.clone()).or_default().clone()
     }
 
+    /// Until when a lease set by a statement sent at `sent` surely lasts,
+    /// where rows carry leases (see `open_rows`).
+    fn lease_from(&self, sent: tokio::time::Instant) -> Option<tokio::time::Instant> {
+        self.store.lease().map(|lease| sent + lease)
+    }
+
+    /// Rows `ids` are no longer this instance's (`why`): forgets them and
+    /// stops every request for them at once; logs and counts those it
+    /// still tracked.
+    fn lose(&self, ids: &[RecordingId], why: &'static str) {
+        let dropped = self.open.lost(ids);
+        if dropped > 0 {
+            self.metrics.leases_lost(dropped);
+            tracing::warn!(
+                rows = dropped,
+                recordings = ?ids.iter().map(|id| id.get()).collect::<Vec<_>>(),
+                "lost open rows to another instance ({why}); no further request is sent for them"
+            );
+        }
+    }
+
     /// Spawns a job on `tracker`, counted as working from this moment.
     fn spawn_job(&self, tracker: &TaskTracker, job: impl Future<Output = ()> + Send + 'static) {
         let busy = self.activity.busy();
@@ -244,7 +269,7 @@ pub async fn run_with(
         schedule: ctx.schedule,
         retry: ctx.retry,
         cancel: jobs_cancel.clone(),
-        open: OpenRows::default(),
+        open: OpenRows::new(jobs_cancel.clone()),
         user_locks: Mutex::new((HashMap::new(), 4096)),
         metrics: hooks.metrics.clone(),
         liveness: hooks.liveness.clone(),

@@ -15,6 +15,18 @@
 //!
 //! Each row keeps the [`Segment`] it records, parsed once when the row
 //! enters, so a job never rebuilds one from loose columns.
+//!
+//! # Leases (PostgreSQL)
+//! Each row also keeps how long this instance's lease on it lasts, by the
+//! daemon's monotonic clock: from the instant the claim, renewal or
+//! takeover that set the lease was sent, plus the lease (the database's
+//! own `lease_until` is later, since the statement ran after it was sent),
+//! so a stall of the whole process (SIGSTOP, a frozen VM) shows as a lease
+//! run out. Before each request for a row a job asks [`OpenRows::lease`]
+//! whether enough of it is left. And each row has a stop token, a child of
+//! shutdown's: [`OpenRows::lost`] drops a row this instance no longer owns
+//! even while a job holds it, and cancels the token, so that job sends
+//! nothing more for it, at once.
 
 use crate::planner::Segment;
 use crate::policy::PolicyId;
@@ -24,6 +36,9 @@ use crate::store::{RecordingId, RecordingRow};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// An open recording row this process is responsible for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,33 +118,105 @@ pub struct Tracked {
     pub busy: bool,
 }
 
+/// How much of a row's lease is left, as [`OpenRows::lease`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseLeft {
+    /// At least the margin: a request may go.
+    Enough,
+    /// Less than the margin (or none): renew before any request.
+    Short,
+    /// Rows carry no lease here (SQLite).
+    Unleased,
+}
+
+/// One tracked row and what only this module sees of it.
+#[derive(Debug)]
+struct Entry {
+    tracked: Tracked,
+    /// Until when this instance's lease on the row surely lasts (monotonic
+    /// clock); `None` where rows carry no lease.
+    lease_until: Option<Instant>,
+    /// Cancelled when the row is lost (or at shutdown, its parent).
+    stop: CancellationToken,
+}
+
 /// The open rows of this process. Every change goes through a method
 /// named for it.
 #[derive(Debug, Default)]
 pub(crate) struct OpenRows {
-    rows: Mutex<HashMap<RecordingId, Tracked>>,
+    rows: Mutex<HashMap<RecordingId, Entry>>,
+    /// Shutdown's token: each row's stop token is a child of it.
+    shutdown: CancellationToken,
 }
 
 impl OpenRows {
-    fn rows(&self) -> std::sync::MutexGuard<'_, HashMap<RecordingId, Tracked>> {
+    /// Open rows whose jobs also stop when `shutdown` is cancelled.
+    pub fn new(shutdown: CancellationToken) -> Self {
+        Self {
+            rows: Mutex::default(),
+            shutdown,
+        }
+    }
+
+    fn rows(&self) -> std::sync::MutexGuard<'_, HashMap<RecordingId, Entry>> {
         self.rows.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A row this process just claimed; its start job holds it.
-    pub fn insert_claimed(&self, row: OpenRow) {
-        self.rows().insert(row.id, Tracked { row, busy: true });
+    fn entry(&self, row: OpenRow, busy: bool, lease_until: Option<Instant>) -> Entry {
+        Entry {
+            tracked: Tracked { row, busy },
+            lease_until,
+            stop: self.shutdown.child_token(),
+        }
+    }
+
+    /// A row this process just claimed, leased until `lease_until` where
+    /// rows carry leases; its start job holds it.
+    pub fn insert_claimed(&self, row: OpenRow, lease_until: Option<Instant>) {
+        let entry = self.entry(row, true, lease_until);
+        self.rows().insert(entry.tracked.row.id, entry);
     }
 
     /// A row this process has become responsible for (at start, on a
-    /// takeover, after a lost claim reply), held by a job when `busy`.
-    /// Returns `false`, changing nothing, if the row is already tracked.
-    pub fn adopt(&self, row: OpenRow, busy: bool) -> bool {
+    /// takeover, after a lost claim reply), leased until `lease_until`
+    /// where rows carry leases, held by a job when `busy`. Returns
+    /// `false`, changing nothing, if the row is already tracked.
+    pub fn adopt(&self, row: OpenRow, busy: bool, lease_until: Option<Instant>) -> bool {
         let mut rows = self.rows();
         if rows.contains_key(&row.id) {
             return false;
         }
-        rows.insert(row.id, Tracked { row, busy });
+        let entry = self.entry(row, busy, lease_until);
+        rows.insert(entry.tracked.row.id, entry);
         true
+    }
+
+    /// The leases of `ids` were renewed: they last until `until`.
+    pub fn leased(&self, ids: &[RecordingId], until: Instant) {
+        let mut rows = self.rows();
+        for id in ids {
+            if let Some(e) = rows.get_mut(id) {
+                e.lease_until = e.lease_until.map(|_| until);
+            }
+        }
+    }
+
+    /// Whether the lease on row `id` has at least `margin` left at `now`;
+    /// `None` if the row is no longer tracked (final, or lost).
+    pub fn lease(&self, id: RecordingId, now: Instant, margin: Duration) -> Option<LeaseLeft> {
+        let rows = self.rows();
+        let e = rows.get(&id)?;
+        Some(match e.lease_until {
+            None => LeaseLeft::Unleased,
+            Some(until) if until.saturating_duration_since(now) >= margin => LeaseLeft::Enough,
+            Some(_) => LeaseLeft::Short,
+        })
+    }
+
+    /// The token that stops every request for row `id` (cancelled when the
+    /// row is lost, or at shutdown); `None` if the row is not tracked.
+    pub fn stop_token(&self, id: RecordingId) -> Option<CancellationToken> {
+        self.rows().get(&id).map(|e| e.stop.clone())
     }
 
     /// Hands the rows among `ids` that no job holds to an end job (they
@@ -138,7 +225,7 @@ impl OpenRows {
         let mut rows = self.rows();
         ids.iter()
             .filter_map(|id| {
-                let t = rows.get_mut(id)?;
+                let t = &mut rows.get_mut(id)?.tracked;
                 if t.busy {
                     return None;
                 }
@@ -148,30 +235,35 @@ impl OpenRows {
             .collect()
     }
 
+    /// Changes row `id`'s tracked state with `change`, if it is tracked.
+    fn update(&self, id: RecordingId, change: impl FnOnce(&mut Tracked)) {
+        if let Some(e) = self.rows().get_mut(&id) {
+            change(&mut e.tracked);
+        }
+    }
+
     /// The job is done with the row, which stays open as it was.
     pub fn release(&self, id: RecordingId) {
-        if let Some(t) = self.rows().get_mut(&id) {
-            t.busy = false;
-        }
+        self.update(id, |t| t.busy = false);
     }
 
     /// The start was answered: the row records `contact`; the job is done
     /// with it.
     pub fn recording(&self, id: RecordingId, contact: ContactId) {
-        if let Some(t) = self.rows().get_mut(&id) {
+        self.update(id, |t| {
             t.row.state = RecordingState::Recording;
             t.row.contact = Some(contact);
             t.busy = false;
-        }
+        });
     }
 
     /// A stop failed and will be tried again: the row is recording; the
     /// job is done with it.
     pub fn stop_failed(&self, id: RecordingId) {
-        if let Some(t) = self.rows().get_mut(&id) {
+        self.update(id, |t| {
             t.row.state = RecordingState::Recording;
             t.busy = false;
-        }
+        });
     }
 
     /// The row reached a final state.
@@ -179,34 +271,34 @@ impl OpenRows {
         self.rows().remove(&id);
     }
 
-    /// Rows no longer this instance's (final elsewhere, or taken over):
-    /// forgets those among `ids` that no job holds (a job still busy on
-    /// one writes its answer, guarded by state in SQL). Returns how many.
+    /// Rows no longer this instance's (final elsewhere, or lost: its lease
+    /// ran out, another instance has it or may take it): forgets those
+    /// among `ids` it tracks, whether or not a job holds them, and stops
+    /// every request for them at once (their stop tokens). Returns how
+    /// many it forgot.
     pub fn lost(&self, ids: &[RecordingId]) -> usize {
         let mut rows = self.rows();
         ids.iter()
-            .filter(|id| {
-                if rows.get(id).is_some_and(|t| !t.busy) {
-                    rows.remove(id);
-                    true
-                } else {
-                    false
-                }
-            })
+            .filter_map(|id| rows.remove(id))
+            .map(|e| e.stop.cancel())
             .count()
     }
 
     /// Whether a live row no job holds should have ended by `now`: its job
     /// finished after the loop last looked.
     pub fn overdue(&self, now: DateTime<Utc>) -> bool {
-        self.rows()
-            .values()
-            .any(|t| !t.busy && t.row.is_live() && t.row.segment.end <= now)
+        self.rows().values().any(|e| {
+            let t = &e.tracked;
+            !t.busy && t.row.is_live() && t.row.segment.end <= now
+        })
     }
 
     /// Rows recording now (or being stopped).
     pub fn live_count(&self) -> usize {
-        self.rows().values().filter(|t| t.row.is_live()).count()
+        self.rows()
+            .values()
+            .filter(|e| e.tracked.row.is_live())
+            .count()
     }
 
     pub fn contains(&self, id: RecordingId) -> bool {
@@ -220,7 +312,7 @@ impl OpenRows {
 
     /// The rows as they stand, for one planning pass.
     pub fn snapshot(&self) -> Vec<Tracked> {
-        self.rows().values().cloned().collect()
+        self.rows().values().map(|e| e.tracked.clone()).collect()
     }
 
     /// The contact ids of `user`'s tracked recordings: a start for the
@@ -229,8 +321,8 @@ impl OpenRows {
     pub fn contacts_of(&self, user: &UserId) -> Vec<ContactId> {
         self.rows()
             .values()
-            .filter(|t| t.row.user() == user)
-            .filter_map(|t| t.row.contact)
+            .filter(|e| e.tracked.row.user() == user)
+            .filter_map(|e| e.tracked.row.contact)
             .collect()
     }
 }
@@ -307,7 +399,7 @@ mod tests {
     fn a_row_is_held_by_one_job_at_a_time() {
         let rows = OpenRows::default();
         let a = OpenRow::claimed(RecordingId::new(1), segment("ann", 0, 10));
-        rows.insert_claimed(a.clone());
+        rows.insert_claimed(a.clone(), None);
         assert!(
             rows.take_for_end(&[a.id]).is_empty(),
             "the start job holds it"
@@ -319,7 +411,7 @@ mod tests {
         assert_eq!(taken[0].contact, Some(ContactId::new(9).unwrap()));
         assert!(rows.take_for_end(&[a.id]).is_empty());
         assert!(
-            !rows.adopt(a.clone(), false),
+            !rows.adopt(a.clone(), false, None),
             "a tracked row is not adopted twice"
         );
         rows.stop_failed(a.id);
@@ -331,14 +423,66 @@ mod tests {
     }
 
     #[test]
-    fn lost_rows_are_dropped_unless_a_job_holds_them() {
-        let rows = OpenRows::default();
+    fn a_lost_row_is_dropped_and_its_requests_stopped_even_while_a_job_holds_it() {
+        let shutdown = CancellationToken::new();
+        let rows = OpenRows::new(shutdown.clone());
         let idle = OpenRow::claimed(RecordingId::new(1), segment("ann", 0, 10));
         let held = OpenRow::claimed(RecordingId::new(2), segment("bob", 0, 10));
-        rows.adopt(idle.clone(), false);
-        rows.insert_claimed(held.clone());
-        assert_eq!(rows.lost(&[idle.id, held.id]), 1);
-        assert_eq!(rows.ids(), vec![held.id]);
+        let kept = OpenRow::claimed(RecordingId::new(3), segment("cid", 0, 10));
+        rows.adopt(idle.clone(), false, None);
+        rows.insert_claimed(held.clone(), None);
+        rows.insert_claimed(kept.clone(), None);
+        let stops: Vec<_> = [idle.id, held.id, kept.id]
+            .iter()
+            .map(|id| rows.stop_token(*id).unwrap())
+            .collect();
+        assert_eq!(rows.lost(&[idle.id, held.id, RecordingId::new(9)]), 2);
+        assert_eq!(rows.ids(), vec![kept.id]);
+        assert!(stops[0].is_cancelled() && stops[1].is_cancelled());
+        assert!(!stops[2].is_cancelled());
+        assert!(rows.stop_token(held.id).is_none(), "gone from memory");
+        shutdown.cancel();
+        assert!(stops[2].is_cancelled(), "shutdown stops every row's job");
+    }
+
+    #[test]
+    fn a_lease_is_enough_until_less_than_the_margin_is_left() {
+        let rows = OpenRows::default();
+        let now = Instant::now();
+        let margin = Duration::from_secs(2);
+        let leased = OpenRow::claimed(RecordingId::new(1), segment("ann", 0, 10));
+        let unleased = OpenRow::claimed(RecordingId::new(2), segment("bob", 0, 10));
+        rows.insert_claimed(leased.clone(), Some(now + Duration::from_secs(30)));
+        rows.insert_claimed(unleased.clone(), None);
+        let at = |secs| now + Duration::from_secs(secs);
+        assert_eq!(
+            rows.lease(leased.id, at(28), margin),
+            Some(LeaseLeft::Enough)
+        );
+        assert_eq!(
+            rows.lease(leased.id, at(29), margin),
+            Some(LeaseLeft::Short)
+        );
+        assert_eq!(
+            rows.lease(leased.id, at(99), margin),
+            Some(LeaseLeft::Short)
+        );
+        assert_eq!(
+            rows.lease(unleased.id, at(99), margin),
+            Some(LeaseLeft::Unleased)
+        );
+        rows.leased(&[leased.id, unleased.id], at(60));
+        assert_eq!(
+            rows.lease(leased.id, at(57), margin),
+            Some(LeaseLeft::Enough)
+        );
+        assert_eq!(
+            rows.lease(unleased.id, at(57), margin),
+            Some(LeaseLeft::Unleased),
+            "a renewal never gives a lease to a row without one"
+        );
+        rows.finish(leased.id);
+        assert_eq!(rows.lease(leased.id, now, margin), None);
     }
 
     #[test]
@@ -352,7 +496,7 @@ mod tests {
             ..OpenRow::claimed(RecordingId::new(3), segment("bob", 10, 10))
         };
         for r in [first, second, other] {
-            rows.adopt(r, false);
+            rows.adopt(r, false, None);
         }
         let ann = UserId::parse("ann").unwrap();
         assert_eq!(rows.contacts_of(&ann), vec![ContactId::new(1).unwrap()]);

@@ -17,7 +17,9 @@ use super::reload::Found;
 use super::{DaemonError, Shared, LAST_SEEN_KEY};
 use crate::clock::{format_utc, parse_utc};
 use crate::recording::{ContactId, RecordingDuration, RecordingState, UserId};
-use crate::store::{OwnedOutcome, RecordingFilter, RecordingId, RecordingRow, RowWrite};
+use crate::store::{
+    OwnedOutcome, RecordingFilter, RecordingId, RecordingRow, RowWrite, StoreError,
+};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -54,18 +56,30 @@ pub(super) async fn reconcile(
     now: DateTime<Utc>,
 ) -> Result<Since, DaemonError> {
     // An open row that does not read back is named and left alone.
+    let sent = shared.clock.instant();
     let read = shared.store.adopt_open_rows().await?;
     shared.bad_rows.found(Found::Open, &read.bad);
     let rows = read.rows.into_iter().map(|a| a.row).collect();
-    let (adopted, resumed) = adopt(shared, tracker, rows, now).await?;
+    let (adopted, resumed) = adopt(shared, tracker, rows, now, sent).await?;
     let oldest = now
         .checked_sub_signed(shared.schedule.missed_lookback())
         .unwrap_or(now);
-    let last_seen = shared
-        .store
-        .get_state(LAST_SEEN_KEY)
-        .await?
-        .and_then(|v| parse_utc(&v).ok());
+    // A heartbeat that does not read back (bytes stored with sqlite3) is
+    // named and ignored: the daemon starts as if it had none, and its
+    // next heartbeat replaces it.
+    let last_seen = match shared.store.get_state(LAST_SEEN_KEY).await {
+        Err(StoreError::BadRow(bad)) => {
+            tracing::error!(
+                table = bad.table,
+                id = bad.id,
+                column = bad.column,
+                "bad row: {bad}"
+            );
+            None
+        }
+        read => read?,
+    };
+    let last_seen = last_seen.and_then(|v| parse_utc(&v).ok());
     let from = last_seen.map_or(now, |t| t.max(oldest)).min(now);
     tracing::info!(adopted, resumed, since = %format_utc(from), "reconciled");
     Ok(Since {
@@ -75,13 +89,15 @@ pub(super) async fn reconcile(
 }
 
 /// Starts tracking open rows this instance has just become responsible
-/// for. Rows already tracked are skipped. Returns (tracked without a job,
-/// resumed starts).
+/// for, leased by a statement sent at `leased_at` (where rows carry
+/// leases). Rows already tracked are skipped. Returns (tracked without a
+/// job, resumed starts).
 pub(super) async fn adopt(
     shared: &Arc<Shared>,
     tracker: &TaskTracker,
     rows: Vec<RecordingRow>,
     now: DateTime<Utc>,
+    leased_at: tokio::time::Instant,
 ) -> Result<(usize, usize), DaemonError> {
     let mut open = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -115,11 +131,18 @@ pub(super) async fn adopt(
                     ended_at: None,
                 },
             };
-            shared.writer.write(write).await?;
+            match shared.writer.write(write).await {
+                // Already another instance's again: its business.
+                Err(DaemonError::Store(StoreError::Lost { .. })) => continue,
+                r => r?,
+            };
             tracing::warn!(user = %row.segment.user, segment_start = %format_utc(row.segment.start), "failed: {reason}");
             continue;
         }
-        if !shared.open.adopt(row.clone(), pending) {
+        if !shared
+            .open
+            .adopt(row.clone(), pending, shared.lease_from(leased_at))
+        {
             continue;
         }
         if !pending {
@@ -199,6 +222,7 @@ pub(super) async fn adopt_unconfirmed(
         }
         std::mem::take(&mut *unconfirmed).into_iter().collect()
     };
+    let sent = shared.clock.instant();
     let found = async {
         let mine: Option<HashSet<RecordingId>> = if shared.store.is_shared() {
             Some(shared.store.renew_leases().await?.into_iter().collect())
@@ -232,7 +256,7 @@ pub(super) async fn adopt_unconfirmed(
         return Ok(());
     }
     let found = rows.len();
-    let (adopted, resumed) = adopt(shared, tracker, rows, now).await?;
+    let (adopted, resumed) = adopt(shared, tracker, rows, now, sent).await?;
     tracing::warn!(
         rows = found,
         adopted,

@@ -314,6 +314,9 @@ impl Watcher {
         let shared = self.store.is_shared();
         let mut broke_at = (shared && listener.is_none()).then(Instant::now);
         let mut rechecked_at = Instant::now();
+        // An edit committed between the first load and the listener coming
+        // up notified nobody: read the revision once before waiting.
+        let mut look_now = true;
         loop {
             if rechecked_at.elapsed() >= BAD_ROW_RECHECK {
                 rechecked_at = Instant::now();
@@ -326,18 +329,22 @@ impl Watcher {
                 listener = self.listen().await;
                 broke_at = listener.is_none().then(Instant::now);
             }
-            let forced = tokio::select! {
-                () = tokio::time::sleep(self.poll) => false,
-                () = self.trigger.0.notified() => true,
-                heard = notified(&mut listener) => {
-                    if let Err(e) = heard {
-                        tracing::warn!(error = %e, "lost the policy change listener; polling until it is back");
-                        listener = None;
-                        broke_at = Some(Instant::now());
+            let forced = if std::mem::take(&mut look_now) {
+                false
+            } else {
+                tokio::select! {
+                    () = tokio::time::sleep(self.poll) => false,
+                    () = self.trigger.0.notified() => true,
+                    heard = notified(&mut listener) => {
+                        if let Err(e) = heard {
+                            tracing::warn!(error = %e, "lost the policy change listener; polling until it is back");
+                            listener = None;
+                            broke_at = Some(Instant::now());
+                        }
+                        false
                     }
-                    false
+                    () = cancel.cancelled() => return,
                 }
-                () = cancel.cancelled() => return,
             };
             if forced {
                 tracing::info!("reload requested");
@@ -378,11 +385,19 @@ mod tests {
         let orphan =
             BadRow::new("policy_users", 3, "policy_id", "names no policy").keyed_by("rowid");
         let zzz = BadRow::new("recordings", 1, "segment_end", "`zzz`");
+        let member =
+            BadRow::new("team_members", 9, "user_id", "``: user id is empty").keyed_by("rowid");
 
         assert_eq!(
-            bad.found(Found::Policies, std::slice::from_ref(&orphan)),
-            Reported { bad: 1, fixed: 0 }
+            bad.found(Found::Policies, &[orphan.clone(), member.clone()]),
+            Reported { bad: 2, fixed: 0 }
         );
+        assert_eq!(gauge(&metrics, "team_members"), 1);
+        assert_eq!(
+            bad.found(Found::Policies, std::slice::from_ref(&orphan)),
+            Reported { bad: 0, fixed: 1 }
+        );
+        assert_eq!(gauge(&metrics, "team_members"), 0);
         // The same finding at every reload or pass: nothing new to say.
         for _ in 0..3 {
             assert_eq!(

@@ -10,6 +10,9 @@
 //! process holds the write lock is retried (a contact id the vendor
 //! returned must not be lost) for up to a minute, with the pure backoff of
 //! [`crate::retry`] on the daemon's clock, then reported to every waiter.
+//! A write the store's fence refuses (PostgreSQL: the row is no longer
+//! this instance's) is not retried: it comes back to its job alone as
+//! `StoreError::Lost`, and the rest of the batch lands.
 //!
 //! Two writes do not come here, on purpose: the heartbeat (a key in
 //! `daemon_state`, not a recording row) and lease renewal and release

@@ -3,12 +3,9 @@
 //! body), and the row updates the daemon's writer hands to the store.
 //!
 //! Kept apart from `recordings` because it only ever grows and is read by
-//! people, not by the scheduler. [`Store::finish_attempt`] writes the
+//! people, not by the scheduler. [`Store::write_batch`] writes the
 //! exchange and its effect on the recording row in one transaction, so the
 //! audit trail never disagrees with the row it explains.
-
-use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
@@ -19,43 +16,9 @@ use super::RecordingId;
 #[cfg(doc)]
 use super::Store;
 
-/// At most this many bytes of a response body are kept (cut on a UTF-8
-/// character boundary): enough to read an error, bounded for a bad day.
-pub const RESPONSE_BODY_MAX_BYTES: usize = 2048;
-
-/// Which request an attempt was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Operation {
-    Start,
-    Stop,
-}
-
-impl Operation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Start => "start",
-            Self::Stop => "stop",
-        }
-    }
-}
-
-impl fmt::Display for Operation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Operation {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "start" => Ok(Self::Start),
-            "stop" => Ok(Self::Stop),
-            other => Err(format!("operation `{other}` is not `start` or `stop`")),
-        }
-    }
-}
+// The vocabulary's: one definition each, shared with the client.
+pub(crate) use crate::recording::truncate_body;
+pub use crate::recording::{Operation, BODY_KEEP_BYTES as RESPONSE_BODY_MAX_BYTES};
 
 /// One exchange to write to the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,12 +108,40 @@ impl OwnedOutcome {
     }
 }
 
-/// What an exchange did to its recording row, for [`Store::finish_attempt`].
+impl AttemptOutcome<'_> {
+    pub(crate) fn owned(self) -> OwnedOutcome {
+        match self {
+            Self::Retrying { last_error } => OwnedOutcome::Retrying {
+                last_error: last_error.to_owned(),
+            },
+            Self::Started {
+                contact_id,
+                interaction_id,
+            } => OwnedOutcome::Started {
+                contact_id,
+                interaction_id: interaction_id.cloned(),
+            },
+            Self::Moved {
+                to,
+                last_error,
+                ended_at,
+            } => OwnedOutcome::Moved {
+                to,
+                last_error: last_error.map(str::to_owned),
+                ended_at,
+            },
+            Self::Nothing => OwnedOutcome::Nothing,
+        }
+    }
+}
+
+/// What an exchange did to its recording row (a [`RowWrite`]'s outcome).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum AttemptOutcome<'a> {
     /// Nothing moved (a retryable answer); the row's last error is set.
     Retrying { last_error: &'a str },
-    /// The start was answered: as [`Store::mark_started`].
+    /// The start was answered: the row keeps the contact id and moves
+    /// from `pending` to `recording`.
     Started {
         contact_id: ContactId,
         interaction_id: Option<&'a InteractionId>,
@@ -163,49 +154,4 @@ pub enum AttemptOutcome<'a> {
     },
     /// Only the audit row.
     Nothing,
-}
-
-/// The longest prefix of `body` of at most [`RESPONSE_BODY_MAX_BYTES`]
-/// that ends on a character boundary.
-pub(crate) fn truncate_body(body: &str) -> &str {
-    let mut end = body.len().min(RESPONSE_BODY_MAX_BYTES);
-    while !body.is_char_boundary(end) {
-        end -= 1;
-    }
-    body.get(..end).unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn short_bodies_are_kept_whole() {
-        assert_eq!(truncate_body(""), "");
-        assert_eq!(truncate_body("{\"error\":\"x\"}"), "{\"error\":\"x\"}");
-        let exact = "a".repeat(RESPONSE_BODY_MAX_BYTES);
-        assert_eq!(truncate_body(&exact), exact);
-    }
-
-    #[test]
-    fn long_bodies_are_cut_on_a_char_boundary() {
-        // 2047 ASCII bytes then a 3-byte char straddling the limit.
-        let body = format!("{}€tail", "a".repeat(RESPONSE_BODY_MAX_BYTES - 1));
-        let cut = truncate_body(&body);
-        assert_eq!(cut.len(), RESPONSE_BODY_MAX_BYTES - 1);
-        assert!(cut.chars().all(|c| c == 'a'));
-
-        let emoji = "😀".repeat(1000); // 4 bytes each
-        let cut = truncate_body(&emoji);
-        assert_eq!(cut.len(), RESPONSE_BODY_MAX_BYTES);
-        assert_eq!(cut.chars().count(), RESPONSE_BODY_MAX_BYTES / 4);
-    }
-
-    #[test]
-    fn operations_round_trip_through_text() {
-        for op in [Operation::Start, Operation::Stop] {
-            assert_eq!(op.as_str().parse::<Operation>(), Ok(op));
-        }
-        assert!("restart".parse::<Operation>().is_err());
-    }
 }

@@ -10,6 +10,10 @@
 //! - a `policies` row that does not read back: that policy is skipped;
 //! - a `policy_users` row that does not read back or names no policy: that
 //!   row is skipped (the policy goes on with its other users);
+//! - a `policy_teams` row that does not read back or names no policy, or a
+//!   `team_members` row whose user id is not one: that row is skipped (the
+//!   policy goes on with its other teams, the team with its other members);
+//! - an `exclusions` row that does not read back: it is not applied;
 //! - a `recordings` row that does not read back: its user (when the user id
 //!   itself reads) stays occupied, so nothing is started for that user,
 //!   until an operator fixes or deletes the row ([`until_fixed`]); every
@@ -28,11 +32,13 @@ use crate::recording::UserId;
 /// One stored row that does not read back into its type.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct BadRow {
-    /// `policies`, `policy_users` or `recordings` (`attempts` when read).
+    /// `policies`, `policy_users`, `policy_teams`, `team_members`,
+    /// `exclusions` or `recordings` (others when read).
     pub table: &'static str,
     /// The column [`BadRow::id`] is a value of: `id`; for `policy_users`,
     /// which has no id column, `rowid` on SQLite and `policy_id` on
-    /// PostgreSQL.
+    /// PostgreSQL; for the team tables and `daemon_state`, `rowid` (on
+    /// PostgreSQL a column of that name).
     pub key: &'static str,
     pub id: i64,
     /// The first column that does not read back.
@@ -93,6 +99,11 @@ impl BadRow {
             ("policies", _) => "the policy is skipped".to_owned(),
             ("policy_users", _) => "it is skipped".to_owned(),
             ("exclusions", _) => "the exclusion is not applied (its time is recorded)".to_owned(),
+            ("daemon_state", _) => "the daemon goes on without it".to_owned(),
+            ("policy_teams", _) => "the policy goes on without that team".to_owned(),
+            ("team_members", _) => {
+                "that member is not recorded through the team (its other members are)".to_owned()
+            }
             ("recordings", Some(user)) => {
                 format!("nothing is started for user `{}`", Shown(user.as_str()))
             }
@@ -138,6 +149,12 @@ impl<T> Rows<T> {
             Ok(row) => self.rows.push(row),
             Err(bad) => self.bad.push(bad),
         }
+    }
+
+    /// The rows that read back; the others are added to `bad`.
+    pub fn rows_and_bad(self, bad: &mut Vec<BadRow>) -> Vec<T> {
+        bad.extend(self.bad);
+        self.rows
     }
 
     /// The same read with each good row converted.

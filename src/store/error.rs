@@ -132,6 +132,16 @@ pub enum StoreError {
         to: RecordingState,
     },
 
+    /// The fence (PostgreSQL): this instance no longer owns the row with a
+    /// live lease, so its write was refused and nothing of it was kept.
+    /// The row is another instance's (or will be, once taken over); this
+    /// one must send nothing more for it.
+    #[error(
+        "recording {id}: no longer this instance's (its lease ran out, or another instance \
+         took it over); nothing was written"
+    )]
+    Lost { id: RecordingId },
+
     /// A stored value that does not read back into its type, where the
     /// caller needed that very row (reads of many rows skip it instead and
     /// return it beside the good ones, see [`Rows`]).
@@ -337,6 +347,19 @@ impl StoreError {
         problem: impl std::fmt::Display,
     ) -> Self {
         Self::BadRow(BadRow::new(table, id, column, problem))
+    }
+
+    /// Whether this error concerns one row and leaves the rest of a batch
+    /// of writes to go on: an illegal move, a missing, unreadable or lost
+    /// row. Any other error fails the whole batch.
+    pub fn concerns_one_row(&self) -> bool {
+        matches!(
+            self,
+            Self::IllegalMove { .. }
+                | Self::RecordingNotFound(_)
+                | Self::BadRow(_)
+                | Self::Lost { .. }
+        )
     }
 
     /// Whether retrying the same call later may succeed.

@@ -8,8 +8,10 @@
 //! Exclusion edits move the policy revision (schema triggers), so the
 //! daemon reloads them with the policies.
 
-use super::{BadRow, Rows};
-use crate::policy::{ExclusionError, ExclusionRow};
+use super::BadRow;
+use crate::policy::ExclusionError;
+#[cfg(doc)]
+use crate::policy::ExclusionRow;
 
 /// An exclusion to insert. Plain fields, as in [`ExclusionRow`]:
 /// validating them is the caller's job (the CLI parses an `Exclusion`
@@ -36,13 +38,5 @@ impl BadRow {
             error.column.as_str(),
             &error.problem,
         )
-    }
-}
-
-impl Rows<ExclusionRow> {
-    /// The rows that read back; the others are added to `bad`.
-    pub fn rows_and_bad(self, bad: &mut Vec<BadRow>) -> Vec<ExclusionRow> {
-        bad.extend(self.bad);
-        self.rows
     }
 }

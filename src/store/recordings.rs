@@ -1,7 +1,7 @@
 //! The vocabulary of recording rows, the same for every backend: a
 //! segment to claim, a row read back, a filter to list rows by.
 //!
-//! This is the store's half of "exactly once": [`Store::claim`] inserts
+//! This is the store's half of "exactly once": [`Store::claim_many`] inserts
 //! the write-ahead row under the `UNIQUE (user_id, segment_start)` key, and
 //! only the caller that gets an id back may send the start. State moves
 //! follow `RecordingState::can_move_to` and are guarded in SQL, so two
@@ -117,6 +117,17 @@ pub struct Adopted {
     /// The instance that owned it before; `None` on SQLite (single owner)
     /// and for rows claimed outside a daemon.
     pub previous_owner: Option<String>,
+}
+
+/// What a renewal of some open rows' leases found
+/// ([`Store::renew_leases_of`]); an id in neither list is final, or gone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Renewal {
+    /// Still this instance's: their leases run again from now.
+    pub renewed: Vec<RecordingId>,
+    /// Open, and no longer this instance's: another instance took them
+    /// over after their lease ran out (or an operator gave them away).
+    pub lost: Vec<RecordingId>,
 }
 
 /// A segment's end, which must come after its start (a hand edit can make

@@ -8,7 +8,8 @@
 //! a failed read only notes its error
 //! ([`Store::team_refresh_failed`](super::Store::team_refresh_failed)), so
 //! the last good membership stays. A row of these tables that does not
-//! read back (edited by hand) is skipped with a warning, never fatal.
+//! read back (edited by hand) is skipped and named as a `BadRow`, like a
+//! `policy_users` row: it costs only itself (`tables/teams.rs`).
 
 use chrono::{DateTime, Utc};
 

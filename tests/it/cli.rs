@@ -10,6 +10,7 @@ mod help;
 mod migrate;
 mod next;
 mod policy;
+mod prune;
 mod recordings;
 
 use sqlx::SqliteConnection;

@@ -135,6 +135,7 @@ async fn a_rejected_token_is_renewed_once() {
         jitter: &mut jitter,
         observer: &mut seen,
         cancel: &cancel,
+        gate: &cxone::Open,
     };
     let end = client_clock.now() + chrono::Duration::seconds(60);
     let (started, attempts) = r
@@ -161,6 +162,7 @@ async fn a_rejected_token_is_renewed_once() {
         jitter: &mut jitter,
         observer: &mut seen,
         cancel: &cancel,
+        gate: &cxone::Open,
     };
     let e = r
         .start(&user("c"), end, chrono::Duration::zero())
@@ -314,6 +316,7 @@ async fn retries_honour_retry_after_and_ask_for_less_each_time() {
         jitter: &mut jitter,
         observer: &mut seen,
         cancel: &cancel,
+        gate: &cxone::Open,
     };
     let e = r
         .start(&user("late"), end, chrono::Duration::zero())
@@ -379,6 +382,7 @@ async fn server_errors_are_retried_only_a_few_times() {
         jitter: &mut jitter,
         observer: &mut seen,
         cancel: &cancel,
+        gate: &cxone::Open,
     };
     let e = r
         .start(
@@ -745,7 +749,7 @@ async fn a_body_without_end_is_cut_at_64_kib_and_malformed() {
     // A terabyte read whole would take far past the 5 s request timeout.
     assert!(begun.elapsed() < std::time::Duration::from_secs(4));
     assert_eq!(a.exchange.status, Some(200));
-    assert!(a.exchange.body.len() <= cxone::BODY_KEEP_BYTES);
+    assert!(a.exchange.body.len() <= recsched::recording::BODY_KEEP_BYTES);
     let e = a.result.unwrap_err();
     assert_eq!(e.action(), Action::Final);
     assert!(e.to_string().contains("longer than 65536 bytes"), "{e}");
@@ -787,6 +791,7 @@ async fn retry_after_zero_is_retried_at_the_backoff_not_at_once() {
         jitter: &mut jitter,
         observer: &mut seen,
         cancel: &cancel,
+        gate: &cxone::Open,
     };
     // 1.5 s of retrying (the deadline is 5 s before the end).
     let end = clock.now() + chrono::Duration::milliseconds(6_500);
@@ -809,4 +814,70 @@ async fn retry_after_zero_is_retried_at_the_backoff_not_at_once() {
             w[1] - w[0]
         );
     }
+}
+
+/// Says no once `allow` is used up, and counts how often it was asked.
+struct Counting {
+    allow: usize,
+    asked: Mutex<usize>,
+}
+
+impl cxone::Gate for Counting {
+    fn ready(&self) -> futures::future::BoxFuture<'_, bool> {
+        let mut asked = self.asked.lock().unwrap();
+        *asked += 1;
+        let go = *asked <= self.allow;
+        Box::pin(std::future::ready(go))
+    }
+}
+
+#[tokio::test]
+async fn a_gate_has_the_last_word_before_each_attempt_and_a_withdrawn_one_is_never_sent() {
+    let sim = simulator::spawn(SimConfig {
+        faults: Faults {
+            rate_425: 1.0,
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let clock = SystemClock;
+    let c = client(&settings_for(&sim), Arc::new(clock));
+    let cancel = CancellationToken::new();
+    let mut jitter = || 0.0;
+    let mut seen = Vec::new();
+    let gate = Counting {
+        allow: 2,
+        asked: Mutex::new(0),
+    };
+    let mut r = Retrying {
+        client: &c,
+        policy: &RetryPolicy {
+            base_ms: 1,
+            cap_ms: 1,
+            ..RetryPolicy::default()
+        },
+        clock: &clock,
+        jitter: &mut jitter,
+        observer: &mut seen,
+        cancel: &cancel,
+        gate: &gate,
+    };
+    let end = clock.now() + chrono::Duration::seconds(60);
+    let e = r
+        .start(&user("g"), end, chrono::Duration::zero())
+        .await
+        .unwrap_err();
+    // Two attempts went (and failed, the vendor refusing all); the third
+    // was withdrawn: the gate was asked three times, the vendor twice.
+    assert!(matches!(e, GiveUp::Withdrawn { attempts: 2 }), "{e:?}");
+    assert_eq!(*gate.asked.lock().unwrap(), 3);
+    let starts = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("start-screen-interaction-recording"))
+        .count();
+    assert_eq!(starts, 2);
+    assert_eq!(seen.len(), 2, "a withdrawn attempt is no exchange");
 }

@@ -103,12 +103,19 @@ async fn a_30_minute_step_forward_while_waiting_sends_the_start_within_2_s_of_th
         return;
     };
     let step = Duration::minutes(30);
-    // On the daemon's clock once stepped, the window opens 12 s from now:
-    // time to start, and to notice the step (within 5 s).
-    let w = second_after(step + Duration::seconds(12));
-    add_policy(&rig, "ahead", &cron_at(w), 60, "expire", &["f1"]).await;
     let daemon = rig.spawn();
     running(&daemon).await;
+    // On the daemon's clock once stepped, the window opens 8 s from now:
+    // time to load the policy (polled every 200 ms), and to notice the
+    // step (within 5 s).
+    let w = second_after(step + Duration::seconds(8));
+    add_policy(&rig, "ahead", &cron_at(w), 60, "expire", &["f1"]).await;
+    wait_for(
+        std::time::Duration::from_secs(10),
+        "the policy loaded",
+        || async { daemon.log().contains("policies reloaded").then_some(()) },
+    )
+    .await;
     fake.set(&format!("+{}", step.num_seconds()));
     let made = wait_for(
         std::time::Duration::from_secs(30),

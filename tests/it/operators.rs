@@ -5,7 +5,6 @@
 
 mod exclusions_cli;
 mod exclusions_daemon;
-mod exclusions_store;
 mod report;
 
 use crate::common::daemon::Rig;

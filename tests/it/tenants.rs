@@ -6,7 +6,6 @@ mod auth;
 mod directory;
 mod discovery;
 mod simulator;
-mod store;
 mod teams;
 
 use crate::common::daemon::Rig;

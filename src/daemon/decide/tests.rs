@@ -404,3 +404,14 @@ fn due_starts_take_turns_between_policies() {
         .collect();
     assert_eq!(order, ["a0", "z1", "a1", "z2", "a2", "a3", "a4"]);
 }
+
+#[test]
+fn the_first_pass_is_decide_on_an_empty_database_over_the_segment_limit() {
+    let p = [policy(1, "0 9 * * *", 600, "expire", &["ann", "bob"])];
+    let now = at(9, 0, 0);
+    let first = first_pass(&p, now, SegmentLimit::default());
+    let plain = plan_at(&p, &[], now);
+    assert_eq!(first.starts, plain.starts);
+    assert_eq!(first.starts.len(), 2);
+    assert_eq!(first.next, plain.next);
+}

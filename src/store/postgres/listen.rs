@@ -48,7 +48,7 @@ impl PgStore {
         listener.listen(CHANNEL).await.map_err(self.err(context))?;
         Ok(PolicyListener {
             listener,
-            target: self.target.to_string(),
+            target: self.target().to_owned(),
         })
     }
 }

@@ -9,30 +9,26 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use sqlx::migrate::{MigrateError, Migrator};
+use crate::store::migrations;
+use sqlx::migrate::MigrateError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 
-use super::PgStore;
+use super::{PgStore, Site};
 use crate::secret::Secret;
 use crate::store::{Settings, StoreError};
-
-/// The PostgreSQL schema, embedded at build time.
-///
-/// Only at build time: a migration file added later (0002_teams.sql was)
-/// is seen once this file is compiled again, so a stale incremental build
-/// needs `cargo clean -p recsched` (a clean build, as in CI, always sees it).
-static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
 impl PgStore {
     /// Connects and applies any pending migration.
     pub async fn open(url: &Secret, settings: &Settings) -> Result<Self, StoreError> {
         let store = Self::connect(url, settings, false).await?;
-        MIGRATOR
+        migrations::migrator(migrations::POSTGRES)
+            .await
+            .map_err(|e| from_migrate(store.target(), e))?
             .run(&store.pool)
             .await
-            .map_err(|e| from_migrate(&store.target, e))?;
-        tracing::debug!(database = %store.target, "database open and migrated");
+            .map_err(|e| from_migrate(store.target(), e))?;
+        tracing::debug!(database = %store.target(), "database open and migrated");
         Ok(store)
     }
 
@@ -83,15 +79,18 @@ impl PgStore {
             .connect_lazy_with(options);
         Ok(Self {
             pool,
-            target: Arc::from(target),
-            owner: None,
-            lease: settings.lease,
+            site: Site {
+                target: Arc::from(target),
+                owner: None,
+                lease: settings.lease,
+                margin: settings.lease_margin(),
+            },
         })
     }
 
     async fn check_schema_current(&self) -> Result<(), StoreError> {
-        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-        let path = std::path::PathBuf::from(self.target.as_ref());
+        let latest = migrations::latest(migrations::POSTGRES);
+        let path = std::path::PathBuf::from(self.target());
         let applied: Option<i64> =
             match sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
                 .fetch_one(&self.pool)
@@ -106,7 +105,7 @@ impl PgStore {
                 }
                 Err(e) => {
                     return Err(StoreError::from_pg(
-                        &self.target,
+                        self.target(),
                         "reading the schema version",
                         e,
                     ))

@@ -14,19 +14,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlx::migrate::Migrator;
+use crate::store::migrations;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-use super::SqliteStore;
+use super::{Site, SqliteStore};
 use crate::store::{Settings, StoreError};
-
-/// The schema, embedded at build time.
-///
-/// Only at build time: a migration file added later (0002_teams.sql was)
-/// is seen once this file is compiled again, so a stale incremental build
-/// needs `cargo clean -p recsched` (a clean build, as in CI, always sees it).
-static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// Connections per pool. SQLite runs one writer at a time anyway; a few
 /// connections let status reads and the executor's writes overlap (WAL
@@ -43,7 +36,7 @@ impl SqliteStore {
     /// `synchronous = FULL` rather than `NORMAL`: in WAL mode `NORMAL` may
     /// lose the last commits on power loss, and a lost write-ahead row is a
     /// window started twice. The price is one fsync per commit, which is
-    /// why bursts go through [`Store::claim_many`].
+    /// why bursts go through [`SqliteStore::claim_many`].
     pub async fn open(settings: &Settings) -> Result<Self, StoreError> {
         let path = settings.path.as_path();
         check_directory(path)?;
@@ -51,13 +44,7 @@ impl SqliteStore {
         let options = connect_options(settings)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full);
-        let read_only_seen = Arc::new(ReadOnlySeen::new());
-        let pool = connect(path, options, read_only_seen.clone()).await?;
-        let store = Self {
-            pool,
-            path: Arc::from(path),
-            read_only_seen,
-        };
+        let store = Self::connect(path, options).await?;
         store.migrate().await?;
         tracing::debug!(path = %path.display(), "database open and migrated");
         Ok(store)
@@ -85,26 +72,33 @@ impl SqliteStore {
                 })
             }
         }
-        let read_only_seen = Arc::new(ReadOnlySeen::new());
-        let options = connect_options(settings).read_only(true);
-        let pool = connect(path, options, read_only_seen.clone()).await?;
-        let store = Self {
-            pool,
-            path: Arc::from(path),
-            read_only_seen,
-        };
+        let store = Self::connect(path, connect_options(settings).read_only(true)).await?;
         store.check_schema_current().await?;
         Ok(store)
     }
 
+    async fn connect(path: &Path, options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let read_only_seen = Arc::new(ReadOnlySeen::new());
+        let pool = connect(path, options, read_only_seen.clone()).await?;
+        Ok(Self {
+            pool,
+            site: Site {
+                path: Arc::from(path),
+                read_only_seen,
+            },
+        })
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut tx = self
-            .begin_immediate("locking the database to migrate it")
+            .begin_write("locking the database to migrate it")
             .await?;
-        MIGRATOR
+        migrations::migrator(migrations::SQLITE)
+            .await
+            .map_err(|e| StoreError::from_migrate(self.path(), e))?
             .run(&mut tx)
             .await
-            .map_err(|e| StoreError::from_migrate(&self.path, e))?;
+            .map_err(|e| StoreError::from_migrate(self.path(), e))?;
         tx.commit()
             .await
             .map_err(self.err("committing the migration"))
@@ -112,7 +106,7 @@ impl SqliteStore {
 
     /// For read-only handles: refuse a schema this build does not know.
     async fn check_schema_current(&self) -> Result<(), StoreError> {
-        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        let latest = migrations::latest(migrations::SQLITE);
         let applied: Option<i64> =
             sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
                 .fetch_one(&self.pool)
@@ -121,7 +115,7 @@ impl SqliteStore {
                     StoreError::Sqlx { path, .. } => StoreError::NotMigrated { path },
                     other => other,
                 })?;
-        let path = self.path.to_path_buf();
+        let path = self.path().to_path_buf();
         match applied {
             Some(v) if v > latest => Err(StoreError::NewerSchema { path, version: v }),
             Some(v) if v == latest => Ok(()),
@@ -149,7 +143,7 @@ fn connect_options(settings: &Settings) -> SqliteConnectOptions {
 /// least that old is retired; a read-only spell costs at most one
 /// reconnect per pooled connection.
 #[derive(Debug)]
-pub(super) struct ReadOnlySeen {
+pub(crate) struct ReadOnlySeen {
     origin: Instant,
     /// Nanoseconds from `origin` to the last read-only answer, plus one;
     /// 0 = never.

@@ -33,6 +33,7 @@ fn the_shipped_config_loads_and_matches_the_built_in_defaults() {
     assert_eq!(from_file.retry, defaults.retry);
     assert_eq!(from_file.metrics.listen, defaults.metrics.listen);
     assert_eq!(from_file.directory, defaults.directory);
+    assert_eq!(from_file.history, defaults.history);
     assert!(from_file.cxone.client_secret.is_none());
     assert!(from_file.cxone.access_key_secret.is_none());
     assert!(from_file.cxone.bearer_token.is_none());
@@ -84,6 +85,8 @@ fn the_shipped_config_shows_every_key() {
         "search_path",
         "statuses",
         "team_field",
+        "keep_days",
+        "keep_attempts_days",
     ] {
         assert!(
             text.lines()

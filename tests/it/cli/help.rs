@@ -61,6 +61,10 @@ fn every_command_has_help_that_names_its_flags() {
             &["recordings"],
             &["--user", "--state", "--since", "--limit", "--json"],
         ),
+        (
+            &["prune"],
+            &["--dry-run", "--json", "keep_days", "keep_attempts_days"],
+        ),
     ];
     for (command, flags) in cases {
         let mut args = command.to_vec();

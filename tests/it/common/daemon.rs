@@ -188,6 +188,11 @@ impl Daemon {
     }
 
     /// `kill -HUP`.
+    /// The process id, to send it other signals (SIGSTOP, SIGCONT).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn hup(&self) {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-HUP", &pid]).status().unwrap();

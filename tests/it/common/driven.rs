@@ -61,12 +61,58 @@ impl Write for Log {
     }
 }
 
+/// Where plain SQL for the database goes, from any thread.
+enum Target {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Target {
+    /// Runs `statements` on a connection of its own, on a runtime of its
+    /// own (for callers outside any runtime).
+    fn sql_blocking(&self, statements: &str) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            match self {
+                Self::Sqlite(path) => {
+                    let mut conn = SqliteConnection::connect_with(
+                        &SqliteConnectOptions::new()
+                            .filename(path)
+                            .busy_timeout(Duration::from_secs(15)),
+                    )
+                    .await
+                    .unwrap();
+                    sqlx::raw_sql(statements).execute(&mut conn).await.unwrap();
+                    conn.close().await.unwrap();
+                }
+                Self::Postgres(url) => {
+                    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                    sqlx::raw_sql(statements).execute(&mut conn).await.unwrap();
+                    conn.close().await.unwrap();
+                }
+            }
+        });
+    }
+}
+
 /// The database a [`Driven`] daemon runs on.
 enum Db {
     /// A SQLite file in a temporary directory.
     Sqlite { _dir: TempDir, path: PathBuf },
     /// A database of its own on the harness's PostgreSQL server.
     Postgres(PgDb),
+}
+
+impl Db {
+    fn target(&self) -> Target {
+        match self {
+            Self::Sqlite { path, .. } => Target::Sqlite(path.clone()),
+            Self::Postgres(db) => Target::Postgres(db.url.clone()),
+        }
+    }
 }
 
 /// A simulator, a migrated database, a manual clock, and (once started)
@@ -83,6 +129,11 @@ pub struct Driven {
     pub retry: RetryPolicy,
     /// What the daemon reports (metrics, liveness) and the test's seams.
     pub hooks: Hooks,
+    /// SQL run, on a connection of its own, at the instant the daemon
+    /// reports ready: after it loaded the policies and before its reload
+    /// watcher starts (an operator's edit landing in that gap). The daemon
+    /// waits for it to commit.
+    pub at_ready: Option<String>,
     log: Log,
     _log_guard: tracing::subscriber::DefaultGuard,
     running: Option<Running>,
@@ -164,6 +215,7 @@ impl Driven {
             },
             retry: RetryPolicy::default(),
             hooks: Hooks::default(),
+            at_ready: None,
             log,
             _log_guard: log_guard,
             running: None,
@@ -211,11 +263,19 @@ impl Driven {
             retry: self.retry,
         };
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let at_ready = self.at_ready.take().map(|sql| (self.db.target(), sql));
         let task = tokio::spawn(daemon::run_with(
             ctx,
             cancel.clone(),
             self.hooks.clone(),
             move || {
+                if let Some((target, sql)) = at_ready {
+                    // On a thread and runtime of its own: this callback
+                    // holds up the daemon (and this test's runtime).
+                    std::thread::spawn(move || target.sql_blocking(&sql))
+                        .join()
+                        .expect("the SQL at ready ran");
+                }
                 let _ = ready_tx.send(());
             },
         ));

@@ -75,10 +75,18 @@ pub async fn pg() -> Option<PgDb> {
         NEXT_DB.fetch_add(1, Ordering::Relaxed)
     );
     let mut admin = server.connect("postgres").await;
-    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+    // FILE_COPY (PostgreSQL 15 and later) copies the small template's
+    // files instead of writing them all to the WAL: about 30 ms instead of
+    // 200 to 500 ms a database on this machine, for every PostgreSQL test.
+    let created = sqlx::raw_sql(&format!("CREATE DATABASE {name} STRATEGY = FILE_COPY"))
         .execute(&mut admin)
-        .await
-        .expect("create a test database");
+        .await;
+    if created.is_err() {
+        sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create a test database");
+    }
     admin.close().await.ok();
     let url = server.url(&name);
     Some(PgDb { server, url, name })

@@ -16,7 +16,7 @@ async fn sigterm_during_a_burst_exits_cleanly_and_leaves_nothing_unresolved() {
     })
     .await;
     rig.set("RECSCHED_SCHEDULE__MAX_CONCURRENCY", "8");
-    let users: Vec<String> = (0..200).map(|i| format!("burst-{i:03}")).collect();
+    let users: Vec<String> = (0..100).map(|i| format!("burst-{i:03}")).collect();
     let refs: Vec<&str> = users.iter().map(String::as_str).collect();
     // One window, a few seconds ahead, long enough that the restart below
     // lands inside it even on a loaded machine.

@@ -134,9 +134,7 @@ async fn read_only_database_is_named_with_its_fix_and_no_start_is_sent() {
     let before = users("ro-before", 3);
     let after = users("ro-after", 3);
     let t1 = second_after(Duration::seconds(3));
-    let t2 = t1 + Duration::seconds(10);
     add_policy(&rig, "before", &cron_at(t1), 30, "expire", &refs(&before)).await;
-    add_policy(&rig, "after", &cron_at(t2), 30, "expire", &refs(&after)).await;
 
     // A first daemon records the first window, then stops.
     let daemon = rig.spawn();
@@ -153,6 +151,10 @@ async fn read_only_database_is_named_with_its_fix_and_no_start_is_sent() {
     assert!(status.success(), "{log}");
     let stored = snapshot(&rig.rows().await);
     let sent_before = start_requests(&rig).len();
+    // The second window opens a few seconds from now, after the file is
+    // read-only and a second daemon has had time to start on it.
+    let t2 = second_after(Duration::seconds(3));
+    add_policy(&rig, "after", &cron_at(t2), 30, "expire", &refs(&after)).await;
 
     let (rig, _undo, how) = match make_read_only(rig) {
         Ok(done) => done,
@@ -279,10 +281,8 @@ async fn unwritable_while_running(kind: Breakage, recovery: bool) {
     let first = users("first", 3);
     let burst = users("burst", 100);
     let t1 = second_after(Duration::seconds(3));
-    let t2 = t1 + Duration::seconds(5);
     let window = 40;
     add_policy(&rig, "first", &cron_at(t1), window, "expire", &refs(&first)).await;
-    add_policy(&rig, "burst", &cron_at(t2), window, "expire", &refs(&burst)).await;
 
     let mut daemon = rig.spawn();
     let peers = Peers::watch(pid_writing(&daemon.log));
@@ -298,6 +298,16 @@ async fn unwritable_while_running(kind: Breakage, recovery: bool) {
     .await;
     let stored = snapshot(&rig.rows().await);
     assert_on_time(&rig.recordings(), &first, t1);
+    // The burst's window opens a few seconds from now: the daemon loads it
+    // (it polls every 200 ms) before the database breaks under it.
+    let t2 = second_after(Duration::seconds(2));
+    add_policy(&rig, "burst", &cron_at(t2), window, "expire", &refs(&burst)).await;
+    wait_for(
+        std::time::Duration::from_secs(10),
+        "the burst's policy loaded",
+        || async { daemon.log().contains("policies reloaded").then_some(()) },
+    )
+    .await;
 
     // Break it.
     let db = rig.db.display().to_string();

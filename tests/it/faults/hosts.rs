@@ -50,6 +50,7 @@ struct Socket {
 
 /// Watches one process's peers until dropped or [`Peers::seen`].
 pub struct Peers {
+    pid: u32,
     stop: Arc<AtomicBool>,
     seen: Arc<Mutex<BTreeSet<SocketAddr>>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -70,16 +71,22 @@ impl Peers {
             })
         };
         Self {
+            pid,
             stop,
             seen,
             thread: Some(thread),
         }
     }
 
-    /// Stops watching; every far end seen.
+    /// Stops watching; every far end seen, including in one last sample
+    /// taken now: on a loaded machine the sampling thread can sleep through
+    /// the few milliseconds between a connection's opening and the caller's
+    /// question, and the daemon keeps its connections open.
     pub fn seen(mut self) -> BTreeSet<SocketAddr> {
         self.finish();
-        self.seen.lock().unwrap().clone()
+        let mut seen = self.seen.lock().unwrap().clone();
+        seen.extend(sample(self.pid));
+        seen
     }
 
     /// Stops watching and asserts that every far end seen is one of

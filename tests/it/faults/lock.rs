@@ -21,7 +21,11 @@ const WINDOW_SECS: i64 = 30;
 async fn write_lock_held_10_s_across_a_burst_delays_but_never_loses_or_doubles() {
     let rig = Rig::new().await;
     let who = users("locked", USERS);
-    let opens = second_after(Duration::seconds(5));
+    let mut daemon = rig.spawn();
+    running(&daemon).await;
+    // The windows open a few seconds after the daemon is ready (it polls
+    // for edits every 200 ms), not after a lead long enough for any start.
+    let opens = second_after(Duration::seconds(3));
     add_policy(
         &rig,
         "burst",
@@ -31,11 +35,15 @@ async fn write_lock_held_10_s_across_a_burst_delays_but_never_loses_or_doubles()
         &refs(&who),
     )
     .await;
-    let mut daemon = rig.spawn();
-    running(&daemon).await;
+    wait_for(
+        std::time::Duration::from_secs(10),
+        "the policy loaded",
+        || async { daemon.log().contains("policies reloaded").then_some(()) },
+    )
+    .await;
     assert!(
         now() < opens - Duration::seconds(1),
-        "the daemon took too long to start"
+        "the daemon took too long to load the policy"
     );
 
     // Take the write lock a second before the windows open; hold it 10 s.

@@ -470,3 +470,68 @@ async fn status_reads_the_running_daemon_and_changes_nothing() {
     let (exit, log) = daemon.term(Duration::from_secs(15));
     assert!(exit.success(), "daemon exit {exit}:\n{log}");
 }
+
+/// On PostgreSQL the screen names the server the store opened (its URL
+/// without the password), not the SQLite path of the config, and reads
+/// the same sections from it.
+#[tokio::test]
+async fn on_postgresql_status_names_the_server_and_reads_its_rows() {
+    let Some(db) = crate::common::pg::pg().await else {
+        return;
+    };
+    db.store().await.close().await;
+    db.sql(
+        "INSERT INTO policies (name, cron, timezone, window_seconds) \
+         VALUES ('pg-office', '0 9 * * *', 'UTC', 3600); \
+         INSERT INTO policy_users (policy_id, user_id) \
+         SELECT id, 'pg-user' FROM policies WHERE name = 'pg-office'; \
+         INSERT INTO recordings (user_id, policy_id, segment_start, segment_end, \
+         requested_seconds, state, contact_id, attempts) \
+         SELECT 'pg-user', id, now() - interval '10 minutes', now() + interval '50 minutes', \
+         3600, 'recording', 42, 1 FROM policies WHERE name = 'pg-office'; \
+         INSERT INTO daemon_state (key, value) VALUES ('last_seen', \
+         to_char((now() - interval '5 minutes') AT TIME ZONE 'UTC', \
+         'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'));",
+    )
+    .await;
+    let r = Recsched::new();
+    // The test server trusts local connections, so any password does.
+    let url = db.url.replace("postgres@", "postgres:hunter2-secret@");
+    let status = |args: &[&str]| {
+        let out = r
+            .command(args)
+            .env("RECSCHED_DATABASE__URL", &url)
+            .output()
+            .unwrap();
+        let run = crate::common::bin::Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert!(
+            !run.stdout.contains("hunter2") && !run.stderr.contains("hunter2"),
+            "the password leaked:\n{run:?}"
+        );
+        run
+    };
+
+    let s = status(&["status", "--json"]).json();
+    assert_eq!(s["database"], json!(db.url), "{s:#}");
+    assert_eq!(s["daemon"]["state"], json!("not_running"), "{s:#}");
+    assert_eq!(s["recording_now"]["total"], json!(1), "{s:#}");
+    let row = &s["recording_now"]["rows"][0];
+    assert_eq!(
+        (&row["user_id"], &row["policy"], &row["contact_id"]),
+        (&json!("pg-user"), &json!("pg-office"), &json!(42)),
+        "{s:#}"
+    );
+    assert_eq!(s["opens_next"][0]["policy"], json!("pg-office"), "{s:#}");
+    assert_eq!(s["last_24h"]["recording"], json!(1), "{s:#}");
+
+    let text = status(&["status"]).stdout;
+    let first = text.lines().next().unwrap_or_default();
+    assert!(first.ends_with(&format!(", database {}", db.url)), "{text}");
+    assert!(!text.contains("recsched.db"), "{text}");
+    assert!(!r.db.exists(), "no SQLite file when a URL is set");
+}

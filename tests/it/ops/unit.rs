@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use recsched::cli::status::STALE_AFTER;
+use recsched::daemon::liveness::STALE_AFTER;
 
 use crate::common::bin::BIN;
 
@@ -105,7 +105,7 @@ fn unit_carries_what_the_daemon_and_the_docs_rely_on() {
     assert!(example.contains("client_secret_file = \"client_secret\""));
     assert!(example.contains("access_key_secret_file = \"access_key_secret\""));
 
-    // The watchdog interval is the staleness limit `status` uses.
+    // The watchdog interval is the staleness limit of /healthz and `status`.
     assert_eq!(one("WatchdogSec"), "30s");
     assert_eq!(STALE_AFTER.num_seconds(), 30);
     // The stop timeout leaves the daemon its shutdown grace, and more.

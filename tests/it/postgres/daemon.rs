@@ -4,7 +4,7 @@
 
 use chrono::Duration;
 use recsched::recording::RecordingState;
-use recsched::simulator::Faults;
+use recsched::simulator::{EndReason, Faults};
 
 use crate::common::daemon::{started, wait_for};
 use crate::common::driven::Driven;
@@ -110,7 +110,6 @@ async fn a_running_instance_takes_over_and_sends_a_dead_instances_pending_start(
         },
     )
     .await;
-    assert_eq!(row.state, RecordingState::Recording, "{row:?}");
     let sim = rig.rig.recordings();
     let mine: Vec<_> = sim.iter().filter(|r| r.user_id == "orphan").collect();
     assert_eq!(mine.len(), 1, "{mine:?}");
@@ -118,6 +117,17 @@ async fn a_running_instance_takes_over_and_sends_a_dead_instances_pending_start(
         Some(mine[0].contact_id as i64),
         row.contact_id.map(|c| c.get())
     );
+    // No policy covers the orphan here, so a pass that runs right after
+    // the start's answer stops it at once as uncovered; otherwise it is
+    // still recording when seen (it is stopped at its end).
+    match row.state {
+        RecordingState::Recording => assert!(row.ended_at.is_none(), "{row:?}"),
+        RecordingState::Stopped => {
+            assert!(row.ended_at.is_some(), "{row:?}");
+            assert_eq!(mine[0].end_reason, Some(EndReason::Stopped), "{mine:?}");
+        }
+        _ => panic!("taken over and answered, then neither recording nor stopped: {row:?}"),
+    }
     let owner = rig
         .owners()
         .await
@@ -132,4 +142,37 @@ async fn a_running_instance_takes_over_and_sends_a_dead_instances_pending_start(
     assert!(status.success(), "{log}");
     assert!(log.contains("took over open rows"), "{log}");
     assert!(log.contains("dead-host-1-abcdef"), "{log}");
+}
+
+/// An edit committed after the daemon loaded its policies and before its
+/// listener was up notified nobody. With polling every 30 s it must still
+/// take effect at once: the watcher reads the revision once it listens.
+#[tokio::test]
+async fn an_edit_made_before_the_listener_is_up_still_takes_effect_at_once() {
+    let Some(mut rig) = Driven::on_postgres(Faults::default(), t0()).await else {
+        return;
+    };
+    rig.schedule.reload_poll_ms = 30_000;
+    rig.at_ready = Some(crate::common::driven::policy_sql(
+        "early",
+        "*/10 * * * * *",
+        5,
+        "expire",
+        &["early1"],
+    ));
+    rig.start().await;
+    wait_for(
+        std::time::Duration::from_secs(10),
+        "the edit made before the listener was up",
+        || async { rig.log().contains("policies reloaded").then_some(()) },
+    )
+    .await;
+    let t0 = rig.now();
+    let w = starts(t0 + Duration::seconds(1), t0 + Duration::seconds(11), 10, 0)[0];
+    rig.run_until(w + Duration::seconds(1)).await;
+    let rows = rig.rows().await;
+    let r = row_at(&rows, "early1", w);
+    assert_eq!(r.len(), 1, "{rows:?}\n{}", rig.log());
+    assert!(r[0].contact_id.is_some(), "{:?}", r[0]);
+    rig.stop().await;
 }

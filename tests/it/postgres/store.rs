@@ -1,6 +1,7 @@
-//! The store's contract on PostgreSQL: claims decided once across handles,
-//! batches, policy edits and their revision (and NOTIFY), occupancy, and
-//! the leases that let several instances share the rows.
+//! What only the PostgreSQL store has (its share of the common contract
+//! runs in `store::`, on both backends): NOTIFY on policy edits, the
+//! leases that let several instances share the rows, and the fence that
+//! keeps an instance that lost a row from changing it.
 
 use std::time::Duration;
 
@@ -43,151 +44,8 @@ fn policy(name: &str, users: &[&str]) -> NewPolicy {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_segment_is_claimed_once_even_by_two_handles_racing() {
-    let Some(db) = pg().await else { return };
-    let one = db.store().await;
-    let two = db.store().await;
-    assert!(one.is_shared());
-
-    let first = one.claim(&segment("u0", at(9, 0, 0))).await.unwrap();
-    assert!(first.is_some());
-    assert_eq!(one.claim(&segment("u0", at(9, 0, 0))).await.unwrap(), None);
-    assert_eq!(two.claim(&segment("u0", at(9, 0, 0))).await.unwrap(), None);
-
-    let mut tasks = Vec::new();
-    for store in [one.clone(), two.clone(), one.clone(), two.clone()] {
-        tasks.push(tokio::spawn(async move {
-            let mut won = 0;
-            for i in 0..50 {
-                let seg = segment(&format!("u{i}"), at(10, 0, 0));
-                if store.claim(&seg).await.unwrap().is_some() {
-                    won += 1;
-                }
-            }
-            // And a burst, as the daemon claims them.
-            let burst: Vec<NewRecording> = (0..200)
-                .map(|i| segment(&format!("b{i}"), at(11, 0, 0)))
-                .collect();
-            won += store
-                .claim_many(&burst)
-                .await
-                .unwrap()
-                .iter()
-                .filter(|id| id.is_some())
-                .count();
-            won
-        }));
-    }
-    let mut total = 0;
-    for task in tasks {
-        total += task.await.unwrap();
-    }
-    assert_eq!(total, 250, "each of 50 + 200 segments won exactly once");
-    assert_eq!(one.open_rows().await.unwrap().rows.len(), 251);
-
-    // A key asked for twice in one burst is won once, by the first asker.
-    let twice = vec![segment("d", at(12, 0, 0)), segment("d", at(12, 0, 0))];
-    let ids = one.claim_many(&twice).await.unwrap();
-    assert!(ids[0].is_some() && ids[1].is_none(), "{ids:?}");
-
-    let row = one.recording(first.unwrap()).await.unwrap().unwrap();
-    assert_eq!(row.segment_start, at(9, 0, 0));
-    assert_eq!(row.segment_end, at(10, 0, 0));
-    assert_eq!(row.state, RecordingState::Pending);
-    assert_eq!(row.late_seconds, Some(0.25));
-}
-
 #[tokio::test]
-async fn a_batch_commits_every_write_and_reports_each() {
-    let Some(db) = pg().await else { return };
-    let store = db.store().await;
-    let ids: Vec<RecordingId> = store
-        .claim_many(&[
-            segment("a", at(9, 0, 0)),
-            segment("b", at(9, 0, 0)),
-            segment("c", at(9, 0, 0)),
-        ])
-        .await
-        .unwrap()
-        .into_iter()
-        .map(Option::unwrap)
-        .collect();
-    let attempt = |id: RecordingId, status: u16| NewAttempt {
-        recording_id: id,
-        at: at(9, 0, 1),
-        operation: Operation::Start,
-        attempt: 2,
-        requested_seconds: Some(3599),
-        http_status: Some(status),
-        error: None,
-        latency_ms: Some(12),
-        response_body: Some("{\"contactId\":7}".into()),
-    };
-    let writes = vec![
-        RowWrite {
-            recording_id: ids[0],
-            attempt: Some(attempt(ids[0], 200)),
-            outcome: OwnedOutcome::Started {
-                contact_id: ContactId::new(7).unwrap(),
-                interaction_id: None,
-            },
-        },
-        RowWrite {
-            recording_id: ids[1],
-            attempt: Some(attempt(ids[1], 400)),
-            outcome: OwnedOutcome::Moved {
-                to: RecordingState::Failed,
-                last_error: Some("400 bad request".into()),
-                ended_at: None,
-            },
-        },
-        // Pending cannot become stopped: refused, the rest still lands.
-        RowWrite {
-            recording_id: ids[2],
-            attempt: None,
-            outcome: OwnedOutcome::Moved {
-                to: RecordingState::Stopped,
-                last_error: None,
-                ended_at: None,
-            },
-        },
-        RowWrite {
-            recording_id: RecordingId::new(999_999),
-            attempt: None,
-            outcome: OwnedOutcome::Nothing,
-        },
-    ];
-    let results = store.write_batch(&writes).await.unwrap();
-    assert!(matches!(results[0], Ok(true)), "{results:?}");
-    assert!(matches!(results[1], Ok(true)), "{results:?}");
-    assert!(
-        matches!(results[2], Err(StoreError::IllegalMove { .. })),
-        "{results:?}"
-    );
-    assert!(
-        matches!(results[3], Err(StoreError::RecordingNotFound(_))),
-        "{results:?}"
-    );
-    let started = store.recording(ids[0]).await.unwrap().unwrap();
-    assert_eq!(started.state, RecordingState::Recording);
-    assert_eq!(started.contact_id.map(|c| c.get()), Some(7));
-    assert_eq!(started.attempts, 2);
-    let failed = store.recording(ids[1]).await.unwrap().unwrap();
-    assert_eq!(failed.state, RecordingState::Failed);
-    assert_eq!(failed.last_error.as_deref(), Some("400 bad request"));
-    assert_eq!(
-        store.recording(ids[2]).await.unwrap().unwrap().state,
-        RecordingState::Pending
-    );
-    let audit = store.attempts_for(ids[0]).await.unwrap();
-    assert_eq!(audit.len(), 1);
-    assert_eq!(audit[0].http_status, Some(200));
-    assert_eq!(audit[0].at, at(9, 0, 1));
-}
-
-#[tokio::test]
-async fn policy_edits_move_the_revision_and_notify_listeners() {
+async fn a_policy_edit_notifies_listeners() {
     let Some(db) = pg().await else { return };
     let store = db.store().await;
     let mut listener = store
@@ -195,101 +53,21 @@ async fn policy_edits_move_the_revision_and_notify_listeners() {
         .await
         .unwrap()
         .expect("PostgreSQL listens");
-    let r0 = store.policy_revision().await.unwrap();
-
-    let id = store
-        .insert_policy(&policy("back-office", &["u1", "u2", "u1"]))
+    store
+        .insert_policy(&policy("back-office", &["u1"]))
         .await
         .unwrap();
     tokio::time::timeout(Duration::from_secs(5), listener.changed())
         .await
         .expect("a NOTIFY within 5 s")
         .unwrap();
-    let r1 = store.policy_revision().await.unwrap();
-    assert!(r1 > r0);
-
-    let row = store.policy_row("back-office").await.unwrap().unwrap();
-    assert_eq!(row.id, id);
-    assert_eq!(row.users, vec!["u1", "u2"]);
-    assert!(row.enabled);
-    assert_eq!(row.timezone, "Europe/Amsterdam");
-
-    assert!(matches!(
-        store.insert_policy(&policy("back-office", &["x"])).await,
-        Err(StoreError::DuplicatePolicy(_))
-    ));
-    store
-        .set_policy_enabled("back-office", false)
-        .await
-        .unwrap();
-    assert!(store.add_policy_user("back-office", "u3").await.unwrap());
-    assert!(!store.add_policy_user("back-office", "u3").await.unwrap());
-    assert!(store.remove_policy_user("back-office", "u1").await.unwrap());
-    let r2 = store.policy_revision().await.unwrap();
-    assert!(r2 >= r1 + 3, "{r1} -> {r2}");
-    let row = store.policy_row("back-office").await.unwrap().unwrap();
-    assert!(!row.enabled);
-    assert_eq!(row.users, vec!["u2", "u3"]);
-
-    // An operator's psql edit moves it too.
+    // An operator's psql edit notifies too.
     db.sql("UPDATE policies SET window_seconds = 60 WHERE name = 'back-office'")
         .await;
-    assert!(store.policy_revision().await.unwrap() > r2);
-
-    store.remove_policy("back-office").await.unwrap();
-    assert!(store.policy_rows().await.unwrap().is_empty());
-    assert!(matches!(
-        store.remove_policy("back-office").await,
-        Err(StoreError::PolicyNotFound(_))
-    ));
-}
-
-#[tokio::test]
-async fn occupied_segments_end_at_their_effective_end() {
-    let Some(db) = pg().await else { return };
-    let store = db.store().await;
-    let a = store
-        .claim(&segment("a", at(9, 0, 0)))
+    tokio::time::timeout(Duration::from_secs(5), listener.changed())
         .await
-        .unwrap()
+        .expect("a NOTIFY within 5 s")
         .unwrap();
-    store
-        .claim(&segment("b", at(8, 0, 0)))
-        .await
-        .unwrap()
-        .unwrap();
-    store
-        .set_state(a, RecordingState::Expired, None, Some(at(9, 30, 0)))
-        .await
-        .unwrap();
-    let occupied = store.occupied_since(at(8, 45, 0)).await.unwrap().rows;
-    let users: Vec<(&str, DateTime<Utc>, DateTime<Utc>)> = occupied
-        .iter()
-        .map(|(u, s, e)| (u.as_str(), *s, *e))
-        .collect();
-    assert_eq!(
-        users,
-        vec![
-            ("a", at(9, 0, 0), at(9, 30, 0)),
-            ("b", at(8, 0, 0), at(9, 0, 0))
-        ]
-    );
-    // Past its end, only the row still open occupies (it is not final yet).
-    let open: Vec<String> = store
-        .occupied_since(at(9, 30, 0))
-        .await
-        .unwrap()
-        .rows
-        .iter()
-        .map(|(u, _, _)| u.as_str().to_owned())
-        .collect();
-    assert_eq!(open, ["b"]);
-    store.set_state_value("last_seen", "x").await.unwrap();
-    store.set_state_value("last_seen", "y").await.unwrap();
-    assert_eq!(
-        store.get_state("last_seen").await.unwrap().as_deref(),
-        Some("y")
-    );
 }
 
 /// A store of instance `owner` with a short lease.
@@ -351,4 +129,214 @@ async fn a_lost_instances_open_rows_go_to_exactly_one_survivor_once_its_lease_ru
     // A clean shutdown hands rows over at once.
     assert_eq!(b.release_leases().await.unwrap(), by_b.len() as u64);
     assert_eq!(c.adopt_open_rows().await.unwrap().rows.len(), by_b.len());
+}
+
+/// A start answered with contact `contact`, as the daemon writes it.
+fn started(id: RecordingId, contact: i64) -> RowWrite {
+    RowWrite {
+        recording_id: id,
+        attempt: Some(NewAttempt {
+            recording_id: id,
+            at: at(9, 0, 1),
+            operation: Operation::Start,
+            attempt: 1,
+            requested_seconds: Some(3599),
+            http_status: Some(202),
+            error: None,
+            latency_ms: Some(5),
+            response_body: None,
+        }),
+        outcome: OwnedOutcome::Started {
+            contact_id: ContactId::new(contact).unwrap(),
+            interaction_id: None,
+        },
+    }
+}
+
+fn failed(id: RecordingId) -> RowWrite {
+    RowWrite {
+        recording_id: id,
+        attempt: None,
+        outcome: OwnedOutcome::Moved {
+            to: RecordingState::Failed,
+            last_error: Some("stale".into()),
+            ended_at: None,
+        },
+    }
+}
+
+/// Two segments, claimed by `store`'s instance.
+async fn claim_two(store: &Store) -> Vec<RecordingId> {
+    let burst = [segment("u1", at(9, 0, 0)), segment("u2", at(9, 0, 0))];
+    let ids = store.claim_many(&burst).await.unwrap();
+    ids.into_iter().map(Option::unwrap).collect()
+}
+
+/// `(state, contact id, audit rows)` of row `id`.
+async fn as_stored(store: &Store, id: RecordingId) -> (RecordingState, Option<i64>, usize) {
+    let row = store.recording(id).await.unwrap().unwrap();
+    let audit = store.attempts_for(id).await.unwrap().len();
+    (row.state, row.contact_id.map(|c| c.get()), audit)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_by_an_instance_that_lost_its_rows_changes_nothing_and_is_reported_lost() {
+    let Some(db) = pg().await else { return };
+    let a = instance(&db, "a", 60_000).await;
+    let b = instance(&db, "b", 60_000).await;
+    let ids = claim_two(&a).await;
+    let untouched = (RecordingState::Pending, None, 0);
+
+    // Another instance may not write a row it does not own.
+    let results = b.write_batch(&[started(ids[0], 7)]).await.unwrap();
+    assert!(
+        matches!(results[0], Err(StoreError::Lost { id }) if id == ids[0]),
+        "{results:?}"
+    );
+    assert_eq!(as_stored(&a, ids[0]).await, untouched);
+
+    // The owner stalls past its lease (the lease is on the server's clock:
+    // the test moves it rather than wait). Nobody has taken the rows yet,
+    // and still the owner's writes are refused: its lease is not live.
+    db.sql("UPDATE recordings SET lease_until = now() - interval '1 second' WHERE owner = 'a'")
+        .await;
+    let err = a
+        .set_state(ids[1], RecordingState::Failed, Some("stale"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Lost { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("no longer this instance's"),
+        "{err}"
+    );
+
+    // b takes them over; a wakes and writes what it was doing: the start
+    // it had sent, a failure it had decided. Nothing of it lands, not
+    // even the audit row, and each write says the row is lost.
+    let taken = b.adopt_open_rows().await.unwrap().rows;
+    assert_eq!(taken.len(), 2);
+    let results = a
+        .write_batch(&[started(ids[0], 7), failed(ids[1])])
+        .await
+        .unwrap();
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Err(StoreError::Lost { .. }))),
+        "{results:?}"
+    );
+    for id in &ids {
+        assert_eq!(as_stored(&a, *id).await, untouched);
+    }
+    // Its renewal finds both rows lost.
+    let mut renewal = a.renew_leases_of(&ids).await.unwrap();
+    renewal.lost.sort();
+    assert!(renewal.renewed.is_empty(), "{renewal:?}");
+    assert_eq!(renewal.lost, ids);
+
+    // The new owner writes as usual.
+    let results = b.write_batch(&[started(ids[0], 8)]).await.unwrap();
+    assert!(matches!(results[0], Ok(true)), "{results:?}");
+    assert_eq!(
+        as_stored(&b, ids[0]).await,
+        (RecordingState::Recording, Some(8), 1)
+    );
+    // A handle of no instance (an operator's tool) is not fenced.
+    let plain = db.store().await;
+    assert!(plain
+        .set_state(ids[1], RecordingState::Failed, Some("by hand"), None)
+        .await
+        .unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_mixing_owned_lost_illegal_and_missing_rows_answers_each_and_lands_only_the_owned()
+{
+    let Some(db) = pg().await else { return };
+    let a = instance(&db, "a", 60_000).await;
+    let b = instance(&db, "b", 60_000).await;
+    let burst = [
+        segment("u1", at(9, 0, 0)),
+        segment("u2", at(9, 0, 0)),
+        segment("u3", at(9, 0, 0)),
+    ];
+    let ids: Vec<RecordingId> = a
+        .claim_many(&burst)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
+    // b takes the second row over (a's lease on it ran out).
+    db.sql(&format!(
+        "UPDATE recordings SET lease_until = now() - interval '1 second' WHERE id = {}",
+        ids[1].get()
+    ))
+    .await;
+    assert_eq!(b.adopt_open_rows().await.unwrap().rows.len(), 1);
+    let results = a
+        .write_batch(&[
+            started(ids[0], 10),
+            started(ids[1], 11),
+            // Illegal: pending -> stopped.
+            RowWrite {
+                recording_id: ids[2],
+                attempt: None,
+                outcome: OwnedOutcome::Moved {
+                    to: RecordingState::Stopped,
+                    last_error: None,
+                    ended_at: None,
+                },
+            },
+            started(RecordingId::new(987_654), 12),
+            failed(ids[1]),
+            started(ids[2], 13),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(results[0], Ok(true)), "{results:?}");
+    assert!(matches!(results[1], Err(StoreError::Lost { id }) if id == ids[1]));
+    assert!(matches!(results[2], Err(StoreError::IllegalMove { .. })));
+    assert!(matches!(results[3], Err(StoreError::RecordingNotFound(_))));
+    assert!(matches!(results[4], Err(StoreError::Lost { .. })));
+    assert!(matches!(results[5], Ok(true)), "{results:?}");
+    assert_eq!(
+        as_stored(&a, ids[0]).await,
+        (RecordingState::Recording, Some(10), 1)
+    );
+    // Nothing of a's writes to the lost row, not even the audit row.
+    assert_eq!(
+        as_stored(&a, ids[1]).await,
+        (RecordingState::Pending, None, 0)
+    );
+    assert_eq!(
+        as_stored(&a, ids[2]).await,
+        (RecordingState::Recording, Some(13), 1)
+    );
+}
+
+#[tokio::test]
+async fn a_lease_nobody_took_over_is_renewed_and_a_row_given_up_is_taken_back() {
+    let Some(db) = pg().await else { return };
+    let a = instance(&db, "a", 60_000).await;
+    let ids = claim_two(&a).await;
+    db.sql("UPDATE recordings SET lease_until = now() - interval '1 second' WHERE owner = 'a'")
+        .await;
+    // Renewing what it still tracks: nobody else can have written it.
+    let renewal = a.renew_leases_of(&ids[..1]).await.unwrap();
+    assert_eq!((renewal.renewed, renewal.lost), (ids[..1].to_vec(), vec![]));
+    let results = a.write_batch(&[started(ids[0], 3)]).await.unwrap();
+    assert!(matches!(results[0], Ok(true)), "{results:?}");
+    // A row it no longer tracks (say it gave it up when it could not renew
+    // in time) stays unrenewed; once its lease has run out, a takeover,
+    // its own included, adopts it again.
+    let back = a.adopt_open_rows().await.unwrap().rows;
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].row.id, ids[1]);
+    assert_eq!(back[0].previous_owner.as_deref(), Some("a"));
+    let results = a.write_batch(&[failed(ids[1])]).await.unwrap();
+    assert!(matches!(results[0], Ok(true)), "{results:?}");
+    // A final row is neither renewed nor lost: it is done.
+    let renewal = a.renew_leases_of(&ids[1..]).await.unwrap();
+    assert_eq!(renewal, Default::default());
 }

@@ -1,5 +1,5 @@
-//! Several writers on one file: claims decided exactly once, and the busy
-//! timeout (wait, then `Busy`).
+//! Several writers on one database: claims decided exactly once (both
+//! backends), and SQLite's busy timeout (wait, then `Busy`).
 
 use std::time::{Duration, Instant};
 
@@ -7,14 +7,11 @@ use recsched::store::{Settings, Store, StoreError};
 use sqlx::Executor;
 use tokio::sync::oneshot;
 
-use super::{at, operator, segment, settings_in, temp_store};
+use super::{at, on_both_backends, operator, segment, settings_in, temp_store, TestDb};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_handles_racing_for_the_same_segments_claim_each_once() {
-    let (dir, one) = temp_store().await;
-    let two = Store::open(&settings_in(dir.path(), "recsched.db"))
-        .await
-        .unwrap();
+async fn two_handles_racing_for_the_same_segments_claim_each_once(db: TestDb) {
+    let one = db.store.clone();
+    let two = db.another().await;
     let mut tasks = Vec::new();
     for store in [one.clone(), two.clone(), one.clone(), two] {
         tasks.push(tokio::spawn(async move {
@@ -25,6 +22,17 @@ async fn two_handles_racing_for_the_same_segments_claim_each_once() {
                     won += 1;
                 }
             }
+            // And a burst, as the daemon claims them.
+            let burst: Vec<_> = (0..200)
+                .map(|i| segment(&format!("b{i}"), at(11, 0, 0)))
+                .collect();
+            won += store
+                .claim_many(&burst)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|id| id.is_some())
+                .count();
             won
         }));
     }
@@ -32,9 +40,11 @@ async fn two_handles_racing_for_the_same_segments_claim_each_once() {
     for task in tasks {
         total += task.await.unwrap();
     }
-    assert_eq!(total, 50);
-    assert_eq!(one.open_rows().await.unwrap().rows.len(), 50);
+    assert_eq!(total, 250, "each of 50 + 200 segments won exactly once");
+    assert_eq!(one.open_rows().await.unwrap().rows.len(), 250);
 }
+
+on_both_backends!(two_handles_racing_for_the_same_segments_claim_each_once);
 
 /// Another connection takes the write lock, signals, holds it for `hold`,
 /// then commits.

@@ -1,16 +1,15 @@
-//! Recording rows: claims, state moves, listings, and rows that do not
-//! read back.
+//! Recording rows: claims, state moves, listings and occupancy on both
+//! backends; rows that do not read back, as sqlite3 can leave them.
 
 use recsched::recording::{ContactId, InteractionId, RecordingState};
 use recsched::store::{RecordingFilter, StoreError};
 
-use super::{at, operator, segment, temp_store, user};
+use super::{at, on_both_backends, operator, segment, temp_store, user, TestDb};
 
 use RecordingState::*;
 
-#[tokio::test]
-async fn a_segment_is_claimed_once() {
-    let (_dir, store) = temp_store().await;
+async fn a_segment_is_claimed_once(db: TestDb) {
+    let store = &db.store;
     let seg = segment("u1", at(9, 0, 0));
     let id = store.claim(&seg).await.unwrap();
     assert!(id.is_some());
@@ -49,9 +48,8 @@ async fn a_segment_is_claimed_once() {
     assert_eq!(row.end_mode, recsched::store::EndMode::Stop);
 }
 
-#[tokio::test]
-async fn claim_many_takes_five_thousand_rows_in_one_transaction() {
-    let (_dir, store) = temp_store().await;
+async fn claim_many_takes_five_thousand_rows_in_one_transaction(db: TestDb) {
+    let store = &db.store;
     let batch: Vec<_> = (0..5_000)
         .map(|i| segment(&format!("user-{i}"), at(9, 0, 0)))
         .collect();
@@ -70,9 +68,8 @@ async fn claim_many_takes_five_thousand_rows_in_one_transaction() {
     assert!(ids[5_000].is_some());
 }
 
-#[tokio::test]
-async fn state_moves_follow_the_diagram() {
-    let (_dir, store) = temp_store().await;
+async fn state_moves_follow_the_diagram(db: TestDb) {
+    let store = &db.store;
     let id = store
         .claim(&segment("u1", at(9, 0, 0)))
         .await
@@ -137,9 +134,8 @@ async fn state_moves_follow_the_diagram() {
     assert!(matches!(err, StoreError::RecordingNotFound(_)), "{err:?}");
 }
 
-#[tokio::test]
-async fn a_late_start_answer_keeps_its_contact_id_without_reviving_the_row() {
-    let (_dir, store) = temp_store().await;
+async fn a_late_start_answer_keeps_its_contact_id_without_reviving_the_row(db: TestDb) {
+    let store = &db.store;
     let id = store
         .claim(&segment("u1", at(9, 0, 0)))
         .await
@@ -160,9 +156,8 @@ async fn a_late_start_answer_keeps_its_contact_id_without_reviving_the_row() {
     assert_eq!(row.last_error.as_deref(), Some("window ended"));
 }
 
-#[tokio::test]
-async fn attempts_are_counted() {
-    let (_dir, store) = temp_store().await;
+async fn attempts_are_counted(db: TestDb) {
+    let store = &db.store;
     let id = store
         .claim(&segment("u1", at(9, 0, 0)))
         .await
@@ -177,9 +172,8 @@ async fn attempts_are_counted() {
     assert!(matches!(err, StoreError::RecordingNotFound(_)), "{err:?}");
 }
 
-#[tokio::test]
-async fn listings_filter_by_user_state_time_and_count() {
-    let (_dir, store) = temp_store().await;
+async fn listings_filter_by_user_state_time_and_count(db: TestDb) {
+    let store = &db.store;
     let a = store
         .claim(&segment("u1", at(8, 0, 0)))
         .await
@@ -243,9 +237,8 @@ async fn listings_filter_by_user_state_time_and_count() {
     assert!(open.contains(&b) && open.contains(&c));
 }
 
-#[tokio::test]
-async fn every_segment_still_running_occupies_its_slot() {
-    let (_dir, store) = temp_store().await;
+async fn every_segment_still_running_occupies_its_slot(db: TestDb) {
+    let store = &db.store;
     let done = store
         .claim(&segment("u1", at(7, 0, 0)))
         .await
@@ -443,9 +436,8 @@ async fn a_bad_row_keeps_its_user_occupied_until_fixed_and_costs_no_one_else() {
     assert!(!read.bad.iter().any(|b| b.id == damaged.get()));
 }
 
-#[tokio::test]
-async fn daemon_state_keeps_values_by_key() {
-    let (_dir, store) = temp_store().await;
+async fn daemon_state_keeps_values_by_key(db: TestDb) {
+    let store = &db.store;
     assert_eq!(store.get_state("planned_through").await.unwrap(), None);
     store
         .set_state_value("planned_through", "2026-03-29T09:00:00.000Z")
@@ -461,16 +453,36 @@ async fn daemon_state_keeps_values_by_key() {
     );
 }
 
+/// sqlite3 lets bytes into `daemon_state.value` (PostgreSQL types it):
+/// the read names the row, and a write puts text back.
 #[tokio::test]
-async fn claim_many_answers_in_input_order_and_claims_a_repeated_key_once() {
-    let (_dir, store) = super::temp_store().await;
-    let taken = super::segment("dup-a", super::at(9, 0, 0));
+async fn a_daemon_state_value_that_is_not_text_is_a_bad_row_on_sqlite() {
+    let db = TestDb::sqlite().await;
+    db.sql("INSERT INTO daemon_state (rowid, key, value) VALUES (4, 'k', X'00FF')")
+        .await;
+    let err = db.store.get_state("k").await.unwrap_err();
+    let StoreError::BadRow(bad) = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(
+        bad.to_string(),
+        "table daemon_state, rowid 4, column value: stored as blob X'00FF', not text; nothing \
+         is converted; the daemon goes on without it until the row is fixed or deleted (sqlite3 \
+         or psql)"
+    );
+    db.store.set_state_value("k", "v").await.unwrap();
+    assert_eq!(db.store.get_state("k").await.unwrap().as_deref(), Some("v"));
+}
+
+async fn claim_many_answers_in_input_order_and_claims_a_repeated_key_once(db: TestDb) {
+    let store = &db.store;
+    let taken = segment("dup-a", at(9, 0, 0));
     store.claim(&taken).await.unwrap().unwrap();
     let batch = vec![
-        super::segment("dup-b", super::at(9, 0, 0)),
+        segment("dup-b", at(9, 0, 0)),
         taken.clone(),
-        super::segment("dup-c", super::at(9, 0, 0)),
-        super::segment("dup-b", super::at(9, 0, 0)),
+        segment("dup-c", at(9, 0, 0)),
+        segment("dup-b", at(9, 0, 0)),
     ];
     let ids = store.claim_many(&batch).await.unwrap();
     assert!(ids[0].is_some());
@@ -481,3 +493,52 @@ async fn claim_many_answers_in_input_order_and_claims_a_repeated_key_once() {
     let b = store.recording(ids[0].unwrap()).await.unwrap().unwrap();
     assert_eq!(b.user_id.as_str(), "dup-b");
 }
+
+async fn occupied_segments_end_at_their_effective_end(db: TestDb) {
+    let store = &db.store;
+    let a = store
+        .claim(&segment("a", at(9, 0, 0)))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .claim(&segment("b", at(8, 0, 0)))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .set_state(a, Expired, None, Some(at(9, 30, 0)))
+        .await
+        .unwrap();
+    let occupied = store.occupied_since(at(8, 45, 0)).await.unwrap().rows;
+    assert_eq!(
+        occupied,
+        [
+            (user("a"), at(9, 0, 0), at(9, 30, 0)),
+            (user("b"), at(8, 0, 0), at(9, 0, 0))
+        ]
+    );
+    // Past its end, only the row still open occupies (it is not final yet).
+    let open: Vec<_> = store
+        .occupied_since(at(9, 30, 0))
+        .await
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|(u, _, _)| u)
+        .collect();
+    assert_eq!(open, [user("b")]);
+}
+
+on_both_backends!(
+    a_segment_is_claimed_once,
+    claim_many_takes_five_thousand_rows_in_one_transaction,
+    claim_many_answers_in_input_order_and_claims_a_repeated_key_once,
+    state_moves_follow_the_diagram,
+    a_late_start_answer_keeps_its_contact_id_without_reviving_the_row,
+    attempts_are_counted,
+    listings_filter_by_user_state_time_and_count,
+    every_segment_still_running_occupies_its_slot,
+    occupied_segments_end_at_their_effective_end,
+    daemon_state_keeps_values_by_key,
+);

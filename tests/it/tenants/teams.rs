@@ -149,6 +149,7 @@ async fn a_team_of_1200_is_recorded_once_each_and_follows_the_directory() {
             .team_refreshes()
             .await
             .unwrap()
+            .rows
             .into_iter()
             .find(|r| r.team_id == TEAM)
             .filter(|r| r.last_error.is_some())
@@ -176,6 +177,8 @@ async fn a_team_of_1200_is_recorded_once_each_and_follows_the_directory() {
         "no one was started twice"
     );
     let kept = rig.store.team_member_rows(TEAM).await.unwrap();
+    assert!(kept.bad.is_empty(), "{:?}", kept.bad);
+    let kept = kept.rows;
     assert_eq!(kept.len(), 1200);
     assert!(kept.iter().all(|m| m.user_id != leaver));
 

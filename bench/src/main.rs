@@ -1,7 +1,7 @@
 //! `recsched-bench`: how the daemon compares with the raw HTTP limit and
 //! with a cron+curl loop, how much memory and CPU it needs for 100,000
 //! users, and how fast it restarts. Prints one table; never part of the
-//! test gate. Run it with `cargo run --release --bin recsched-bench`
+//! test gate. Run it with `cargo run --release -p recsched-bench`
 //! (`-- --quick` for a shorter idle measurement); `docs/benchmarks.md`
 //! explains the figures. `-- --postgres` runs only the PostgreSQL burst
 //! with one, two and three daemon instances on one database, against a
@@ -32,7 +32,7 @@ mod rig;
 use anyhow::Context as _;
 use burst::{DaemonBurst, RawBurst, Sequential};
 use clap::Parser;
-use diagnose::Pieces;
+use diagnose::{Pieces, WriteBatch};
 use footprint::Footprint;
 use pgburst::PgBurst;
 use report::{mib, ms, per_sec, Table, Verdict};
@@ -134,6 +134,9 @@ fn run_child(child: &[String], log: bool) -> anyhow::Result<()> {
             "pieces" => {
                 serde_json::to_string(&diagnose::pieces(number(1)?, Path::new(arg(2)?)).await?)?
             }
+            "pg-pieces" => {
+                serde_json::to_string(&diagnose::store_pieces(number(1)?, arg(2)?).await?)?
+            }
             "sequential" => serde_json::to_string(&burst::sequential(number(1)?).await?)?,
             "pg-burst" => {
                 serde_json::to_string(&pgburst::burst(number(1)?, number(2)?, arg(3)?).await?)?
@@ -193,7 +196,7 @@ fn child_env<T: serde::de::DeserializeOwned>(
 
 fn run_parent(args: &Args) -> anyhow::Result<()> {
     let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    // tempfile is only a dev-dependency: a directory of our own, removed
+    // A directory of our own (no tempfile crate for one directory), removed
     // at the end (and by the next run's operator if this one is killed).
     let tmp = base.join(format!("recsched-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).with_context(|| format!("cannot make {}", tmp.display()))?;
@@ -374,6 +377,22 @@ fn run_postgres(args: &Args) -> anyhow::Result<()> {
                 )
             });
         pg_lines(&mut table, n, instances, result);
+    }
+    eprintln!("recsched-bench: PostgreSQL store pieces of {n}, without HTTP ...");
+    table.section(format!(
+        "PostgreSQL: the store's pieces of a burst of {n}, without HTTP"
+    ));
+    let pieces: anyhow::Result<WriteBatch> = runtime
+        .block_on(server.create_database("bench_pieces"))
+        .and_then(|()| {
+            child(
+                args.log,
+                &["pg-pieces", &n.to_string(), &server.url("bench_pieces")],
+            )
+        });
+    match pieces {
+        Ok(w) => write_batch_lines(&mut table, "PostgreSQL", &w),
+        Err(e) => table.failed("PostgreSQL store pieces", &e),
     }
     drop(server);
     print!("{}", table.render());
@@ -640,6 +659,30 @@ fn pieces_lines(t: &mut Table, p: anyhow::Result<Pieces>) {
             ms(p.finish_batched_256_ms)
         ),
         Some(p.finish_concurrent_ms / p.finish_batched_ms),
+        Verdict::Info,
+    );
+    write_batch_lines(t, "SQLite", &p.write_batch);
+}
+
+fn write_batch_lines(t: &mut Table, backend: &str, w: &WriteBatch) {
+    let n = w.users as f64;
+    t.line(
+        format!("{backend}: Store::write_batch, batches of 2,048 (the writer's)"),
+        ms(w.batch_2048_ms),
+        format!(
+            "{:.0} us/start; batches of 256: {} ({:.0} us/start)",
+            w.batch_2048_ms * 1000.0 / n,
+            ms(w.batch_256_ms),
+            w.batch_256_ms * 1000.0 / n
+        ),
+        None,
+        Verdict::Info,
+    );
+    t.line(
+        format!("  {backend}: Store::claim_many of the same rows"),
+        ms(w.claim_many_ms),
+        "",
+        None,
         Verdict::Info,
     );
 }

@@ -1,67 +1,33 @@
-//! `recsched status`: one screen for an operator. Is the daemon alive,
-//! who is being recorded now, what opens next, what failed and why, which
-//! policy rows the daemon skips, and how the last 24 hours went.
+//! What `recsched status` shows, as data: [`Status::build`] turns a
+//! [`Snapshot`] of the rows and one reading of the clock into the
+//! sections of the screen, as a pure function (unit-tested without a
+//! database). `--json` prints it as it is; [`super::text`] renders it.
 //!
-//! Everything comes from the database, opened read-only, so it answers the
-//! same whether the daemon runs or not, and never changes a row. The
-//! daemon's liveness is its heartbeat (`daemon_state` key `last_seen`,
-//! written every 5 s); the coming windows come from the planner's
-//! [`window_starts`] (through [`next::upcoming`]) over the policies the
-//! daemon would load ([`policy::load`]), and the policy problems are
-//! [`policy::problems`], printed as `recsched check` prints them. Rows
-//! that do not read back at all (in `policies`, `policy_users` or
-//! `recordings`, see [`BadRow`]) are listed by table, id and column. The
-//! clock is read once, and [`Status::build`] is a pure function of that
-//! instant and the rows, so it is unit-tested without a database.
+//! The coming windows come from the planner's [`window_starts`] (through
+//! [`next::upcoming`]) over the policies the daemon would load
+//! ([`policy::load`]), and the policy problems are [`policy::problems`],
+//! printed as `recsched check` prints them. Rows that do not read back at
+//! all (in `policies`, `policy_users` or `recordings`, see [`BadRow`]) are
+//! listed by table, id and column. The daemon is running when its stored
+//! heartbeat is not stale by the daemon's own rule
+//! ([`liveness::is_stale`]).
 //!
 //! [`window_starts`]: crate::planner::window_starts
-//! [`next::upcoming`]: super::next::upcoming
+//! [`next::upcoming`]: crate::cli::next::upcoming
 
 use std::collections::HashMap;
-use std::process::ExitCode;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::clock::{parse_utc, Clock, SystemClock};
-use crate::config::Config;
+use crate::clock::parse_utc;
+use crate::daemon::liveness;
 use crate::policy::{self, PolicyRow};
 use crate::recording::RecordingState;
-use crate::store::{BadRow, RecordingFilter, RecordingRow};
+use crate::store::{BadRow, RecordingRow};
 
-use super::next::upcoming;
-use super::open_for_reading;
-use super::output::{human_secs, one_line, print_json, print_text, truncated, utc, Table};
-
-/// Flags of `recsched status` (its help text is on `Command::Status`).
-#[derive(Debug, Clone, clap::Args)]
-pub struct StatusArgs {
-    /// At most this many lines in each list (recording now, opening next,
-    /// failed, invalid policies); the totals always count everything.
-    #[arg(long, value_name = "N", default_value_t = 10,
-          value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub limit: u32,
-
-    /// Print one JSON object with the same sections, for scripts.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// The `daemon_state` key the daemon's housekeeping writes its heartbeat
-/// under (`daemon::LAST_SEEN_KEY`). `tests/it/ops/status.rs` runs the real
-/// daemon and reads it back through this command, so the two cannot drift.
-pub const HEARTBEAT_KEY: &str = crate::daemon::LAST_SEEN_KEY;
-
-/// A heartbeat older than this means the daemon is not running: it writes
-/// one every 5 s, and systemd's watchdog (`WatchdogSec=30s`) restarts a
-/// daemon that stops responding for this long.
-pub const STALE_AFTER: Duration = Duration::seconds(30);
-
-/// How far back the failure list and the totals look.
-pub const RECENT: Duration = Duration::hours(24);
-
-/// Longest error shown in the text form; `--json` has all of it.
-const ERROR_WIDTH: usize = 100;
+use crate::cli::next::upcoming;
+use crate::cli::output::utc;
 
 /// Everything `status` shows, in the order it shows it.
 #[derive(Debug, Serialize)]
@@ -84,7 +50,7 @@ pub struct Status {
 /// Is the daemon alive, from its heartbeat.
 #[derive(Debug, PartialEq, Serialize)]
 pub struct Daemon {
-    pub state: Liveness,
+    pub state: DaemonState,
     /// The heartbeat as stored (UTC), if there is one.
     pub last_heartbeat: Option<String>,
     pub heartbeat_age_seconds: Option<i64>,
@@ -92,8 +58,8 @@ pub struct Daemon {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Liveness {
-    /// A heartbeat within [`STALE_AFTER`].
+pub enum DaemonState {
+    /// A heartbeat that is not stale ([`liveness::is_stale`]).
     Running,
     /// An older heartbeat: stopped, crashed or hung.
     NotRunning,
@@ -202,6 +168,11 @@ impl Totals {
                 .map(|s| (s, rows.iter().filter(|r| r.state == s).count()))
                 .collect(),
         )
+    }
+
+    /// Every state and its count, in the order of the state diagram.
+    pub fn iter(&self) -> impl Iterator<Item = (RecordingState, usize)> + '_ {
+        self.0.iter().copied()
     }
 
     pub fn get(&self, state: RecordingState) -> usize {
@@ -348,266 +319,38 @@ impl Status {
             last_24h,
         }
     }
-
-    /// The one screen, in words an operator knows.
-    pub fn text(&self) -> String {
-        let mut out = format!(
-            "recsched status at {}, database {}\n",
-            self.at, self.database
-        );
-
-        out.push_str(&format!("\nDaemon: {}\n", self.daemon.words()));
-
-        let now = &self.recording_now;
-        out.push_str(&format!(
-            "\nRecording now: {}\n",
-            count_line(now.total, now.rows.len())
-        ));
-        if now.total == 0 {
-            out.push_str("nobody is being recorded\n");
-        } else {
-            let mut table = Table::new(&[
-                "USER",
-                "POLICY",
-                "STATE",
-                "SINCE (UTC)",
-                "UNTIL (UTC)",
-                "CONTACT",
-            ]);
-            for r in &now.rows {
-                table.row(vec![
-                    r.user_id.clone(),
-                    r.policy.clone(),
-                    r.state.to_owned(),
-                    r.since.clone(),
-                    format!("{}{}", r.until, if r.past_end { " (passed)" } else { "" }),
-                    r.contact_id.map(|c| c.to_string()).unwrap_or_default(),
-                ]);
-            }
-            out.push_str(&table.render());
-            let passed = now.rows.iter().filter(|r| r.past_end).count();
-            if passed > 0 {
-                out.push_str(&format!(
-                    "{passed} of these are past their end (passed): the daemon marks them \
-                     expired on its next pass, or when it starts again\n"
-                ));
-            }
-        }
-
-        out.push_str("\nOpening next:\n");
-        if self.opens_next.is_empty() {
-            out.push_str("no window of an enabled, valid policy is coming\n");
-        } else {
-            let mut table =
-                Table::new(&["POLICY", "START (UTC)", "START (LOCAL)", "LENGTH", "USERS"]);
-            for w in &self.opens_next {
-                table.row(vec![
-                    w.policy.clone(),
-                    w.start.clone(),
-                    format!("{} {} ({})", w.start_local, w.abbreviation, w.timezone),
-                    human_secs(i64::from(w.window_seconds)),
-                    w.users.to_string(),
-                ]);
-            }
-            out.push_str(&table.render());
-        }
-
-        let failed = &self.failed_last_24h;
-        out.push_str(&format!(
-            "\nFailed in the last 24 h: {}; missed (service was down): {}\n",
-            count_line(failed.total, failed.rows.len()),
-            failed.missed
-        ));
-        if !failed.rows.is_empty() {
-            let mut table = Table::new(&["SEGMENT START (UTC)", "USER", "POLICY", "TRIES", "WHY"]);
-            for r in &failed.rows {
-                table.row(vec![
-                    r.segment_start.clone(),
-                    r.user_id.clone(),
-                    r.policy.clone(),
-                    r.attempts.to_string(),
-                    truncated(
-                        &one_line(r.last_error.as_deref().unwrap_or("")),
-                        ERROR_WIDTH,
-                    ),
-                ]);
-            }
-            out.push_str(&table.render());
-        }
-        if failed.total > 0 || failed.missed > 0 {
-            out.push_str("(all of them: recsched recordings --state failed, or --state missed)\n");
-        }
-
-        let bad = &self.invalid_policies;
-        if bad.total == 0 {
-            out.push_str("\nInvalid policies: none, every policy row validates\n");
-        } else {
-            out.push_str(&format!(
-                "\nInvalid policies (the daemon skips them): {} {}{}\n",
-                bad.total,
-                if bad.total == 1 {
-                    "problem"
-                } else {
-                    "problems"
-                },
-                shown(bad.total, bad.rows.len()),
-            ));
-            for p in &bad.rows {
-                out.push_str(&p.message);
-                out.push('\n');
-            }
-            out.push_str("(fix the rows, then `recsched check` must print ok)\n");
-        }
-
-        let bad = &self.bad_rows;
-        if bad.total == 0 {
-            out.push_str("\nBad rows: none, every row reads back\n");
-        } else {
-            out.push_str(&format!(
-                "\nBad rows (do not read back; skipped): {}{}\n",
-                bad.total,
-                shown(bad.total, bad.rows.len()),
-            ));
-            for r in &bad.rows {
-                out.push_str(&r.message);
-                out.push('\n');
-            }
-        }
-
-        let totals: Vec<String> = self
-            .last_24h
-            .0
-            .iter()
-            .map(|(state, n)| format!("{state} {n}"))
-            .collect();
-        out.push_str(&format!("\nLast 24 h: {}\n", totals.join(", ")));
-        out
-    }
 }
 
-impl Daemon {
-    /// "running (heartbeat 3 s ago)" and its siblings.
-    fn words(&self) -> String {
-        let heartbeat = self.last_heartbeat.as_deref().unwrap_or("");
-        let age = self.heartbeat_age_seconds.map(ago).unwrap_or_default();
-        match self.state {
-            Liveness::Running => format!("running (heartbeat {age})"),
-            Liveness::NotRunning => format!(
-                "not running? last heartbeat {heartbeat} ({age}); \
-                 see `systemctl status recsched` and `journalctl -u recsched`"
-            ),
-            Liveness::NeverRan => "never ran on this database (no heartbeat); start it with \
-                 `systemctl start recsched` or `recsched run`"
-                .to_owned(),
-            Liveness::Unknown => format!(
-                "unknown: the heartbeat `{}` in table daemon_state is not a time",
-                one_line(heartbeat)
-            ),
-        }
-    }
-}
-
-/// Liveness from the stored heartbeat at `now`. A heartbeat a little in
-/// the future (the clock stepped back) counts as fresh.
+/// Liveness from the stored heartbeat at `now`, by the daemon's own rule
+/// ([`liveness::is_stale`]). A heartbeat a little in the future (the clock
+/// stepped back) counts as fresh, with age 0.
 fn daemon(now: DateTime<Utc>, heartbeat: Option<String>) -> Daemon {
     let Some(raw) = heartbeat else {
         return Daemon {
-            state: Liveness::NeverRan,
+            state: DaemonState::NeverRan,
             last_heartbeat: None,
             heartbeat_age_seconds: None,
         };
     };
     match parse_utc(&raw) {
         Ok(at) => {
-            let age = (now - at).num_seconds().max(0);
+            let age = now - at;
             Daemon {
-                state: if age <= STALE_AFTER.num_seconds() {
-                    Liveness::Running
+                state: if liveness::is_stale(age) {
+                    DaemonState::NotRunning
                 } else {
-                    Liveness::NotRunning
+                    DaemonState::Running
                 },
                 last_heartbeat: Some(utc(at)),
-                heartbeat_age_seconds: Some(age),
+                heartbeat_age_seconds: Some(age.num_seconds().max(0)),
             }
         }
         Err(_) => Daemon {
-            state: Liveness::Unknown,
+            state: DaemonState::Unknown,
             last_heartbeat: Some(raw),
             heartbeat_age_seconds: None,
         },
     }
-}
-
-/// An age the way people say it: `3 s ago`, `5 min ago`, `2 h ago`,
-/// `3 days ago`, rounded down.
-fn ago(secs: i64) -> String {
-    match secs {
-        s if s < 60 => format!("{s} s ago"),
-        s if s < 3600 => format!("{} min ago", s / 60),
-        s if s < 2 * 86_400 => format!("{} h ago", s / 3600),
-        s => format!("{} days ago", s / 86_400),
-    }
-}
-
-/// "3" or "12 (10 shown; raise --limit)".
-fn count_line(total: usize, rows: usize) -> String {
-    format!("{total}{}", shown(total, rows))
-}
-
-/// " (10 shown; raise --limit)" when a list was cut, else nothing.
-fn shown(total: usize, rows: usize) -> String {
-    if rows < total {
-        format!(" ({rows} shown; raise --limit)")
-    } else {
-        String::new()
-    }
-}
-
-pub async fn run(args: StatusArgs, config: &Config) -> anyhow::Result<ExitCode> {
-    let store = open_for_reading(config).await?;
-    let now = SystemClock.now();
-    let heartbeat = store.get_state(HEARTBEAT_KEY).await?;
-    let open = store.open_rows().await?;
-    let recent = store
-        .read_recordings(&RecordingFilter {
-            since: Some(now - RECENT),
-            ..RecordingFilter::default()
-        })
-        .await?;
-    let policies = store.read_policies().await?;
-    // Exclusions the daemon skips: rows that do not read back or parse.
-    let mut skipped = Vec::new();
-    let exclusions = store.read_exclusions().await?.rows_and_bad(&mut skipped);
-    let (_, refused) = crate::policy::exclusion::load_exclusions(&exclusions);
-    skipped.extend(refused.iter().map(crate::store::BadRow::from_exclusion));
-    let snapshot = Snapshot {
-        database: config.database.path.display().to_string(),
-        heartbeat,
-        open: open.rows,
-        recent: recent.rows,
-        policies: policies.rows,
-        bad_rows: [open.bad, recent.bad, policies.bad, skipped].concat(),
-    };
-    let teams = super::teams::overview(&store, now, config.directory.refresh(), false).await?;
-    store.close().await;
-
-    let status = Status::build(now, snapshot, args.limit as usize);
-    if args.json {
-        /// `status --json` with the teams' membership ages beside it.
-        #[derive(serde::Serialize)]
-        struct WithTeams<'a> {
-            #[serde(flatten)]
-            status: &'a Status,
-            teams: &'a [super::teams::TeamView],
-        }
-        print_json(&WithTeams {
-            status: &status,
-            teams: &teams,
-        })?;
-    } else {
-        print_text(&(status.text() + &super::teams::status_text(&teams)))?;
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
@@ -623,29 +366,27 @@ mod tests {
     fn a_fresh_heartbeat_means_running_and_an_old_one_does_not() {
         let now = at("2026-03-29T10:00:00Z");
         let d = daemon(now, Some("2026-03-29T09:59:57.000Z".into()));
-        assert_eq!(d.state, Liveness::Running);
+        assert_eq!(d.state, DaemonState::Running);
         assert_eq!(d.heartbeat_age_seconds, Some(3));
-        assert_eq!(d.words(), "running (heartbeat 3 s ago)");
 
         let d = daemon(now, Some("2026-03-29T09:55:00.000Z".into()));
-        assert_eq!(d.state, Liveness::NotRunning);
-        assert!(
-            d.words()
-                .starts_with("not running? last heartbeat 2026-03-29T09:55:00.000Z (5 min ago)"),
-            "{}",
-            d.words()
+        assert_eq!(d.state, DaemonState::NotRunning);
+        assert_eq!(d.heartbeat_age_seconds, Some(300));
+        assert_eq!(
+            d.last_heartbeat.as_deref(),
+            Some("2026-03-29T09:55:00.000Z")
         );
 
-        assert_eq!(daemon(now, None).state, Liveness::NeverRan);
+        assert_eq!(daemon(now, None).state, DaemonState::NeverRan);
         assert_eq!(
             daemon(now, Some("yesterday".into())).state,
-            Liveness::Unknown
+            DaemonState::Unknown
         );
         // The clock stepped back a little: still running, age 0.
         let d = daemon(now, Some("2026-03-29T10:00:02.000Z".into()));
         assert_eq!(
             (d.state, d.heartbeat_age_seconds),
-            (Liveness::Running, Some(0))
+            (DaemonState::Running, Some(0))
         );
     }
 
@@ -653,19 +394,9 @@ mod tests {
     fn the_stale_limit_is_inclusive() {
         let now = at("2026-03-29T10:00:30Z");
         let fresh = daemon(now, Some("2026-03-29T10:00:00.000Z".into()));
-        assert_eq!(fresh.state, Liveness::Running);
+        assert_eq!(fresh.state, DaemonState::Running);
         let stale = daemon(now, Some("2026-03-29T09:59:59.000Z".into()));
-        assert_eq!(stale.state, Liveness::NotRunning);
-    }
-
-    #[test]
-    fn ages_read_as_people_say_them() {
-        assert_eq!(ago(0), "0 s ago");
-        assert_eq!(ago(59), "59 s ago");
-        assert_eq!(ago(300), "5 min ago");
-        assert_eq!(ago(7200), "2 h ago");
-        assert_eq!(ago(47 * 3600), "47 h ago");
-        assert_eq!(ago(3 * 86_400), "3 days ago");
+        assert_eq!(stale.state, DaemonState::NotRunning);
     }
 
     fn policy(id: i64, name: &str, cron: &str, enabled: bool) -> PolicyRow {

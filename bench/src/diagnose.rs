@@ -4,21 +4,24 @@
 //! transaction per start, all at once on the store's pool), one at a time,
 //! and as a batched writer would (one transaction for all).
 //!
-//! The batched variants use a connection of their own with the store's
-//! pragmas (WAL, `synchronous=FULL`): they show what a fix in the store
-//! would buy; the daemon does not do this today.
+//! The hand-batched variants use a connection of their own with the
+//! store's pragmas (WAL, `synchronous=FULL`): they show what SQL written
+//! by hand costs. `Store::write_batch` is what the daemon's writer calls:
+//! timed here on SQLite, and on PostgreSQL by [`store_pieces`] (the
+//! `--postgres` run).
 
 use crate::rig::{self, now};
 use chrono::{DateTime, Duration as ChronoDuration, DurationRound, Utc};
 use recsched::clock::format_utc;
-use recsched::daemon::pass;
+use recsched::daemon;
 use recsched::planner::SegmentLimit;
 use recsched::policy::{self, EndMode, PolicyRow};
 use recsched::recording::{ContactId, RecordingState, UserId};
-use recsched::store::{AttemptOutcome, NewAttempt, NewRecording, Operation, RecordingId, Store};
+use recsched::store::{
+    AttemptOutcome, NewAttempt, NewRecording, Operation, OwnedOutcome, RecordingId, RowWrite, Store,
+};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{Connection, SqliteConnection};
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -26,7 +29,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Pieces {
     pub users: usize,
-    /// `pass::coverage` + `pass::plan` for one policy of N users.
+    /// `daemon::first_pass` (coverage, segments, decision) for one policy
+    /// of N users.
     pub plan_ms: f64,
     /// `Store::claim_many` of N rows (one transaction, multi-row INSERTs).
     pub claim_many_ms: f64,
@@ -45,6 +49,22 @@ pub struct Pieces {
     /// Batches of 256 (what a writer draining a queue would commit while
     /// answers keep arriving).
     pub finish_batched_256_ms: f64,
+    /// `Store::write_batch` of N started writes (audit row + contact id
+    /// each) in batches of the writer's 2,048, then of 256.
+    pub write_batch: WriteBatch,
+}
+
+/// `Store::write_batch` of N started writes, each an audit row and the
+/// contact id, as the daemon's writer commits them, milliseconds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct WriteBatch {
+    pub users: usize,
+    /// `Store::claim_many` of the N rows, for scale.
+    pub claim_many_ms: f64,
+    /// Batches of 2,048 (the writer's largest).
+    pub batch_2048_ms: f64,
+    /// Batches of 256.
+    pub batch_256_ms: f64,
 }
 
 pub async fn pieces(n: usize, dir: &Path) -> anyhow::Result<Pieces> {
@@ -68,8 +88,7 @@ pub async fn pieces(n: usize, dir: &Path) -> anyhow::Result<Pieces> {
     anyhow::ensure!(errors.is_empty(), "{errors:?}");
     let t = Instant::now();
     let limit = SegmentLimit::default();
-    let coverage = pass::coverage(&policies, fire, fire, ChronoDuration::seconds(12_600));
-    let plan = pass::plan(&coverage, &HashMap::new(), &[], fire, limit);
+    let plan = daemon::first_pass(&policies, fire, limit);
     let plan_ms = ms(t);
     anyhow::ensure!(
         plan.starts.len() == n,
@@ -178,6 +197,8 @@ pub async fn pieces(n: usize, dir: &Path) -> anyhow::Result<Pieces> {
     batched_finish(&mut conn, &fourth, 256).await?;
     let finish_batched_256_ms = ms(t);
 
+    let write_batch = store_writes(&store, &users, fire + ChronoDuration::hours(5)).await?;
+
     conn.close().await?;
     store.close().await;
     Ok(Pieces {
@@ -191,7 +212,119 @@ pub async fn pieces(n: usize, dir: &Path) -> anyhow::Result<Pieces> {
         finish_sequential_ms,
         finish_batched_ms,
         finish_batched_256_ms,
+        write_batch,
     })
+}
+
+/// [`WriteBatch`] on the PostgreSQL database at `url`, through a handle
+/// of an instance (claims carry its lease; every write is fenced), as a
+/// daemon writes.
+pub async fn store_pieces(n: usize, url: &str) -> anyhow::Result<WriteBatch> {
+    let settings = recsched::store::Settings {
+        url: Some(recsched::secret::Secret::new(url.to_owned())),
+        ..recsched::store::Settings::default()
+    };
+    let store = Store::open(&settings).await?.for_instance("bench-pieces");
+    let users: Vec<String> = (0..n).map(|i| format!("pieces-{i:05}")).collect();
+    let fire = now().duration_trunc(ChronoDuration::seconds(1))?;
+    let r = store_writes(&store, &users, fire).await;
+    store.close().await;
+    r
+}
+
+/// Claims a row per user at `start` and at `start` + 30 min, then times
+/// `Store::write_batch` of a start's answer for each, in batches of 2,048
+/// and of 256.
+async fn store_writes(
+    store: &Store,
+    users: &[String],
+    start: DateTime<Utc>,
+) -> anyhow::Result<WriteBatch> {
+    let rows = |start: DateTime<Utc>| -> anyhow::Result<Vec<NewRecording>> {
+        users
+            .iter()
+            .map(|u| {
+                Ok(NewRecording {
+                    user_id: UserId::parse(u.clone())?,
+                    policy_id: 1,
+                    segment_start: start,
+                    segment_end: start + ChronoDuration::seconds(120),
+                    requested_seconds: 120,
+                    end_mode: EndMode::Expire,
+                    state: RecordingState::Pending,
+                    late_seconds: Some(0.0),
+                    last_error: None,
+                })
+            })
+            .collect()
+    };
+    let t = Instant::now();
+    let first: Vec<RecordingId> = store
+        .claim_many(&rows(start)?)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    let claim_many_ms = ms(t);
+    let second: Vec<RecordingId> = store
+        .claim_many(&rows(start + ChronoDuration::minutes(30))?)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    anyhow::ensure!(
+        first.len() == users.len() && second.len() == users.len(),
+        "{} and {} of {} claimed",
+        first.len(),
+        second.len(),
+        users.len()
+    );
+    let batch_2048_ms = timed_batches(store, &first, 2048).await?;
+    let batch_256_ms = timed_batches(store, &second, 256).await?;
+    Ok(WriteBatch {
+        users: users.len(),
+        claim_many_ms,
+        batch_2048_ms,
+        batch_256_ms,
+    })
+}
+
+/// `Store::write_batch` of a start's answer for each id, `batch` at a
+/// time; every write must land.
+async fn timed_batches(store: &Store, ids: &[RecordingId], batch: usize) -> anyhow::Result<f64> {
+    let writes: Vec<RowWrite> = ids
+        .iter()
+        .map(|id| {
+            Ok(RowWrite {
+                recording_id: *id,
+                attempt: Some(NewAttempt {
+                    recording_id: *id,
+                    at: now(),
+                    operation: Operation::Start,
+                    attempt: 1,
+                    requested_seconds: Some(120),
+                    http_status: Some(200),
+                    error: None,
+                    latency_ms: Some(20),
+                    response_body: Some(body(*id)),
+                }),
+                outcome: OwnedOutcome::Started {
+                    contact_id: ContactId::new(1_000_000 + id.get())?,
+                    interaction_id: None,
+                },
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let t = Instant::now();
+    for chunk in writes.chunks(batch) {
+        let results = store.write_batch(chunk).await?;
+        anyhow::ensure!(
+            results.iter().all(|r| matches!(r, Ok(true))),
+            "a write did not land: {:?}",
+            results.iter().find(|r| !matches!(r, Ok(true)))
+        );
+    }
+    Ok(ms(t))
 }
 
 fn ms(t: Instant) -> f64 {
