@@ -11,6 +11,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Longest user id the project accepts, in characters.
@@ -30,9 +31,13 @@ pub enum UserIdError {
 /// A CXone user id: a non-empty string of at most 256 characters without
 /// control characters. Anything else (spaces, `&`, `#`, `%`, unicode) is
 /// allowed and reaches the API as exactly one query value.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(transparent)]
-pub struct UserId(String);
+///
+/// Shared, not copied: a clone is a reference count, so the policy that
+/// names a user, its coverage, its segments and its open rows hold one
+/// copy of the text between them (a daemon with 100,000 users plans, per
+/// pass, a segment and a map entry for each).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UserId(Arc<str>);
 
 impl UserId {
     pub fn parse(raw: impl Into<String>) -> Result<Self, UserIdError> {
@@ -47,11 +52,17 @@ impl UserId {
         if let Some(pos) = raw.chars().position(char::is_control) {
             return Err(UserIdError::ControlCharacter(pos));
         }
-        Ok(Self(raw))
+        Ok(Self(Arc::from(raw)))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl serde::Serialize for UserId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
     }
 }
 
@@ -330,6 +341,16 @@ pub fn truncate_body(body: &str) -> &str {
 mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn a_user_id_clone_shares_its_text_and_serializes_as_a_string() {
+        let ann = UserId::parse("ann").unwrap();
+        let copy = ann.clone();
+        assert!(Arc::ptr_eq(&ann.0, &copy.0));
+        assert_eq!(serde_json::to_string(&copy).unwrap(), r#""ann""#);
+        let back: UserId = serde_json::from_str(r#""ann""#).unwrap();
+        assert_eq!(back, ann);
+    }
 
     #[test]
     fn user_id_rejects_empty_long_and_control() {

@@ -10,12 +10,13 @@
 //! test; `dispatch` acts on the answer.
 
 use super::open_rows::Tracked;
-use crate::planner::{self, Coverage, Due, Interval, Segment, SegmentLimit};
+use crate::planner::{self, Coverage, CoverageMap, Covered, Due, Interval, Segment, SegmentLimit};
 use crate::policy::{EndMode, Policy, PolicyId};
 use crate::recording::{RecordingDuration, UserId};
 use crate::store::RecordingId;
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Why a recording ends now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,23 +51,37 @@ pub struct Plan {
     pub next: Option<DateTime<Utc>>,
     /// The next segment start and its policy.
     pub next_start: Option<(DateTime<Utc>, PolicyId)>,
+    /// Segments cut to decide: those due now or missed, and the next one
+    /// of each user (never the rest of the horizon).
+    pub cut: u64,
 }
 
 /// The coverage a pass works on: windows from `from` (normally now; after
 /// a restart or a forward clock step, an earlier instant) to
-/// `now + horizon`.
+/// `now + horizon`, each policy's walk bounded by
+/// [`planner::WALK_LIMIT`].
+pub fn cover(
+    policies: &[Policy],
+    from: DateTime<Utc>,
+    now: DateTime<Utc>,
+    horizon: chrono::Duration,
+) -> Covered {
+    planner::cover(policies, from, now, now + horizon, planner::WALK_LIMIT)
+}
+
+/// `cover`'s coverage alone (the benchmark's `pass::coverage`).
 pub fn coverage(
     policies: &[Policy],
     from: DateTime<Utc>,
     now: DateTime<Utc>,
     horizon: chrono::Duration,
-) -> BTreeMap<UserId, Vec<Coverage>> {
-    planner::coverage(policies, from.min(now), now + horizon)
+) -> CoverageMap {
+    cover(policies, from, now, horizon).users
 }
 
 /// The earliest instant any coverage interval touches: rows ending before
 /// it cannot matter to this pass.
-pub fn earliest(coverage: &BTreeMap<UserId, Vec<Coverage>>) -> Option<DateTime<Utc>> {
+pub fn earliest(coverage: &CoverageMap) -> Option<DateTime<Utc>> {
     coverage
         .values()
         .filter_map(|v| v.first())
@@ -76,7 +91,7 @@ pub fn earliest(coverage: &BTreeMap<UserId, Vec<Coverage>>) -> Option<DateTime<U
 
 /// Decides one pass.
 pub fn decide(
-    coverage: &BTreeMap<UserId, Vec<Coverage>>,
+    coverage: &CoverageMap,
     occupied: &HashMap<UserId, Vec<Interval>>,
     tracked: &[Tracked],
     now: DateTime<Utc>,
@@ -119,10 +134,11 @@ pub fn decide(
         }
     }
 
-    let none = Vec::new();
     for (user, spans) in coverage {
-        let taken = occupied.get(user).unwrap_or(&none);
-        for segment in planner::segments(user, spans, taken, limit) {
+        let taken = occupied.get(user).map_or(&[][..], Vec::as_slice);
+        // Cut lazily: what is due now, then the user's next segment.
+        for segment in planner::cut(user, spans, taken, limit) {
+            out.cut += 1;
             match planner::due(&segment, now) {
                 Due::Now { remaining, late } => out.starts.push(Start {
                     segment,
@@ -144,13 +160,35 @@ pub fn decide(
     out
 }
 
+/// Orders due starts round by round: the first due start of each policy,
+/// then the second of each, and so on (policies by id within a round,
+/// each policy's starts in their order). Starts are claimed and sent in
+/// this order, so a policy of 2 users due at the same instant as one of
+/// 100,000 is among the first sent, not the last.
+pub fn fair_order(starts: &mut Vec<Start>) {
+    let mut seen: HashMap<PolicyId, usize> = HashMap::new();
+    let mut keyed: Vec<((usize, PolicyId), Start)> = std::mem::take(starts)
+        .into_iter()
+        .map(|start| {
+            let policy = start.segment.policy;
+            let round = seen.entry(policy).or_default();
+            let key = (*round, policy);
+            *round += 1;
+            (key, start)
+        })
+        .collect();
+    // Stable: within a round and policy, the order stays.
+    keyed.sort_by_key(|(key, _)| *key);
+    starts.extend(keyed.into_iter().map(|(_, start)| start));
+}
+
 /// How far a segment may run past coverage: the vendor's minimum, to
 /// which a short remainder is padded.
 const PAD: chrono::Duration =
     chrono::Duration::seconds(crate::recording::RecordingDuration::MIN_SECS as i64);
 
 /// The end of the coverage interval holding `now`.
-fn covered_until(spans: Option<&Vec<Coverage>>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+fn covered_until(spans: Option<&Arc<[Coverage]>>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     spans?
         .iter()
         .find(|c| c.start <= now && now < c.end)
@@ -170,7 +208,7 @@ pub fn first_pass(policies: &[Policy], now: DateTime<Utc>, limit: SegmentLimit) 
 }
 
 /// Whether `now` lies inside one of the user's coverage intervals.
-fn covered(spans: Option<&Vec<Coverage>>, now: DateTime<Utc>) -> bool {
+fn covered(spans: Option<&Arc<[Coverage]>>, now: DateTime<Utc>) -> bool {
     spans.is_some_and(|spans| spans.iter().any(|c| c.start <= now && now < c.end))
 }
 

@@ -5,8 +5,9 @@
 //!   pass, then a wait until the next instant the pass computed, a policy
 //!   edit, or shutdown.
 //! - `dispatch`: one pass: read the durable rows, ask `decide` (pure) what
-//!   to do now, claim every due segment (the write-ahead rows, committed
-//!   before any request) and hand each user's work to a job.
+//!   to do now, and hand the due segments to a starter task that claims
+//!   them (the write-ahead rows, committed before any request) and hands
+//!   each user's work to a job, paced, while the loop goes on.
 //! - `decide`: the pass's decision as a pure function, with its own tests.
 //! - `jobs`: one user's ends, then the user's start, each retried up to
 //!   its deadline; every exchange goes to the audit trail.

@@ -13,7 +13,7 @@
 //! pings systemd's watchdog and looks for a live row whose end passed
 //! while its job still held it.
 
-use super::dispatch::{self, Next};
+use super::dispatch::{self, InFlight, Next};
 use super::reconcile::Since;
 use super::{Notifier, Shared};
 use crate::clock::{after, format_utc, Reading};
@@ -40,6 +40,13 @@ const AFTER_FAILURE: chrono::Duration = chrono::Duration::seconds(1);
 /// Why windows a forward step jumped over were not started.
 const STEPPED: &str = "the wall clock stepped forward over the window";
 
+/// Why windows that ended before the loop could plan them were not started
+/// (a long pass, a host too busy to run the loop on time).
+const LATE: &str = "the window passed while recsched was too busy or stalled to plan it";
+
+/// Why windows that ended while passes failed were not started.
+const FAILING: &str = "the window passed while planning passes were failing";
+
 /// Why the loop stopped waiting.
 enum Woke {
     /// Something is due, or the policies changed: plan now.
@@ -60,6 +67,7 @@ pub(super) async fn run(
     shutdown: &CancellationToken,
 ) {
     let mut since = Some(since);
+    let in_flight = Arc::new(InFlight::new(shared.schedule.max_concurrency));
     let mut last_status = String::new();
     let mut seen = Reading::take(shared.clock.as_ref());
     let mut watching = true;
@@ -67,12 +75,34 @@ pub(super) async fn run(
         let now = shared.clock.now();
         shared.liveness.loop_turned(now);
         notifier.watchdog();
-        let from = since.take().unwrap_or(Since::now(now));
-        let next = match dispatch::pass(shared, tracker, &current, from, now).await {
-            Ok(next) => next,
+        // After a starter's claims failed, plan from that pass's now.
+        let failed = in_flight.take_failed_from().map(|at| Since {
+            at,
+            reason: FAILING,
+        });
+        let from = earlier(since.take(), failed).unwrap_or(Since::now(now));
+        let pass = dispatch::pass(shared, tracker, &current, &in_flight, from, now);
+        let alive = || {
+            notifier.watchdog();
+            shared.liveness.loop_turned(shared.clock.now());
+        };
+        // Where the next pass plans from, when not from its own now.
+        let (next, plan_from) = match pinging(notifier.ping_every(), alive, pass).await {
+            Ok(next) => (next, next.resume),
             Err(e) => {
                 tracing::error!(error = %e, "planning pass failed; trying again in 1 s");
-                Next::default().at(now + AFTER_FAILURE)
+                // The next pass plans from where this one did: windows
+                // that end meanwhile are started late or recorded, never
+                // dropped.
+                let again = if from.at < now {
+                    from
+                } else {
+                    Since {
+                        at: now,
+                        reason: FAILING,
+                    }
+                };
+                (Next::default().at(now + AFTER_FAILURE), Some(again))
             }
         };
         let line = status_line(shared, &current, &next);
@@ -80,7 +110,11 @@ pub(super) async fn run(
             notifier.status(&line);
             last_status = line;
         }
-        let wake_at = next.at.map_or(now + IDLE, |n| n.min(now + IDLE));
+        // Windows missed before `now` still to walk: plan again at once.
+        let wake_at = match next.resume {
+            Some(_) => now,
+            None => next.at.map_or(now + IDLE, |n| n.min(now + IDLE)),
+        };
         let mut wait = Wait {
             shared,
             seen: &mut seen,
@@ -90,10 +124,81 @@ pub(super) async fn run(
             notifier,
             shutdown,
         };
-        match wait.until(wake_at).await {
-            Woke::Plan => {}
-            Woke::Stepped(from) => since = from,
+        let woke = wait.until(wake_at).await;
+        // Woken after the instant it meant to plan at (a pass that ran
+        // long, a slow machine): what opened and closed since then is
+        // looked at too, started late or recorded `missed`.
+        let late = (wake_at < shared.clock.now()).then_some(Since {
+            at: wake_at,
+            reason: LATE,
+        });
+        match woke {
+            Woke::Plan | Woke::Stepped(None) => since = earlier(plan_from, late),
+            // A forward step names what it jumped over, including what
+            // the loop was late for just before.
+            Woke::Stepped(Some(step)) => {
+                let at = late.map_or(step.at, |late| late.at.min(step.at));
+                let stepped = Since {
+                    at,
+                    reason: step.reason,
+                };
+                since = earlier(plan_from, Some(stepped));
+            }
             Woke::Shutdown => return,
+        }
+    }
+}
+
+/// Of two instants to plan from, the earlier (with its reason).
+fn earlier(a: Option<Since>, b: Option<Since>) -> Option<Since> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.at < a.at { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// How long a single pass may keep the watchdog fed. A pass that claims a
+/// burst of starts on a slow database may take longer than the watchdog
+/// period; one running this long is stuck, and the watchdog should act.
+const LONGEST_PASS: Duration = Duration::from_secs(300);
+
+/// Awaits a planning pass; every `every` meanwhile, for up to
+/// [`LONGEST_PASS`], calls `ping` (which pings systemd's watchdog and tells
+/// `/healthz` the loop is alive). Without a watchdog (`every` is `None`)
+/// the pass is simply awaited.
+///
+/// The pings wait on tokio's timer, not on the daemon's [`Clock`]: the
+/// watchdog counts systemd's real monotonic time, and a wait on the
+/// daemon's clock would count the loop as idle (`activity`) while the
+/// pass it runs is still at work.
+///
+/// [`Clock`]: crate::clock::Clock
+async fn pinging<F: std::future::Future>(
+    every: Option<Duration>,
+    mut ping: impl FnMut(),
+    pass: F,
+) -> F::Output {
+    let Some(every) = every else {
+        return pass.await;
+    };
+    tokio::pin!(pass);
+    let started = tokio::time::Instant::now();
+    let mut ticks = tokio::time::interval_at(started + every, every);
+    let mut warned = false;
+    loop {
+        tokio::select! {
+            out = &mut pass => return out,
+            _ = ticks.tick() => {
+                if started.elapsed() < LONGEST_PASS {
+                    ping();
+                } else if !warned {
+                    warned = true;
+                    tracing::error!(
+                        seconds = started.elapsed().as_secs(),
+                        "the planning pass is stuck; no longer pinging the watchdog"
+                    );
+                }
+            }
         }
     }
 }
@@ -114,6 +219,7 @@ struct Wait<'a> {
 impl Wait<'_> {
     async fn until(&mut self, wake_at: DateTime<Utc>) -> Woke {
         let ping = self.notifier.ping_every();
+        let mut slept = false;
         loop {
             let reading = Reading::take(self.shared.clock.as_ref());
             let step = reading.step_since(self.seen);
@@ -141,6 +247,12 @@ impl Wait<'_> {
             if reading.wall >= wake_at {
                 return Woke::Plan;
             }
+            // A live row whose end passed while its job held it (looked
+            // for after each slice, and after the step check, so that a
+            // step is named as one).
+            if slept && self.shared.open.overdue(reading.wall) {
+                return Woke::Plan;
+            }
             let slice = (wake_at - reading.wall)
                 .to_std()
                 .unwrap_or(Duration::ZERO)
@@ -152,10 +264,7 @@ impl Wait<'_> {
             tokio::select! {
                 () = self.shared.clock.sleep_until(after(reading.instant, slice)) => {
                     self.notifier.watchdog();
-                    // A live row whose end passed while its job held it.
-                    if self.shared.open.overdue(self.shared.clock.now()) {
-                        return Woke::Plan;
-                    }
+                    slept = true;
                 }
                 changed = self.policies.changed(), if *self.watching => {
                     match changed {
@@ -219,6 +328,40 @@ fn status_line(shared: &Shared, policies: &[Policy], next: &Next) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_pass_keeps_the_watchdog_fed_until_it_is_deemed_stuck() {
+        let pings = std::cell::Cell::new(0);
+        let pass = tokio::time::sleep(Duration::from_millis(10_500));
+        pinging(
+            Some(Duration::from_secs(1)),
+            || pings.set(pings.get() + 1),
+            pass,
+        )
+        .await;
+        assert_eq!(pings.get(), 10);
+
+        // A pass that never ends is pinged for LONGEST_PASS, then not.
+        let pings = std::cell::Cell::new(0);
+        let stuck = tokio::time::sleep(LONGEST_PASS * 3);
+        pinging(
+            Some(Duration::from_secs(15)),
+            || pings.set(pings.get() + 1),
+            stuck,
+        )
+        .await;
+        assert_eq!(pings.get(), 19, "every 15 s for 300 s, the last at 285 s");
+
+        // Without a watchdog, nothing pings.
+        let pinged = std::cell::Cell::new(false);
+        pinging(
+            None,
+            || pinged.set(true),
+            tokio::time::sleep(Duration::from_secs(60)),
+        )
+        .await;
+        assert!(!pinged.get());
+    }
 
     #[test]
     fn steps_are_said_in_words() {

@@ -3,20 +3,26 @@
 //! its exclusions first (`exclude`). The user must be recorded at every
 //! moment of coverage, and only then.
 //!
-//! Built for many users: each policy's windows are computed once (one
-//! cron walk per policy, never per user), users sharing the same set of
-//! active policies share one union, and policies with no window in the
-//! horizon are dropped before any user is looked at.
+//! Built for many users: each policy's windows are found once per pass
+//! (one [`walk`](super::walk) per policy, never per user, at a cost
+//! bounded by [`WALK_LIMIT`](super::WALK_LIMIT)), policies with no window
+//! in the horizon are dropped before any user is looked at, and users
+//! sharing the same set of active policies share one union: one
+//! allocation, behind an [`Arc`], whether 2 users or 100,000 hold it.
 //!
 //! Invariant: per user, stretches are sorted, disjoint and non-touching.
 //! Pure: no clock, no I/O; depends on `policy` and `recording` only.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use super::interval::merge;
-use super::{exclude, windows, Interval};
+use super::walk::walk;
+#[cfg(test)]
+use super::WALK_LIMIT;
+use super::{exclude, Interval};
 use crate::policy::{EndMode, Policy, PolicyId};
 use crate::recording::UserId;
 
@@ -57,16 +63,23 @@ impl Coverage {
     }
 }
 
+/// Each user's coverage, one shared copy per distinct union.
+pub type CoverageMap = BTreeMap<UserId, Arc<[Coverage]>>;
+
 /// For each user named by an enabled policy with a window meeting
 /// `[from, until)`: the union of those windows, with overlapping and
 /// touching windows merged; sorted, disjoint and non-touching. Users
-/// without such a window are absent.
+/// without such a window are absent. Users with the same policies (and
+/// no exclusion of their own) hold the same [`Arc`].
 ///
 /// Stretches are whole unions of the windows found, not clipped to the
 /// horizon, so a stretch may begin before `from` or end after `until`.
 /// A window that ended before `from` is not looked at, even if it
 /// touched one that is still open: the part already past is the store's
 /// to know (see [`segments`](super::segments)'s `occupied`).
+///
+/// Walks every window start it needs, however many (a report over a
+/// month); a planning pass uses [`cover`], which bounds the walk.
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};
@@ -96,44 +109,103 @@ impl Coverage {
 /// assert_eq!((ann[0].start, ann[0].end), (at(9, 0), at(10, 30)));
 /// assert_eq!(ann[0].end_mode, EndMode::Stop);
 /// ```
-pub fn coverage(
+pub fn coverage(policies: &[Policy], from: DateTime<Utc>, until: DateTime<Utc>) -> CoverageMap {
+    cover(policies, from, from, until, u64::MAX).users
+}
+
+/// What a planning pass covers, what finding it cost, and where a walk
+/// stopped at its limit.
+#[derive(Debug, Clone, Default)]
+pub struct Covered {
+    /// As from [`coverage`], except where a walk stopped (below).
+    pub users: CoverageMap,
+    /// Window starts walked, over every policy.
+    pub walked: u64,
+    /// The most window starts walked for one policy.
+    pub most_walked: u64,
+    /// The earliest instant a walk of what was missed before `now`
+    /// stopped at (windows opening from there on are not in `users`):
+    /// the next pass must plan from there, at once.
+    pub behind_until: Option<DateTime<Utc>>,
+    /// The earliest instant a walk ahead of `now` stopped at: `users`
+    /// holds no window opening at or after it, so the next pass must come
+    /// by then.
+    pub ahead_until: Option<DateTime<Utc>>,
+}
+
+/// The coverage of one planning pass: windows meeting `[from, until)`
+/// (`from` is `now`, or earlier after a restart or a forward clock step),
+/// walked in two spans, what was missed (`from` to `now`) and what lies
+/// ahead (`now` to `until`), each at most `limit` window starts per
+/// policy. A walk that stops keeps every window opening before its stop
+/// (see [`Covered`]); the span ahead always covers `now` itself, so the
+/// coverage of the present is always whole.
+pub fn cover(
     policies: &[Policy],
     from: DateTime<Utc>,
+    now: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> BTreeMap<UserId, Vec<Coverage>> {
+    limit: u64,
+) -> Covered {
+    let mut out = Covered::default();
+    let from = from.min(now);
+    let earliest = |a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>| match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     // Each enabled policy's windows, once, merged into runs, minus its
     // exclusions for all its users.
-    let active: Vec<(&Policy, Vec<Interval>)> = policies
-        .iter()
-        .filter(|p| p.enabled)
-        .filter_map(|p| {
-            let runs = merge(
-                windows(p, from, until)
-                    .iter()
-                    .map(|w| w.interval())
-                    .collect(),
-            );
-            let runs = exclude::subtract(&runs, &exclude::for_everyone(p));
-            (!runs.is_empty()).then_some((p, runs))
-        })
-        .collect();
-
-    // Which active policies name each user, as ascending indices.
-    let mut by_user: HashMap<&UserId, Vec<usize>> = HashMap::new();
-    for (index, (policy, _)) in active.iter().enumerate() {
-        for user in &policy.users {
-            by_user.entry(user).or_default().push(index);
+    let mut active: Vec<(&Policy, Vec<Interval>)> = Vec::new();
+    for policy in policies.iter().filter(|p| p.enabled) {
+        let length = policy.window.as_duration();
+        let ahead = walk(&policy.cron, length, now, until, limit);
+        let mut runs = ahead.runs;
+        let mut walked = ahead.walked;
+        out.ahead_until = earliest(out.ahead_until, ahead.stopped_at);
+        if from < now {
+            let behind = walk(&policy.cron, length, from, now, limit);
+            runs = merge([behind.runs, runs].concat());
+            walked += behind.walked;
+            out.behind_until = earliest(out.behind_until, behind.stopped_at);
+        }
+        out.walked += walked;
+        out.most_walked = out.most_walked.max(walked);
+        let runs = exclude::subtract(&runs, &exclude::for_everyone(policy));
+        if !runs.is_empty() {
+            active.push((policy, runs));
         }
     }
+    out.users = by_user(&active);
+    out
+}
 
-    // Users with the same policies get the same union, computed once.
-    let mut unions: HashMap<Vec<usize>, Vec<Coverage>> = HashMap::new();
-    let mut plan: Vec<(UserId, Vec<Coverage>)> = Vec::with_capacity(by_user.len());
-    for (user, indices) in by_user {
-        if exclude::has_personal(
-            indices.iter().filter_map(|&i| active.get(i)).map(|a| a.0),
-            user,
-        ) {
+/// Every user's union, computed once per distinct set of policies.
+///
+/// Each policy's users are already sorted: merging those lists (rather
+/// than hashing every user) yields each user once, in order, with the
+/// ascending indices of the policies naming them ([`MergeUsers`]), and
+/// the map is built from sorted input in one pass.
+fn by_user(active: &[(&Policy, Vec<Interval>)]) -> CoverageMap {
+    // Per policy, the users with exclusions of their own (usually none).
+    let personal: Vec<BTreeSet<&UserId>> = active
+        .iter()
+        .map(|(p, _)| {
+            p.exclusions
+                .iter()
+                .filter_map(|e| e.user.as_ref())
+                .collect()
+        })
+        .collect();
+    let mut shared: HashMap<Vec<usize>, Arc<[Coverage]>> = HashMap::new();
+    let mut plan: Vec<(UserId, Arc<[Coverage]>)> = Vec::new();
+    let mut indices: Vec<usize> = Vec::new();
+    let mut last: Option<(Vec<usize>, Arc<[Coverage]>)> = None;
+    let mut users = MergeUsers::new(active);
+    while let Some(user) = users.next(&mut indices) {
+        if indices
+            .iter()
+            .any(|&i| personal.get(i).is_some_and(|p| p.contains(user)))
+        {
             // Exclusions of this user alone: a union of its own.
             let own: Vec<(&Policy, Vec<Interval>)> = indices
                 .iter()
@@ -142,18 +214,67 @@ pub fn coverage(
                 .collect();
             let union = union_of(&own, &(0..own.len()).collect::<Vec<_>>());
             if !union.is_empty() {
-                plan.push((user.clone(), union));
+                plan.push((user.clone(), union.into()));
             }
             continue;
         }
-        let union = unions
-            .entry(indices)
-            .or_insert_with_key(|indices| union_of(&active, indices));
-        plan.push((user.clone(), union.clone()));
+        // Neighbours mostly share their policies: skip the lookup then.
+        let union = match &last {
+            Some((same, union)) if *same == indices => union.clone(),
+            _ => {
+                let union = shared
+                    .entry(indices.clone())
+                    .or_insert_with(|| union_of(active, &indices).into())
+                    .clone();
+                last = Some((indices.clone(), union.clone()));
+                union
+            }
+        };
+        plan.push((user.clone(), union));
     }
-    // Sorted first, a BTreeMap is built in one pass.
-    plan.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     plan.into_iter().collect()
+}
+
+/// Every user of the `active` policies once, in order, with the indices of
+/// the policies naming them, ascending: a k-way merge of the policies'
+/// sorted user sets.
+struct MergeUsers<'a> {
+    lists: Vec<std::collections::btree_set::Iter<'a, UserId>>,
+    heads: std::collections::BinaryHeap<std::cmp::Reverse<(&'a UserId, usize)>>,
+}
+
+impl<'a> MergeUsers<'a> {
+    fn new(active: &'a [(&'a Policy, Vec<Interval>)]) -> Self {
+        let mut lists: Vec<_> = active.iter().map(|(p, _)| p.users.iter()).collect();
+        let heads = lists
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, list)| list.next().map(|u| std::cmp::Reverse((u, i))))
+            .collect();
+        Self { lists, heads }
+    }
+
+    /// The next user; `named` is set to the indices of its policies.
+    fn next(&mut self, named: &mut Vec<usize>) -> Option<&'a UserId> {
+        let std::cmp::Reverse((user, first)) = self.heads.pop()?;
+        named.clear();
+        named.push(first);
+        while let Some(std::cmp::Reverse((_, i))) = self
+            .heads
+            .peek_mut()
+            .filter(|head| head.0 .0 == user)
+            .map(std::collections::binary_heap::PeekMut::pop)
+        {
+            named.push(i);
+        }
+        for &i in named.iter() {
+            if let Some(next) = self.lists.get_mut(i).and_then(Iterator::next) {
+                self.heads.push(std::cmp::Reverse((next, i)));
+            }
+        }
+        named.sort_unstable();
+        Some(user)
+    }
 }
 
 /// Merges the runs of the policies at `indices` into coverage stretches.

@@ -81,14 +81,6 @@ pub(crate) fn for_user(policy: &Policy, user: &UserId) -> Vec<Interval> {
     )
 }
 
-/// Whether any of `policies` has an exclusion for `user` alone.
-pub(crate) fn has_personal<'a>(
-    mut policies: impl Iterator<Item = &'a Policy>,
-    user: &UserId,
-) -> bool {
-    policies.any(|p| p.exclusions.iter().any(|e| e.user.as_ref() == Some(user)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,79 +125,154 @@ pub fn segments(
     occupied: &[Interval],
     limit: SegmentLimit,
 ) -> Vec<Segment> {
-    let occupied = Occupied::new(occupied);
-    let mut stretches: Vec<&Coverage> = coverage.iter().filter(|c| c.start < c.end).collect();
-    stretches.sort_by_key(|c| (c.start, c.end));
-
-    let mut cutter = Cutter {
-        user,
-        occupied: &occupied,
-        limit: Duration::seconds(i64::from(limit.as_secs())),
-        made_until: None,
-        out: Vec::new(),
-    };
-    for stretch in stretches {
-        cutter.cut_stretch(stretch);
+    let by_start = |c: &Coverage| (c.start, c.end);
+    if coverage.is_sorted_by_key(by_start) {
+        return cut(user, coverage, occupied, limit).collect();
     }
-    cutter.out
+    let mut sorted = coverage.to_vec();
+    sorted.sort_by_key(by_start);
+    cut(user, &sorted, occupied, limit).collect()
+}
+
+/// The segments of [`segments`], one at a time, in start order, each cut
+/// only when asked for: a planning pass that needs what is due now and
+/// the next segment after it cuts those and no more, however long the
+/// horizon. `coverage` must be sorted by start (as [`coverage`] makes it);
+/// stretches out of order are a caller's bug and cut nothing after them
+/// that overlaps what was already cut.
+///
+/// [`coverage`]: super::coverage
+pub fn cut<'a>(
+    user: &'a UserId,
+    coverage: &'a [Coverage],
+    occupied: &[Interval],
+    limit: SegmentLimit,
+) -> Segments<'a> {
+    Segments {
+        user,
+        coverage,
+        occupied: Occupied::new(occupied),
+        limit: Duration::seconds(i64::from(limit.as_secs())),
+        next_stretch: 0,
+        at: None,
+        made_until: None,
+    }
 }
 
 const MIN: Duration = Duration::seconds(RecordingDuration::MIN_SECS as i64);
 
-struct Cutter<'a> {
+/// Iterator returned by [`cut`].
+#[derive(Debug, Clone)]
+pub struct Segments<'a> {
     user: &'a UserId,
-    occupied: &'a Occupied,
+    coverage: &'a [Coverage],
+    occupied: Occupied,
     limit: Duration,
+    /// The index of the next stretch to enter.
+    next_stretch: usize,
+    /// Where cutting stands in the current stretch.
+    at: Option<At<'a>>,
     /// The end of the last segment made.
     made_until: Option<DateTime<Utc>>,
-    out: Vec<Segment>,
 }
 
-impl Cutter<'_> {
-    fn cut_stretch(&mut self, stretch: &Coverage) {
-        let mut pos = self
-            .made_until
-            .map_or(stretch.start, |made| made.max(stretch.start));
-        while pos < stretch.end {
-            if let Some(busy) = self.occupied.holding(pos) {
-                pos = busy.end;
+/// A position inside one stretch: `pos`, and the end of the free run
+/// being cut when inside one.
+#[derive(Debug, Clone, Copy)]
+struct At<'a> {
+    stretch: &'a Coverage,
+    pos: DateTime<Utc>,
+    run_end: Option<DateTime<Utc>>,
+}
+
+impl Iterator for Segments<'_> {
+    type Item = Segment;
+
+    fn next(&mut self) -> Option<Segment> {
+        loop {
+            let Some(mut at) = self.at else {
+                let stretch = self.coverage.get(self.next_stretch)?;
+                self.next_stretch += 1;
+                if stretch.start < stretch.end {
+                    let pos = self
+                        .made_until
+                        .map_or(stretch.start, |made| made.max(stretch.start));
+                    self.at = Some(At {
+                        stretch,
+                        pos,
+                        run_end: None,
+                    });
+                }
                 continue;
+            };
+            let made = match at.run_end {
+                Some(run_end) if at.pos < run_end => self.piece(&mut at, run_end),
+                // The free run is cut (a last piece rounded up to whole
+                // seconds may end past it): look for the next one.
+                Some(run_end) => {
+                    at.pos = run_end;
+                    at.run_end = None;
+                    None
+                }
+                None if at.pos >= at.stretch.end => {
+                    self.at = None;
+                    continue;
+                }
+                None => {
+                    match self.occupied.holding(at.pos) {
+                        Some(busy) => at.pos = busy.end,
+                        None => {
+                            let end = at.stretch.end;
+                            at.run_end = Some(
+                                self.occupied
+                                    .next_start_after(at.pos)
+                                    .map_or(end, |next| next.min(end)),
+                            );
+                        }
+                    }
+                    None
+                }
+            };
+            self.at = Some(at);
+            if made.is_some() {
+                return made;
             }
-            let run_end = self
-                .occupied
-                .next_start_after(pos)
-                .map_or(stretch.end, |next| next.min(stretch.end));
-            self.cut_run(stretch, pos, run_end);
-            pos = run_end;
+        }
+    }
+}
+
+impl Segments<'_> {
+    /// The next piece of the free run `[at.pos, run_end)`, cut from its
+    /// start; moves `at.pos` past it (to the run's end after a remainder).
+    fn piece(&mut self, at: &mut At<'_>, run_end: DateTime<Utc>) -> Option<Segment> {
+        let pos = at.pos;
+        let left = ceil_to_seconds(run_end - pos);
+        if left >= MIN {
+            let piece = left.min(self.limit);
+            at.pos = pos + piece;
+            return self.make(at.stretch, pos, piece);
+        }
+        // A remainder under 5 s: pad it to 5 s.
+        at.pos = run_end;
+        let forward = Interval::new(pos, pos + MIN);
+        let backward = Interval::new(pos + left - MIN, pos + left);
+        if !self.occupied.overlaps(&forward) {
+            self.make(at.stretch, forward.start, MIN)
+        } else if !self.occupied.overlaps(&backward)
+            && self.made_until.is_none_or(|made| made <= backward.start)
+        {
+            self.make(at.stretch, backward.start, MIN)
+        } else {
+            None
         }
     }
 
-    /// Cuts one free run `[start, end)` from its start.
-    fn cut_run(&mut self, stretch: &Coverage, start: DateTime<Utc>, end: DateTime<Utc>) {
-        let mut pos = start;
-        while pos < end {
-            let left = ceil_to_seconds(end - pos);
-            if left >= MIN {
-                let piece = left.min(self.limit);
-                self.make(stretch, pos, piece);
-                pos += piece;
-                continue;
-            }
-            // A remainder under 5 s: pad it to 5 s.
-            let forward = Interval::new(pos, pos + MIN);
-            let backward = Interval::new(pos + left - MIN, pos + left);
-            if !self.occupied.overlaps(&forward) {
-                self.make(stretch, forward.start, MIN);
-            } else if !self.occupied.overlaps(&backward)
-                && self.made_until.is_none_or(|made| made <= backward.start)
-            {
-                self.make(stretch, backward.start, MIN);
-            }
-            return;
-        }
-    }
-
-    fn make(&mut self, stretch: &Coverage, start: DateTime<Utc>, length: Duration) {
+    fn make(
+        &mut self,
+        stretch: &Coverage,
+        start: DateTime<Utc>,
+        length: Duration,
+    ) -> Option<Segment> {
         let end = start + length;
         let policy = stretch
             .policy_at(start)
@@ -215,21 +290,22 @@ impl Cutter<'_> {
         let (Some(policy), Ok(duration)) =
             (policy, RecordingDuration::from_secs(length.num_seconds()))
         else {
-            return;
+            return None;
         };
-        self.out.push(Segment {
+        self.made_until = Some(end);
+        Some(Segment {
             user: self.user.clone(),
             start,
             end,
             duration,
             policy,
             end_mode: stretch.end_mode,
-        });
-        self.made_until = Some(end);
+        })
     }
 }
 
 /// The user's occupied time: widened to whole seconds, sorted, merged.
+#[derive(Debug, Clone)]
 struct Occupied(Vec<Interval>);
 
 impl Occupied {

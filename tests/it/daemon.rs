@@ -10,6 +10,7 @@
 
 mod bookkeeping;
 mod chaos;
+mod dense;
 mod edits;
 mod operate;
 mod reconcile;

@@ -295,6 +295,116 @@ mod excluded {
     }
 }
 
+/// Issue 15's dense row, `* 11 * * *` with 30 s windows (every minute of
+/// one hour, two hours ahead) for 100,000 users, beside a small policy
+/// (2 users, 5 s every 10 s). A pass must cost what is due, not what the
+/// horizon holds: before this guard, each user got a copy of the 60
+/// stretches and every one of its 60 segments was cut, every pass.
+mod dense {
+    use super::*;
+
+    const USERS: usize = 100_000;
+
+    fn policies() -> Vec<Policy> {
+        let names: Vec<String> = (0..USERS).map(|i| format!("agent-{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        vec![
+            policy(1, "* 11 * * *", 30, "expire", &names),
+            policy(2, "*/10 * * * * *", 5, "expire", &["small-1", "small-2"]),
+        ]
+    }
+
+    /// Distinct unions held, by allocation.
+    fn unions(cov: &CoverageMap) -> usize {
+        let mut seen: Vec<*const [Coverage]> = cov.values().map(Arc::as_ptr).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.len()
+    }
+
+    #[test]
+    fn two_hours_ahead_a_pass_cuts_one_segment_per_user_and_holds_two_unions() {
+        let policies = policies();
+        let now = at(9, 0, 0);
+        let covered = cover(&policies, now, now, horizon());
+        // One walk per policy: 60 windows ahead for the dense one, one
+        // look per 10 s of horizon for the small one; nothing per user.
+        assert!(covered.walked <= 1_400, "{} starts walked", covered.walked);
+        assert_eq!(covered.users.len(), USERS + 2);
+        assert_eq!(unions(&covered.users), 2);
+
+        let plan = decide(
+            &covered.users,
+            &HashMap::new(),
+            &[],
+            now,
+            SegmentLimit::default(),
+        );
+        // The small policy's two starts and next segments, and each dense
+        // user's next segment: never the other 59 of the hour.
+        assert_eq!(plan.starts.len(), 2);
+        assert_eq!(plan.cut, USERS as u64 + 4);
+        assert_eq!(plan.next, Some(at(9, 0, 10)));
+    }
+
+    #[test]
+    fn inside_the_dense_hour_a_pass_cuts_what_is_due_and_the_next() {
+        let policies = policies();
+        let now = at(11, 1, 0);
+        let covered = cover(&policies, now, now, horizon());
+        assert_eq!(unions(&covered.users), 2);
+        let plan = decide(
+            &covered.users,
+            &HashMap::new(),
+            &[],
+            now,
+            SegmentLimit::default(),
+        );
+        assert_eq!(plan.starts.len(), USERS + 2);
+        assert!(plan.starts.iter().all(|s| s.late.is_zero()));
+        assert_eq!(plan.cut, 2 * USERS as u64 + 4);
+        assert_eq!(plan.next, Some(at(11, 1, 10)));
+    }
+}
+
+#[test]
+fn every_second_with_week_long_windows_walks_a_few_dozen_starts_not_600000() {
+    let p = [policy(1, "* * * * * *", 604_800, "stop", &["ann"])];
+    let now = at(9, 0, 0);
+    let covered = cover(&p, now, now, horizon());
+    assert!(covered.walked <= 64, "{} starts walked", covered.walked);
+    let plan = decide(
+        &covered.users,
+        &HashMap::new(),
+        &[],
+        now,
+        SegmentLimit::default(),
+    );
+    // Windows opened a week ago are still open: the week before now is
+    // coverage (48 segments of 3.5 h, nothing recorded: missed), then the
+    // next segment. Nothing of the horizon beyond it.
+    assert_eq!(plan.missed.len(), 48);
+    assert_eq!(plan.cut, 49);
+}
+
+#[test]
+fn due_starts_take_turns_between_policies() {
+    let big: Vec<String> = (0..5).map(|i| format!("a{i}")).collect();
+    let big: Vec<&str> = big.iter().map(String::as_str).collect();
+    let p = [
+        policy(1, "0 9 * * *", 600, "expire", &big),
+        policy(2, "0 9 * * *", 60, "expire", &["z1", "z2"]),
+    ];
+    let mut plan = plan_at(&p, &[], at(9, 0, 0));
+    fair_order(&mut plan.starts);
+    let order: Vec<&str> = plan
+        .starts
+        .iter()
+        .map(|s| s.segment.user.as_str())
+        .collect();
+    assert_eq!(order, ["a0", "z1", "a1", "z2", "a2", "a3", "a4"]);
+}
+
 #[test]
 fn the_first_pass_is_decide_on_an_empty_database_over_the_segment_limit() {
     let p = [policy(1, "0 9 * * *", 600, "expire", &["ann", "bob"])];

@@ -1,4 +1,5 @@
 use super::*;
+use crate::planner::windows;
 use crate::policy::PolicyRow;
 use chrono::{Duration, TimeZone};
 use proptest::prelude::*;
@@ -26,7 +27,7 @@ fn user(u: &str) -> UserId {
     UserId::parse(u).unwrap()
 }
 
-fn spans(plan: &BTreeMap<UserId, Vec<Coverage>>, u: &str) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+fn spans(plan: &CoverageMap, u: &str) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
     plan.get(&user(u))
         .map(|c| c.iter().map(|c| (c.start, c.end)).collect())
         .unwrap_or_default()
@@ -125,6 +126,58 @@ fn users_sharing_policies_get_equal_coverage() {
     let plan = coverage(&policies, at(8, 0), at(12, 0));
     assert_eq!(plan[&user("b")], plan[&user("c")]);
     assert_ne!(plan[&user("a")], plan[&user("b")]);
+}
+
+#[test]
+fn users_with_the_same_policies_share_one_union_not_a_copy_each() {
+    let many: Vec<String> = (0..1000).map(|i| format!("agent-{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let policies = [
+        policy(1, "* 11 * * *", 30, "expire", &many),
+        policy(2, "0 9 * * *", 600, "stop", &["agent-1", "solo"]),
+    ];
+    let plan = coverage(&policies, at(9, 0), at(12, 30));
+    let first = &plan[&user("agent-0")];
+    assert_eq!(first.len(), 60);
+    let sharing = many
+        .iter()
+        .filter(|u| Arc::ptr_eq(&plan[&user(u)], first))
+        .count();
+    // All but agent-1, who is in both policies.
+    assert_eq!(sharing, 999);
+    assert_eq!(plan[&user("agent-1")].len(), 61);
+    assert_eq!(plan[&user("solo")].len(), 1);
+}
+
+#[test]
+fn missed_and_ahead_walked_apart_cover_what_one_walk_covers() {
+    let policies = [
+        policy(1, "*/10 * * * *", 300, "expire", &["a", "b"]),
+        policy(2, "0 * * * *", 5400, "stop", &["b"]),
+    ];
+    let (from, now, until) = (at(1, 3), at(5, 17), at(8, 47));
+    let covered = cover(&policies, from, now, until, WALK_LIMIT);
+    assert_eq!(covered.users, coverage(&policies, from, until));
+    assert_eq!((covered.behind_until, covered.ahead_until), (None, None));
+    assert!(covered.walked > 0 && covered.most_walked <= covered.walked);
+}
+
+#[test]
+fn a_walk_of_what_was_missed_that_stops_says_where_and_keeps_what_it_walked() {
+    // Five-second windows every 10 s, missed for an hour: 360 windows.
+    let policies = [policy(1, "*/10 * * * * *", 5, "expire", &["a"])];
+    let (from, now, until) = (at(4, 0), at(5, 0), at(5, 10));
+    let covered = cover(&policies, from, now, until, 100);
+    let stop = covered.behind_until.expect("the walk behind stops");
+    assert!(stop > from && stop < now, "{stop}");
+    assert_eq!(covered.ahead_until, None);
+    // Every window opening before the stop, and every one meeting now on.
+    let mut expected = coverage(&policies, from, stop)[&user("a")].to_vec();
+    expected.extend(coverage(&policies, now, until)[&user("a")].iter().cloned());
+    assert_eq!(covered.users[&user("a")].to_vec(), expected);
+    // The next pass, from the stop, finds the rest.
+    let next = cover(&policies, stop, now, until, u64::MAX);
+    assert_eq!(next.users, coverage(&policies, stop, until));
 }
 
 /// 100,000 users in 1,000 policies over one hour; the benchmark proper
@@ -356,7 +409,7 @@ proptest! {
                 }
             }
             // Each contribution lies outside its policy's exclusions.
-            for stretch in after.get(&u).into_iter().flatten() {
+            for stretch in after.get(&u).into_iter().flat_map(|c| c.iter()) {
                 for c in &stretch.contributions {
                     let policy = cut.iter().find(|p| p.id == c.policy).unwrap();
                     for e in policy.exclusions.iter().filter(|e| e.applies_to(&u)) {

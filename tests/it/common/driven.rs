@@ -315,7 +315,14 @@ impl Driven {
             let now = self.clock.now();
             let due = self.clock.next_wake().is_some_and(|w| w <= now);
             if self.activity().working() == 0 && !due {
-                return;
+                // A task woken by one that has just gone idle (a claim's
+                // answer from the writer) counts as waiting until it runs:
+                // let every ready task run, then look again.
+                tokio::task::yield_now().await;
+                if self.activity().working() == 0 {
+                    return;
+                }
+                continue;
             }
             if let Some(r) = &self.running {
                 if r.task.is_finished() {
