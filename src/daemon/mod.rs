@@ -8,6 +8,9 @@
 //!   to do now, and hand the due segments to a starter task that claims
 //!   them (the write-ahead rows, committed before any request) and hands
 //!   each user's work to a job, paced, while the loop goes on.
+//! - `ahead`: claim ahead: rows of a window claimed seconds before it
+//!   opens, the client made ready, the starts sent at the instant; rows
+//!   whose policy changed meanwhile withdrawn.
 //! - `decide`: the pass's decision as a pure function, with its own tests.
 //! - `jobs`: one user's ends, then the user's start, each retried up to
 //!   its deadline; every exchange goes to the audit trail.
@@ -65,6 +68,7 @@
 //! instance per file and no lease.
 
 mod activity;
+mod ahead;
 mod decide;
 pub mod directory;
 mod dispatch;
