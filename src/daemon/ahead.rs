@@ -25,6 +25,16 @@
 //!   the instant adopts the pending row and sends it at its instant
 //!   ([`resume_at`]), not earlier, and not lost.
 //!
+//! # Several instances (PostgreSQL)
+//! Every instance plans the same burst. Each walks it in an order of its
+//! own (`decide::spread`, seeded with its instance id; each policy's
+//! turns kept) and claims the first half of it; one that got all of its
+//! half pauses (300 ms, at most half the time left) before the rest, one
+//! that found some of it taken claims the rest at once. Two instances
+//! planning the same instant end up with about half each, instead of the
+//! first taking it whole; availability is unchanged: every instance tries
+//! every start, so a burst is claimed whole as long as one is alive.
+//!
 //! # Waiting for the instant
 //! [`until`] sleeps on the monotonic clock in slices of at most a second
 //! and reads the wall clock after each: a forward step brings the instant
@@ -109,8 +119,74 @@ pub(super) struct AheadStarter {
 impl AheadStarter {
     pub async fn run(self, starts: Vec<Start>) {
         let shared = self.paced.shared.clone();
-        let mut claimed: BTreeMap<DateTime<Utc>, Vec<(RecordingId, Segment)>> = BTreeMap::new();
-        let mut chunks = starts.chunks(START_CHUNK);
+        let mut claimed: Claimed = BTreeMap::new();
+        // Sharing the database: this instance's share first (the first
+        // half of its own order, see `decide::spread`), then the rest. An
+        // instance that got its whole share is the first (or alone): it
+        // pauses before the rest, so that the others, planning the same
+        // instant at about the same moment, get theirs. One that found
+        // some of its share taken claims the rest at once. If the others
+        // are gone, the pause only delays the claim: every start is still
+        // claimed ahead, by someone.
+        let share = if shared.store.is_shared() {
+            starts.len().div_ceil(2)
+        } else {
+            starts.len()
+        };
+        let (first, rest) = starts.split_at(share);
+        let Some(taken) = self.claim(first, rest, &mut claimed).await else {
+            return self.send(claimed).await;
+        };
+        if !rest.is_empty() && taken == 0 {
+            let room = rest
+                .iter()
+                .map(|s| s.segment.start)
+                .min()
+                .and_then(|at| ((at - shared.clock.now()) / 2).to_std().ok())
+                .unwrap_or_default();
+            let pause = SHARE_PAUSE.min(room);
+            if !pause.is_zero() {
+                shared.clock.sleep(pause).await;
+            }
+        }
+        if !rest.is_empty() {
+            self.claim(rest, &[], &mut claimed).await;
+        }
+        self.send(claimed).await;
+    }
+
+    /// Makes the client ready and hands each instant's rows to a task
+    /// that sends them once it has come.
+    async fn send(&self, claimed: Claimed) {
+        let shared = &self.paced.shared;
+        let Some(last) = claimed.keys().next_back().copied() else {
+            return;
+        };
+        let rows: usize = claimed.values().map(Vec::len).sum();
+        tracing::debug!(
+            rows,
+            first = %claimed.keys().next().map(|t| format_utc(*t)).unwrap_or_default(),
+            "claimed ahead"
+        );
+        // A token that lasts past the last instant, the API host known:
+        // the burst's requests do not wait for them at the instant.
+        if let Err(e) = shared.client.warm(last).await {
+            tracing::warn!(error = %e, "could not make the client ready ahead of the window; its requests try again at the instant");
+        }
+        for (at, rows) in claimed {
+            let paced = self.paced.clone();
+            shared.spawn_job(&self.paced.tracker, send_at(paced, at, rows));
+        }
+    }
+
+    /// Claims `part` a chunk at a time into `claimed`; returns how many of
+    /// it another process had claimed already. On a failed claim, gives
+    /// back what is left of `part` and `later` (the next pass plans them
+    /// again) and returns `None`.
+    async fn claim(&self, part: &[Start], later: &[Start], claimed: &mut Claimed) -> Option<usize> {
+        let mut taken = 0;
+        let shared = &self.paced.shared;
+        let mut chunks = part.chunks(START_CHUNK);
         while let Some(chunk) = chunks.next() {
             let rows: Vec<NewRecording> = chunk.iter().map(write_ahead).collect();
             let sent = shared.clock.instant();
@@ -131,18 +207,21 @@ impl AheadStarter {
                                 .map(|s| (s.segment.user.clone(), s.segment.start)),
                         );
                     self.in_flight.remove(chunk);
-                    let rest: Vec<Start> = chunks.flatten().cloned().collect();
+                    let rest: Vec<Start> = chunks.flatten().chain(later).cloned().collect();
                     self.in_flight.remove(&rest);
                     self.in_flight.failed(self.now);
                     shared.clock.sleep(AFTER_FAILED_CLAIM).await;
                     shared.wake.notify_one();
                     // What was claimed before still goes at its instant.
-                    break;
+                    return None;
                 }
             };
             for (start, id) in chunk.iter().zip(ids) {
                 // `None`: another process on this database has it.
-                let Some(id) = id else { continue };
+                let Some(id) = id else {
+                    taken += 1;
+                    continue;
+                };
                 let segment = start.segment.clone();
                 shared.metrics.planned(segment.end - segment.start);
                 shared.open.insert_waiting(
@@ -156,26 +235,18 @@ impl AheadStarter {
             }
             self.in_flight.remove(chunk);
         }
-        let Some(last) = claimed.keys().next_back().copied() else {
-            return;
-        };
-        let rows: usize = claimed.values().map(Vec::len).sum();
-        tracing::debug!(
-            rows,
-            first = %claimed.keys().next().map(|t| format_utc(*t)).unwrap_or_default(),
-            "claimed ahead"
-        );
-        // A token that lasts past the last instant, the API host known:
-        // the burst's requests do not wait for them at the instant.
-        if let Err(e) = shared.client.warm(last).await {
-            tracing::warn!(error = %e, "could not make the client ready ahead of the window; its requests try again at the instant");
-        }
-        for (at, rows) in claimed {
-            let paced = self.paced.clone();
-            shared.spawn_job(&self.paced.tracker, send_at(paced, at, rows));
-        }
+        Some(taken)
     }
 }
+
+/// Rows claimed ahead, by instant.
+type Claimed = BTreeMap<DateTime<Utc>, Vec<(RecordingId, Segment)>>;
+
+/// Sharing the database, how long an instance waits after claiming its
+/// share of a burst before it claims the rest (at most half the time left
+/// until the instant): long enough for the other instances, planning the
+/// same instant at about the same moment, to claim theirs.
+const SHARE_PAUSE: Duration = Duration::from_millis(300);
 
 /// Hands the rows claimed ahead for instant `at` to their jobs once it has
 /// come, paced; a row withdrawn or lost meanwhile is skipped.

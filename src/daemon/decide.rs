@@ -256,6 +256,23 @@ fn still_planned(
     false
 }
 
+/// Puts `starts` in an order of this instance's own (`seed`, its id): a
+/// pseudo-random permutation, the same for the same seed. Instances
+/// sharing a database all plan the same starts; walking them each in its
+/// own order (then [`fair_order`], which keeps each policy's order), they
+/// claim different ones first and share a burst, where the same order
+/// would let the first to plan take nearly all of it.
+pub fn spread(starts: &mut [Start], seed: &str) {
+    use std::hash::{Hash, Hasher};
+    starts.sort_by_cached_key(|start| {
+        let mut h = std::hash::DefaultHasher::new();
+        seed.hash(&mut h);
+        start.segment.user.hash(&mut h);
+        start.segment.start.hash(&mut h);
+        h.finish()
+    });
+}
+
 /// Orders due starts round by round: the first due start of each policy,
 /// then the second of each, and so on (policies by id within a round,
 /// each policy's starts in their order). Starts are claimed and sent in

@@ -191,6 +191,11 @@ pub(super) async fn pass(
         .into_iter()
         .filter(|row| row.segment.start > now)
         .collect();
+    // Instances sharing the database claim ahead each in its own order.
+    let spread_seed = shared
+        .store
+        .is_shared()
+        .then(|| shared.instance.as_str().to_owned());
     let (plan, walked, tracking, withdrawn) = off_loop(move || {
         let mut rows = occupied.rows;
         rows.extend(flying);
@@ -218,6 +223,9 @@ pub(super) async fn pass(
         let tracking: HashSet<UserId> = tracked.iter().map(|t| t.row.user().clone()).collect();
         let mut plan = decide::decide_ahead(&covered.users, &occupied, &tracked, now, limit, ahead);
         decide::fair_order(&mut plan.starts);
+        if let Some(seed) = spread_seed {
+            decide::spread(&mut plan.ahead, &seed);
+        }
         decide::fair_order(&mut plan.ahead);
         let walked = Walked {
             starts: covered.walked,

@@ -51,7 +51,11 @@
 //!
 //! # Several instances (PostgreSQL)
 //! Every instance plans every segment and races to claim it; the unique
-//! key gives each to one. The winner is the row's `owner` ([`instance`])
+//! key gives each to one. Claiming ahead, each walks a burst in its own
+//! order and claims its share (half) first, the rest after a short pause
+//! if it met nobody (`ahead`), so instances split a burst rather than the
+//! first to plan taking it whole; every instance still tries every start,
+//! so none is left unclaimed when one dies. The winner is the row's `owner` ([`instance`])
 //! and holds a lease on it while it is open, renewed by housekeeping every
 //! third of `database.lease_seconds`. An instance whose lease on a row ran
 //! out (it died, or lost the database for longer than the lease) loses the

@@ -509,3 +509,40 @@ fn a_row_claimed_ahead_is_withdrawn_once_its_policy_no_longer_gives_it() {
     assert_eq!(check(&removed), [row.id], "user removed");
     assert_eq!(check(&[]), [row.id], "policy disabled or deleted");
 }
+
+#[test]
+fn each_instance_walks_a_burst_in_its_own_order_and_policies_keep_their_turns() {
+    let users: Vec<String> = (0..200).map(|i| format!("u{i:03}")).collect();
+    let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+    let p = [
+        policy(1, "0 9 * * *", 600, "expire", &refs),
+        policy(2, "0 9 * * *", 600, "expire", &["small-a", "small-b"]),
+    ];
+    let ordered = |seed: &str| {
+        let mut plan = plan_ahead(&p, &[], at(8, 59, 57), 5);
+        spread(&mut plan.ahead, seed);
+        fair_order(&mut plan.ahead);
+        plan.ahead
+            .iter()
+            .map(|s| s.segment.user.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let a = ordered("host-1-a");
+    assert_eq!(a, ordered("host-1-a"), "the same seed, the same order");
+    let b = ordered("host-2-b");
+    assert_ne!(a, b);
+    // The first halves differ: each instance claims a different share first.
+    let half: std::collections::HashSet<_> = a[..101].iter().collect();
+    let shared = b[..101].iter().filter(|u| half.contains(u)).count();
+    assert!(shared < 80, "{shared} of 101 in common");
+    // The small policy's users are still among the first two rounds.
+    for order in [&a, &b] {
+        let small: Vec<usize> = order
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| u.starts_with("small"))
+            .map(|(i, _)| i)
+            .collect();
+        assert!(small.iter().all(|i| *i < 4), "{small:?}");
+    }
+}
