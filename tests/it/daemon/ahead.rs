@@ -234,3 +234,25 @@ async fn a_row_adopted_after_a_restart_is_withdrawn_when_its_policy_went() {
     assert!(rig.rows().await.is_empty());
     rig.stop().await;
 }
+
+#[tokio::test]
+async fn a_forward_step_while_a_row_waits_sends_it_when_the_stepped_clock_reads_the_instant() {
+    let mut rig = rig(5).await;
+    let w = window();
+    rig.add_policy("stepped", &cron_at(w), 30, "expire", &["p1"])
+        .await;
+    rig.start().await;
+    rig.run_until(w - Duration::seconds(5)).await;
+    assert_eq!(rig.rows().await.len(), 1);
+    // NTP corrects the host by 3 s: the window is 2 s away now, not 5.
+    rig.clock.step(Duration::seconds(3));
+    rig.run_until(w - Duration::milliseconds(1)).await;
+    assert!(start_times(&rig).is_empty(), "{:?}", rig.sim.requests());
+    rig.run_until(w).await;
+    let rows = rig.rows().await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].state, RecordingState::Recording, "{}", rig.log());
+    let sent = rig.store.attempts_for(rows[0].id).await.unwrap()[0].at;
+    assert_eq!(sent, w, "sent when the stepped clock read the instant");
+    rig.stop().await;
+}
