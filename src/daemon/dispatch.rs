@@ -15,6 +15,12 @@
 //! A user whose next segment starts now gets its ends and its start in one
 //! job, ends first, so a chain never overlaps; the start knows the contact
 //! id of the recording before it.
+//!
+//! Segments opening within `schedule.claim_ahead_seconds` go to the
+//! `ahead` starter instead, which claims them now and sends them at their
+//! instant; each pass also withdraws the rows claimed ahead that the
+//! policies no longer give (`decide::withdrawn`), deleting them before it
+//! claims anything new, so an edited window can take their key.
 
 use super::ahead::AheadStarter;
 use super::decide::{self, EndReason, Start};
