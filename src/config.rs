@@ -291,6 +291,7 @@ mod tests {
                     "RECSCHED_SCHEDULE__STOP_MARGIN_SECONDS",
                     "18446744073709551615",
                 ),
+                ("RECSCHED_SCHEDULE__CLAIM_AHEAD_SECONDS", "61"),
             ]),
         )
         .unwrap_err()
@@ -301,6 +302,7 @@ mod tests {
             "config: schedule.max_requests_per_second = 1e-30: must be 0 (no limit) or between 0.1 and 10000",
             "config: schedule.reload_poll_ms = 0: must be between 50 and 60000",
             "config: schedule.stop_margin_seconds = 18446744073709551615: must be between 0 and 300",
+            "config: schedule.claim_ahead_seconds = 61: must be between 0 and 60",
             "config: retry.cap_ms = 500: must be at least retry.base_ms (1000)",
         ] {
             assert!(e.lines().any(|l| l == want), "{want}\nnot in:\n{e}");

@@ -37,7 +37,8 @@
 //!   misreading of the API cannot end up on both sides of a test.
 //! - [`daemon`]: the only home of timers and tasks: the scheduling loop
 //!   (`run_loop`, which watches for wall-clock steps), one planning pass
-//!   (`dispatch`, acting on the pure `decide`), the jobs that start and
+//!   (`dispatch`, acting on the pure `decide`), claims made seconds ahead
+//!   of a window and sent at its instant (`ahead`), the jobs that start and
 //!   end recordings, the open rows this process looks after
 //!   (`open_rows`), `reconcile`, the one writer of recording rows, and
 //!   housekeeping on monotonic tickers.

@@ -116,11 +116,17 @@ impl TokenSource {
 
     /// A token that is not yet due for renewal.
     pub async fn bearer(&self) -> Result<Secret, CxoneError> {
+        self.bearer_at(self.clock.now()).await
+    }
+
+    /// A token that will not be due for renewal at `at` (renewed now if it
+    /// would be): what a burst opening at `at` needs in hand.
+    pub async fn bearer_at(&self, at: DateTime<Utc>) -> Result<Secret, CxoneError> {
         if let Credentials::Static(token) = &self.credentials {
             return Ok(token.clone());
         }
         let mut cache = self.cache.lock().await;
-        let now = self.clock.now();
+        let now = at.max(self.clock.now());
         if let Some(c) = cache.as_ref() {
             if now < c.renew_at {
                 return Ok(c.access.clone());

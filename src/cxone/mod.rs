@@ -219,6 +219,17 @@ impl Client {
         self
     }
 
+    /// Makes ready what a burst of requests opening at `at` would
+    /// otherwise wait for at its instant: the API host (discovery, where
+    /// configured) and a token that is not due for renewal before `at`
+    /// (renewed now if it would be). Sends nothing to the recording API.
+    /// An error is returned for the caller to log; the burst's own
+    /// requests try again.
+    pub async fn warm(&self, at: DateTime<Utc>) -> Result<(), CxoneError> {
+        self.endpoints().await?;
+        self.tokens.bearer_at(at).await.map(drop)
+    }
+
     /// Asks the vendor to record `user` for `duration`. One exchange.
     pub async fn start(&self, user: &UserId, duration: RecordingDuration) -> Attempt<Started> {
         self.start_gated(user, duration, &Open).await

@@ -54,6 +54,9 @@ pub struct Plan {
     /// Segments cut to decide: those due now or missed, and the next one
     /// of each user (never the rest of the horizon).
     pub cut: u64,
+    /// Segments opening within the claim-ahead span (`decide_ahead`): their
+    /// rows are claimed now, their starts sent at their instant.
+    pub ahead: Vec<Start>,
 }
 
 /// The coverage a pass works on: windows from `from` (normally now; after
@@ -89,7 +92,7 @@ pub fn earliest(coverage: &CoverageMap) -> Option<DateTime<Utc>> {
         .min()
 }
 
-/// Decides one pass.
+/// Decides one pass, claiming nothing ahead.
 pub fn decide(
     coverage: &CoverageMap,
     occupied: &HashMap<UserId, Vec<Interval>>,
@@ -97,7 +100,38 @@ pub fn decide(
     now: DateTime<Utc>,
     limit: SegmentLimit,
 ) -> Plan {
+    decide_ahead(
+        coverage,
+        occupied,
+        tracked,
+        now,
+        limit,
+        chrono::Duration::zero(),
+    )
+}
+
+/// Decides one pass; a user's next segment that opens within `ahead` of
+/// `now` is to be claimed now ([`Plan::ahead`]) and sent at its instant,
+/// and the pass wakes `ahead` before a later one. Only for a user without
+/// a tracked row and without a start due now: a segment that follows
+/// another recording of its user must wait for that one's end first,
+/// which the pass at its instant arranges (ends, then the start, in one
+/// job), so it is claimed then, as without `ahead`.
+pub fn decide_ahead(
+    coverage: &CoverageMap,
+    occupied: &HashMap<UserId, Vec<Interval>>,
+    tracked: &[Tracked],
+    now: DateTime<Utc>,
+    limit: SegmentLimit,
+    ahead: chrono::Duration,
+) -> Plan {
     let mut out = Plan::default();
+    let claiming_ahead = ahead > chrono::Duration::zero();
+    let tracking: std::collections::HashSet<&UserId> = if claiming_ahead {
+        tracked.iter().map(|t| t.row.user()).collect()
+    } else {
+        std::collections::HashSet::new()
+    };
     let next = |at: DateTime<Utc>, out: &mut Plan| {
         out.next = Some(out.next.map_or(at, |n: DateTime<Utc>| n.min(at)));
     };
@@ -136,21 +170,33 @@ pub fn decide(
 
     for (user, spans) in coverage {
         let taken = occupied.get(user).map_or(&[][..], Vec::as_slice);
+        let mut claimable = claiming_ahead && !tracking.contains(user);
         // Cut lazily: what is due now, then the user's next segment.
         for segment in planner::cut(user, spans, taken, limit) {
             out.cut += 1;
             match planner::due(&segment, now) {
-                Due::Now { remaining, late } => out.starts.push(Start {
-                    segment,
-                    remaining,
-                    late,
-                }),
+                Due::Now { remaining, late } => {
+                    claimable = false;
+                    out.starts.push(Start {
+                        segment,
+                        remaining,
+                        late,
+                    });
+                }
                 Due::Missed => out.missed.push(segment),
                 Due::Upcoming { at } => {
-                    next(at, &mut out);
                     if out.next_start.is_none_or(|(n, _)| at < n) {
                         out.next_start = Some((at, segment.policy));
                     }
+                    if claimable && at - ahead <= now {
+                        out.ahead.push(Start {
+                            remaining: segment.duration,
+                            segment,
+                            late: chrono::Duration::zero(),
+                        });
+                        break;
+                    }
+                    next(if claimable { at - ahead } else { at }, &mut out);
                     // Later segments of this user follow this one.
                     break;
                 }
@@ -158,6 +204,73 @@ pub fn decide(
         }
     }
     out
+}
+
+/// Of the rows claimed ahead and not yet sent (`waiting`: pending, opening
+/// after now), those the policies no longer plan as they were claimed: the
+/// user's coverage (with the row's own time free again) no longer gives a
+/// segment with the row's start, end, policy and end mode. Their policy
+/// was edited (window, cron, zone, end mode), disabled or deleted, their
+/// user removed, or an exclusion now covers them: they are withdrawn and
+/// never sent.
+pub fn withdrawn(
+    coverage: &CoverageMap,
+    occupied: &HashMap<UserId, Vec<Interval>>,
+    waiting: &[super::open_rows::OpenRow],
+    limit: SegmentLimit,
+) -> Vec<RecordingId> {
+    waiting
+        .iter()
+        .filter(|row| !still_planned(coverage, occupied, &row.segment, limit))
+        .map(|row| row.id)
+        .collect()
+}
+
+/// Whether `claimed` is still the segment its user's coverage gives at its
+/// start, with its own occupied time taken out.
+fn still_planned(
+    coverage: &CoverageMap,
+    occupied: &HashMap<UserId, Vec<Interval>>,
+    claimed: &Segment,
+    limit: SegmentLimit,
+) -> bool {
+    let Some(spans) = coverage.get(&claimed.user) else {
+        return false;
+    };
+    let mut taken: Vec<Interval> = occupied.get(&claimed.user).cloned().unwrap_or_default();
+    if let Some(own) = taken
+        .iter()
+        .position(|i| i.start == claimed.start && i.end == claimed.end)
+    {
+        taken.remove(own);
+    }
+    for segment in planner::cut(&claimed.user, spans, &taken, limit) {
+        if segment.start < claimed.start {
+            continue;
+        }
+        return segment.start == claimed.start
+            && segment.end == claimed.end
+            && segment.policy == claimed.policy
+            && segment.end_mode == claimed.end_mode;
+    }
+    false
+}
+
+/// Puts `starts` in an order of this instance's own (`seed`, its id): a
+/// pseudo-random permutation, the same for the same seed. Instances
+/// sharing a database all plan the same starts; walking them each in its
+/// own order (then [`fair_order`], which keeps each policy's order), they
+/// claim different ones first and share a burst, where the same order
+/// would let the first to plan take nearly all of it.
+pub fn spread(starts: &mut [Start], seed: &str) {
+    use std::hash::{Hash, Hasher};
+    starts.sort_by_cached_key(|start| {
+        let mut h = std::hash::DefaultHasher::new();
+        seed.hash(&mut h);
+        start.segment.user.hash(&mut h);
+        start.segment.start.hash(&mut h);
+        h.finish()
+    });
 }
 
 /// Orders due starts round by round: the first due start of each policy,

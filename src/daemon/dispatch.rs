@@ -15,7 +15,14 @@
 //! A user whose next segment starts now gets its ends and its start in one
 //! job, ends first, so a chain never overlaps; the start knows the contact
 //! id of the recording before it.
+//!
+//! Segments opening within `schedule.claim_ahead_seconds` go to the
+//! `ahead` starter instead, which claims them now and sends them at their
+//! instant; each pass also withdraws the rows claimed ahead that the
+//! policies no longer give (`decide::withdrawn`), deleting them before it
+//! claims anything new, so an edited window can take their key.
 
+use super::ahead::AheadStarter;
 use super::decide::{self, EndReason, Start};
 use super::jobs::{self, StartJob};
 use super::open_rows::OpenRow;
@@ -26,7 +33,7 @@ use crate::clock::format_utc;
 use crate::planner::{self, Segment};
 use crate::policy::{Policy, PolicyId};
 use crate::recording::{RecordingState, UserId};
-use crate::store::NewRecording;
+use crate::store::{NewRecording, RecordingId};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -36,10 +43,10 @@ use tokio_util::task::TaskTracker;
 
 /// Starts claimed per transaction before their jobs are spawned: enough to
 /// keep the request slots busy while the next chunk is claimed.
-const START_CHUNK: usize = 256;
+pub(super) const START_CHUNK: usize = 256;
 
 /// After a failed claim, the starter asks for a new pass this much later.
-const AFTER_FAILED_CLAIM: std::time::Duration = std::time::Duration::from_secs(1);
+pub(super) const AFTER_FAILED_CLAIM: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Segments in flight, by user: `(start, end)`.
 type Flying = HashMap<UserId, Vec<(DateTime<Utc>, DateTime<Utc>)>>;
@@ -51,6 +58,9 @@ type Flying = HashMap<UserId, Vec<(DateTime<Utc>, DateTime<Utc>)>>;
 pub(super) struct InFlight {
     starts: Mutex<Flying>,
     failed_from: Mutex<Option<DateTime<Utc>>>,
+    /// Rows claimed ahead and withdrawn whose deletion has not landed yet
+    /// (the database refused it): tried again by every pass.
+    withdrawing: Mutex<Vec<RecordingId>>,
     /// Jobs spawned by passes and not yet done, at most its permits (see
     /// [`InFlight::new`]); waiters are served in turn.
     pacer: Arc<Semaphore>,
@@ -70,6 +80,7 @@ impl InFlight {
         Self {
             starts: Mutex::default(),
             failed_from: Mutex::default(),
+            withdrawing: Mutex::default(),
             pacer: Arc::new(Semaphore::new(permits)),
         }
     }
@@ -88,12 +99,12 @@ impl InFlight {
             .take()
     }
 
-    fn failed(&self, from: DateTime<Utc>) {
+    pub(super) fn failed(&self, from: DateTime<Utc>) {
         let mut slot = self.failed_from.lock().unwrap_or_else(|p| p.into_inner());
         *slot = Some(slot.map_or(from, |t| t.min(from)));
     }
 
-    fn add(&self, starts: &[Start]) {
+    pub(super) fn add(&self, starts: &[Start]) {
         let mut flying = self.lock();
         for s in starts {
             flying
@@ -103,7 +114,7 @@ impl InFlight {
         }
     }
 
-    fn remove(&self, starts: &[Start]) {
+    pub(super) fn remove(&self, starts: &[Start]) {
         let mut flying = self.lock();
         for s in starts {
             if let Some(spans) = flying.get_mut(&s.segment.user) {
@@ -159,7 +170,9 @@ pub(super) async fn pass(
     now: DateTime<Utc>,
 ) -> Result<Next, DaemonError> {
     reconcile::adopt_unconfirmed(shared, tracker, now).await?;
+    let mut retry_withdrawals = finish_withdrawals(shared, in_flight, Vec::new()).await;
     let limit = shared.schedule.segment_limit();
+    let ahead = shared.schedule.claim_ahead();
     let horizon = chrono::Duration::seconds(i64::from(limit.as_secs()));
     let covered = off_loop({
         let policies = policies.clone();
@@ -177,24 +190,61 @@ pub(super) async fn pass(
     let occupied = shared.store.occupied_since(earliest).await?;
     shared.bad_rows.found(Found::Recordings, &occupied.bad);
     let tracked = shared.open.snapshot();
-    let (plan, walked, tracking) = off_loop(move || {
+    // Rows claimed ahead whose instant has not come: still as planned?
+    let waiting: Vec<OpenRow> = shared
+        .open
+        .waiting()
+        .into_iter()
+        .filter(|row| row.segment.start > now)
+        .collect();
+    // Instances sharing the database claim ahead each in its own order.
+    let spread_seed = shared
+        .store
+        .is_shared()
+        .then(|| shared.instance.as_str().to_owned());
+    let (plan, walked, tracking, withdrawn) = off_loop(move || {
+        let mut rows = occupied.rows;
+        rows.extend(flying);
+        let mut occupied = decide::by_user(rows);
+        let withdrawn = decide::withdrawn(&covered.users, &occupied, &waiting, limit);
+        let mut tracked = tracked;
+        if !withdrawn.is_empty() {
+            // Planned as if they were gone already (their rows are deleted
+            // before anything new is claimed).
+            let gone: HashSet<RecordingId> = withdrawn.iter().copied().collect();
+            for row in waiting.iter().filter(|r| gone.contains(&r.id)) {
+                if let Some(spans) = occupied.get_mut(row.user()) {
+                    if let Some(i) = spans
+                        .iter()
+                        .position(|i| i.start == row.segment.start && i.end == row.segment.end)
+                    {
+                        spans.remove(i);
+                    }
+                }
+            }
+            tracked.retain(|t| !gone.contains(&t.row.id));
+        }
         // The users with a tracked row (whose earlier contact ids a start
         // must know): usually few, and the only ones worth asking about.
         let tracking: HashSet<UserId> = tracked.iter().map(|t| t.row.user().clone()).collect();
-        let mut rows = occupied.rows;
-        rows.extend(flying);
-        let occupied = decide::by_user(rows);
-        let mut plan = decide::decide(&covered.users, &occupied, &tracked, now, limit);
+        let mut plan = decide::decide_ahead(&covered.users, &occupied, &tracked, now, limit, ahead);
         decide::fair_order(&mut plan.starts);
+        if let Some(seed) = spread_seed {
+            decide::spread(&mut plan.ahead, &seed);
+        }
+        decide::fair_order(&mut plan.ahead);
         let walked = Walked {
             starts: covered.walked,
             behind_until: covered.behind_until,
             ahead_until: covered.ahead_until,
         };
         // The coverage (one entry per user) is dropped here too.
-        (plan, walked, tracking)
+        (plan, walked, tracking, withdrawn)
     })
     .await;
+    if !withdrawn.is_empty() {
+        retry_withdrawals |= withdraw(shared, in_flight, withdrawn).await;
+    }
     tracing::debug!(
         starts_walked = walked.starts,
         segments_cut = plan.cut,
@@ -233,6 +283,9 @@ pub(super) async fn pass(
         start: plan.next_start,
         resume: None,
     };
+    if retry_withdrawals {
+        next = next.at(now + chrono::Duration::seconds(1));
+    }
     if let Some(stop) = walked.ahead_until {
         // Nothing opening from there on was planned: come back by then.
         next = next.at(stop);
@@ -268,6 +321,22 @@ pub(super) async fn pass(
         };
         shared.spawn_job(tracker, starter.run(plan.starts, ends));
     }
+    if !plan.ahead.is_empty() {
+        for start in &plan.ahead {
+            next = next.at(start.segment.end);
+        }
+        in_flight.add(&plan.ahead);
+        let starter = AheadStarter {
+            paced: Paced {
+                shared: shared.clone(),
+                tracker: tracker.clone(),
+                pacer: in_flight.pacer.clone(),
+            },
+            in_flight: in_flight.clone(),
+            now,
+        };
+        shared.spawn_job(tracker, starter.run(plan.ahead));
+    }
     shared
         .metrics
         .active_recordings
@@ -276,18 +345,74 @@ pub(super) async fn pass(
     Ok(next)
 }
 
+/// Withdraws rows claimed ahead that the policies no longer plan (see
+/// `ahead`): those still waiting for their instant are dropped from memory
+/// and their rows deleted. Returns whether a deletion must be tried again.
+async fn withdraw(shared: &Shared, in_flight: &InFlight, ids: Vec<RecordingId>) -> bool {
+    let taken: Vec<RecordingId> = ids
+        .into_iter()
+        .filter(|id| shared.open.withdraw(*id))
+        .collect();
+    if taken.is_empty() {
+        return false;
+    }
+    tracing::info!(
+        rows = taken.len(),
+        recordings = ?taken.iter().map(|id| id.get()).collect::<Vec<_>>(),
+        "withdrew rows claimed ahead: their policy changed before the window opened; nothing was sent for them"
+    );
+    finish_withdrawals(shared, in_flight, taken).await
+}
+
+/// Deletes the rows of `taken` and of earlier withdrawals the database
+/// refused; keeps those it still refuses for the next pass. Returns
+/// whether any is left.
+async fn finish_withdrawals(
+    shared: &Shared,
+    in_flight: &InFlight,
+    taken: Vec<RecordingId>,
+) -> bool {
+    let mut ids = std::mem::take(
+        &mut *in_flight
+            .withdrawing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()),
+    );
+    ids.extend(taken);
+    if ids.is_empty() {
+        return false;
+    }
+    match shared.store.withdraw_pending(&ids).await {
+        Ok(deleted) => {
+            tracing::debug!(deleted, "deleted withdrawn rows");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, rows = ids.len(), "could not delete withdrawn rows claimed ahead; trying again in 1 s (nothing is sent for them)");
+            shared.metrics.store_errors.inc();
+            in_flight
+                .withdrawing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(ids);
+            true
+        }
+    }
+}
+
 /// Spawns a pass's jobs, each once it has a permit of the pacer.
-struct Paced {
-    shared: Arc<Shared>,
-    tracker: TaskTracker,
-    pacer: Arc<Semaphore>,
+#[derive(Clone)]
+pub(super) struct Paced {
+    pub shared: Arc<Shared>,
+    pub tracker: TaskTracker,
+    pub pacer: Arc<Semaphore>,
 }
 
 impl Paced {
     /// Waits for a permit (counted as waiting, as a job waits for the
     /// clock: it is the other jobs' progress it waits for); `None` once the
     /// daemon is stopping.
-    async fn permit(&self) -> Option<OwnedSemaphorePermit> {
+    pub(super) async fn permit(&self) -> Option<OwnedSemaphorePermit> {
         let acquire = self.pacer.clone().acquire_owned();
         let cancelled = self.shared.cancel.cancelled();
         self.shared
@@ -301,7 +426,11 @@ impl Paced {
             .await
     }
 
-    fn spawn(&self, permit: OwnedSemaphorePermit, job: impl Future<Output = ()> + Send + 'static) {
+    pub(super) fn spawn(
+        &self,
+        permit: OwnedSemaphorePermit,
+        job: impl Future<Output = ()> + Send + 'static,
+    ) {
         self.shared.spawn_job(&self.tracker, async move {
             let _permit = permit;
             job.await;
@@ -467,7 +596,7 @@ async fn off_loop<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 
 /// The write-ahead row of a due start: it asks for what the planner said
 /// is left of the segment.
-fn write_ahead(start: &Start) -> NewRecording {
+pub(super) fn write_ahead(start: &Start) -> NewRecording {
     NewRecording {
         user_id: start.segment.user.clone(),
         policy_id: start.segment.policy.get(),

@@ -8,6 +8,9 @@
 //!   to do now, and hand the due segments to a starter task that claims
 //!   them (the write-ahead rows, committed before any request) and hands
 //!   each user's work to a job, paced, while the loop goes on.
+//! - `ahead`: claim ahead: rows of a window claimed seconds before it
+//!   opens, the client made ready, the starts sent at the instant; rows
+//!   whose policy changed meanwhile withdrawn.
 //! - `decide`: the pass's decision as a pure function, with its own tests.
 //! - `jobs`: one user's ends, then the user's start, each retried up to
 //!   its deadline; every exchange goes to the audit trail.
@@ -48,7 +51,11 @@
 //!
 //! # Several instances (PostgreSQL)
 //! Every instance plans every segment and races to claim it; the unique
-//! key gives each to one. The winner is the row's `owner` ([`instance`])
+//! key gives each to one. Claiming ahead, each walks a burst in its own
+//! order and claims its share (half) first, the rest after a short pause
+//! if it met nobody (`ahead`), so instances split a burst rather than the
+//! first to plan taking it whole; every instance still tries every start,
+//! so none is left unclaimed when one dies. The winner is the row's `owner` ([`instance`])
 //! and holds a lease on it while it is open, renewed by housekeeping every
 //! third of `database.lease_seconds`. An instance whose lease on a row ran
 //! out (it died, or lost the database for longer than the lease) loses the
@@ -65,6 +72,7 @@
 //! instance per file and no lease.
 
 mod activity;
+mod ahead;
 mod decide;
 pub mod directory;
 mod dispatch;

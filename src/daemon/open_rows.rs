@@ -138,6 +138,9 @@ struct Entry {
     lease_until: Option<Instant>,
     /// Cancelled when the row is lost (or at shutdown, its parent).
     stop: CancellationToken,
+    /// Claimed ahead of its instant and not yet handed to its request:
+    /// it may still be withdrawn ([`OpenRows::withdraw`]).
+    waiting: bool,
 }
 
 /// The open rows of this process. Every change goes through a method
@@ -167,7 +170,63 @@ impl OpenRows {
             tracked: Tracked { row, busy },
             lease_until,
             stop: self.shutdown.child_token(),
+            waiting: false,
         }
+    }
+
+    /// A row this process just claimed ahead of its segment's start,
+    /// leased until `lease_until` where rows carry leases: held (busy)
+    /// and waiting for its instant, when [`OpenRows::begin_send`] hands it
+    /// to its request, unless [`OpenRows::withdraw`] took it back first.
+    pub fn insert_waiting(&self, row: OpenRow, lease_until: Option<Instant>) {
+        let mut entry = self.entry(row, true, lease_until);
+        entry.waiting = true;
+        self.rows().insert(entry.tracked.row.id, entry);
+    }
+
+    /// Row `id` (adopted, its start still ahead) waits for its instant as
+    /// a row claimed ahead does.
+    pub fn set_waiting(&self, id: RecordingId) {
+        if let Some(e) = self.rows().get_mut(&id) {
+            e.waiting = e.tracked.row.state == RecordingState::Pending;
+        }
+    }
+
+    /// The instant of a waiting row has come: from now on it is sent, no
+    /// longer withdrawn. `false` if the row is no longer tracked
+    /// (withdrawn, lost): nothing may be sent for it.
+    pub fn begin_send(&self, id: RecordingId) -> bool {
+        match self.rows().get_mut(&id) {
+            Some(e) => {
+                e.waiting = false;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Takes back a row still waiting for its instant (its policy changed
+    /// before it opened): forgets it and cancels its stop token. `false`,
+    /// changing nothing, if its request may already be on its way (or the
+    /// row is not tracked): it goes on as any started row.
+    pub fn withdraw(&self, id: RecordingId) -> bool {
+        let mut rows = self.rows();
+        if !rows.get(&id).is_some_and(|e| e.waiting) {
+            return false;
+        }
+        if let Some(e) = rows.remove(&id) {
+            e.stop.cancel();
+        }
+        true
+    }
+
+    /// The rows waiting for their instant.
+    pub fn waiting(&self) -> Vec<OpenRow> {
+        self.rows()
+            .values()
+            .filter(|e| e.waiting)
+            .map(|e| e.tracked.row.clone())
+            .collect()
     }
 
     /// A row this process just claimed, leased until `lease_until` where
@@ -393,6 +452,24 @@ mod tests {
             e.contains("table recordings, id 4") && e.contains("segment_end"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_row_waiting_for_its_instant_is_withdrawn_or_sent_never_both() {
+        let rows = OpenRows::default();
+        let a = OpenRow::claimed(RecordingId::new(1), segment("ann", 0, 10));
+        let b = OpenRow::claimed(RecordingId::new(2), segment("bob", 0, 10));
+        rows.insert_waiting(a.clone(), None);
+        rows.insert_waiting(b.clone(), None);
+        assert_eq!(rows.waiting().len(), 2);
+        let stop = rows.stop_token(a.id).unwrap();
+        assert!(rows.withdraw(a.id));
+        assert!(stop.is_cancelled(), "its wait ends at once");
+        assert!(!rows.begin_send(a.id), "a withdrawn row is never sent");
+        assert!(rows.begin_send(b.id));
+        assert!(!rows.withdraw(b.id), "a row on its way is not withdrawn");
+        assert!(rows.contains(b.id));
+        assert!(rows.waiting().is_empty());
     }
 
     #[test]

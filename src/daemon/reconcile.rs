@@ -152,13 +152,20 @@ pub(super) async fn adopt(
         resumed += 1;
         let mut previous = shared.open.contacts_of(&row.segment.user);
         previous.extend(before.get(&row.id).copied());
+        let ahead = row.segment.start > now;
         let job = StartJob {
             id: row.id,
             late: now - row.segment.start,
             segment: row.segment,
             previous,
         };
-        shared.spawn_job(tracker, jobs::resume(shared.clone(), job));
+        if ahead {
+            // Claimed ahead of its window: sent at its instant, not now.
+            shared.open.set_waiting(job.id);
+            shared.spawn_job(tracker, super::ahead::resume_at(shared.clone(), job));
+        } else {
+            shared.spawn_job(tracker, jobs::resume(shared.clone(), job));
+        }
     }
     Ok((adopted, resumed))
 }

@@ -44,6 +44,12 @@ pub struct Settings {
     /// window's end is what ends it (default 5, at most 300). If the stop
     /// is lost, the recording overruns by at most this much.
     pub stop_margin_seconds: u64,
+    /// How long before a window opens its write-ahead rows are claimed
+    /// (committed) and the token and the connections to the API host are
+    /// made ready, seconds (default 5; 0 = claim at the instant; at most
+    /// 60). The start requests still leave at the window's instant, never
+    /// before.
+    pub claim_ahead_seconds: u64,
 }
 
 impl Default for Settings {
@@ -57,6 +63,7 @@ impl Default for Settings {
             missed_lookback_seconds: 7 * 24 * 3600,
             stop_grace_seconds: 60,
             stop_margin_seconds: 5,
+            claim_ahead_seconds: 5,
         }
     }
 }
@@ -79,6 +86,10 @@ impl Settings {
         Range::new("schedule.missed_lookback_seconds", 0, 90 * 24 * 3600);
     pub const STOP_GRACE_SECONDS: Range<u64> = Range::new("schedule.stop_grace_seconds", 0, 3600);
     pub const STOP_MARGIN_SECONDS: Range<u64> = Range::new("schedule.stop_margin_seconds", 0, 300);
+    /// Beyond a minute, a row claimed ahead holds its user's slot (and a
+    /// lease) long before anything happens; a few seconds is all the
+    /// claim and the warm-up need.
+    pub const CLAIM_AHEAD_SECONDS: Range<u64> = Range::new("schedule.claim_ahead_seconds", 0, 60);
 
     /// Checks every numeric key against its range.
     pub fn check_ranges(&self, check: &mut RangeCheck) {
@@ -90,6 +101,7 @@ impl Settings {
         check.check(Self::MISSED_LOOKBACK_SECONDS, self.missed_lookback_seconds);
         check.check(Self::STOP_GRACE_SECONDS, self.stop_grace_seconds);
         check.check(Self::STOP_MARGIN_SECONDS, self.stop_margin_seconds);
+        check.check(Self::CLAIM_AHEAD_SECONDS, self.claim_ahead_seconds);
     }
 
     pub fn limits(&self) -> Limits {
@@ -122,6 +134,12 @@ impl Settings {
     /// How long after a window's end its stop keeps being retried.
     pub fn stop_grace(&self) -> chrono::Duration {
         span(self.stop_grace_seconds)
+    }
+
+    /// How long before a window opens its rows are claimed; zero when
+    /// claiming ahead is off. Capped at the range's top.
+    pub fn claim_ahead(&self) -> chrono::Duration {
+        span(self.claim_ahead_seconds.min(Self::CLAIM_AHEAD_SECONDS.max))
     }
 
     /// What a segment of an `end_mode = stop` policy asks for beyond its end.

@@ -481,6 +481,18 @@ impl Store {
         each!(self, s => s.claim_many(new).await)
     }
 
+    /// Deletes the rows among `ids` that are still `pending` with nothing
+    /// sent for them (no contact id, no attempt) and, on PostgreSQL, still
+    /// this instance's: rows claimed ahead of a window whose policy changed
+    /// before it opened. Returns how many it deleted. Never touches a row
+    /// anything was sent for: that one is history.
+    pub async fn withdraw_pending(&self, ids: &[RecordingId]) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        each!(self, s => s.withdraw_pending(ids).await)
+    }
+
     /// Moves a row to `to`, if the state diagram allows it from where the
     /// row stands; `Ok(false)` if it was already there, and
     /// [`StoreError::IllegalMove`] for a move the diagram forbids.

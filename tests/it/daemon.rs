@@ -8,6 +8,7 @@
 //! (`common::driven::Driven`): windows open at their exact instant, and no
 //! check depends on how fast this machine is.
 
+mod ahead;
 mod bookkeeping;
 mod chaos;
 mod dense;

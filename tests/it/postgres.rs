@@ -13,6 +13,7 @@ mod fencing;
 mod instances;
 mod parity;
 mod rows;
+mod split;
 mod store;
 
 use crate::common::pg::pg;

@@ -415,3 +415,134 @@ fn the_first_pass_is_decide_on_an_empty_database_over_the_segment_limit() {
     assert_eq!(first.starts.len(), 2);
     assert_eq!(first.next, plain.next);
 }
+
+fn plan_ahead(policies: &[Policy], tracked: &[Tracked], now: DateTime<Utc>, ahead: i64) -> Plan {
+    let cov = coverage(policies, now, now, horizon());
+    decide_ahead(
+        &cov,
+        &HashMap::new(),
+        tracked,
+        now,
+        SegmentLimit::default(),
+        Duration::seconds(ahead),
+    )
+}
+
+#[test]
+fn a_window_opening_within_the_claim_ahead_span_is_claimed_now_and_others_wake_ahead() {
+    let p = [policy(1, "0 9 * * *", 600, "expire", &["ann", "bob"])];
+    let plan = plan_ahead(&p, &[], at(8, 59, 56), 5);
+    assert!(plan.starts.is_empty());
+    assert_eq!(plan.ahead.len(), 2);
+    for s in &plan.ahead {
+        assert_eq!(s.segment.start, at(9, 0, 0));
+        assert_eq!(s.remaining.as_secs(), 600);
+        assert_eq!(s.late, Duration::zero());
+    }
+    assert_eq!(plan.next_start.map(|(t, _)| t), Some(at(9, 0, 0)));
+
+    // Further away: nothing to claim; the pass wakes `ahead` before it.
+    let plan = plan_ahead(&p, &[], at(8, 59, 50), 5);
+    assert!(plan.ahead.is_empty());
+    assert_eq!(plan.next, Some(at(8, 59, 55)));
+
+    // Off: as `decide`.
+    let plan = plan_ahead(&p, &[], at(8, 59, 56), 0);
+    assert!(plan.ahead.is_empty());
+    assert_eq!(plan.next, Some(at(9, 0, 0)));
+}
+
+#[test]
+fn a_user_with_a_tracked_row_is_not_claimed_ahead() {
+    // ann's recording ends at 09:00; her next segment follows it at the
+    // instant (ends first), so it is not claimed ahead; bob's is.
+    let p = [policy(1, "0 9 * * *", 600, "expire", &["ann", "bob"])];
+    let tracked = [live(7, "ann", at(8, 59, 0), 60, false)];
+    let plan = plan_ahead(&p, &tracked, at(8, 59, 57), 5);
+    let users: Vec<&str> = plan.ahead.iter().map(|s| s.segment.user.as_str()).collect();
+    assert_eq!(users, ["bob"]);
+    assert_eq!(plan.next, Some(at(9, 0, 0)));
+}
+
+#[test]
+fn a_row_claimed_ahead_is_withdrawn_once_its_policy_no_longer_gives_it() {
+    let now = at(8, 59, 57);
+    let claimed = |u: &str, secs: i64| OpenRow {
+        id: RecordingId::new(secs),
+        segment: Segment {
+            user: user(u),
+            start: at(9, 0, 0),
+            end: at(9, 0, 0) + Duration::seconds(secs),
+            duration: RecordingDuration::from_secs(secs).unwrap(),
+            policy: PolicyId::new(1),
+            end_mode: EndMode::Expire,
+        },
+        state: RecordingState::Pending,
+        contact: None,
+    };
+    let occupied = |rows: &[&OpenRow]| {
+        by_user(
+            rows.iter()
+                .map(|r| (r.segment.user.clone(), r.segment.start, r.segment.end))
+                .collect(),
+        )
+    };
+    let row = claimed("ann", 600);
+    let check = |p: &[Policy]| {
+        let cov = coverage(p, now, now, horizon());
+        withdrawn(
+            &cov,
+            &occupied(&[&row]),
+            std::slice::from_ref(&row),
+            SegmentLimit::default(),
+        )
+    };
+    let same = [policy(1, "0 9 * * *", 600, "expire", &["ann"])];
+    assert!(check(&same).is_empty(), "unchanged: kept");
+    let longer = [policy(1, "0 9 * * *", 900, "expire", &["ann"])];
+    assert_eq!(check(&longer), [row.id], "window edited");
+    let moved = [policy(1, "0 10 * * *", 600, "expire", &["ann"])];
+    assert_eq!(check(&moved), [row.id], "cron edited");
+    let mode = [policy(1, "0 9 * * *", 600, "stop", &["ann"])];
+    assert_eq!(check(&mode), [row.id], "end mode edited");
+    let removed = [policy(1, "0 9 * * *", 600, "expire", &["bob"])];
+    assert_eq!(check(&removed), [row.id], "user removed");
+    assert_eq!(check(&[]), [row.id], "policy disabled or deleted");
+}
+
+#[test]
+fn each_instance_walks_a_burst_in_its_own_order_and_policies_keep_their_turns() {
+    let users: Vec<String> = (0..200).map(|i| format!("u{i:03}")).collect();
+    let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+    let p = [
+        policy(1, "0 9 * * *", 600, "expire", &refs),
+        policy(2, "0 9 * * *", 600, "expire", &["small-a", "small-b"]),
+    ];
+    let ordered = |seed: &str| {
+        let mut plan = plan_ahead(&p, &[], at(8, 59, 57), 5);
+        spread(&mut plan.ahead, seed);
+        fair_order(&mut plan.ahead);
+        plan.ahead
+            .iter()
+            .map(|s| s.segment.user.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let a = ordered("host-1-a");
+    assert_eq!(a, ordered("host-1-a"), "the same seed, the same order");
+    let b = ordered("host-2-b");
+    assert_ne!(a, b);
+    // The first halves differ: each instance claims a different share first.
+    let half: std::collections::HashSet<_> = a[..101].iter().collect();
+    let shared = b[..101].iter().filter(|u| half.contains(u)).count();
+    assert!(shared < 80, "{shared} of 101 in common");
+    // The small policy's users are still among the first two rounds.
+    for order in [&a, &b] {
+        let small: Vec<usize> = order
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| u.starts_with("small"))
+            .map(|(i, _)| i)
+            .collect();
+        assert!(small.iter().all(|i| *i < 4), "{small:?}");
+    }
+}

@@ -155,6 +155,22 @@ impl PgStore {
 
     /// Lets every open row of this instance be taken over at once (a clean
     /// shutdown: nobody has to wait for the lease to run out).
+    pub async fn withdraw_pending(&self, ids: &[RecordingId]) -> Result<u64, StoreError> {
+        let ids: Vec<i64> = ids.iter().map(|id| id.get()).collect();
+        let done = sqlx::query(
+            "DELETE FROM recordings r WHERE r.id = ANY($1) AND r.owner = $2 \
+               AND r.state = $3 AND r.contact_id IS NULL \
+               AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.recording_id = r.id)",
+        )
+        .bind(&ids)
+        .bind(self.me())
+        .bind(RecordingState::Pending.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(self.err("withdrawing rows claimed ahead"))?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn release_leases(&self) -> Result<u64, StoreError> {
         let sql = "UPDATE recordings SET lease_until = now() \
                    WHERE owner = $1 AND state IN ($2, $3, $4)";

@@ -44,6 +44,7 @@ use super::dialect::Dialect;
 use super::tables::recordings::claimed;
 use super::{NewAttempt, NewRecording, RecordingId, StoreError};
 use crate::clock::{format_utc, parse_utc};
+use crate::recording::RecordingState;
 
 /// A handle on a SQLite file.
 pub type SqliteStore = Db<Sqlite>;
@@ -194,6 +195,28 @@ impl Db<Sqlite> {
     /// The database file this handle writes to.
     pub fn path(&self) -> &Path {
         &self.site.path
+    }
+
+    /// Deletes those of `ids` still pending with nothing sent (no contact
+    /// id, no attempt), in one transaction; how many it deleted.
+    pub async fn withdraw_pending(&self, ids: &[RecordingId]) -> Result<u64, StoreError> {
+        let context = "withdrawing rows claimed ahead";
+        let mut tx = self.begin_write(context).await?;
+        let mut deleted = 0;
+        for id in ids {
+            deleted += sqlx::query(
+                "DELETE FROM recordings WHERE id = ?1 AND state = ?2 AND contact_id IS NULL \
+                   AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.recording_id = ?1)",
+            )
+            .bind(id.get())
+            .bind(RecordingState::Pending.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err(context))?
+            .rows_affected();
+        }
+        tx.commit().await.map_err(self.err(context))?;
+        Ok(deleted)
     }
 
     /// Claims many segments in one `BEGIN IMMEDIATE` transaction (one lock,

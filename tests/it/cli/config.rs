@@ -75,6 +75,7 @@ fn the_shipped_config_shows_every_key() {
         "missed_lookback_seconds",
         "stop_grace_seconds",
         "stop_margin_seconds",
+        "claim_ahead_seconds",
         "base_ms",
         "cap_ms",
         "max_server_errors",

@@ -310,6 +310,8 @@ async fn windows_that_end_while_the_daemon_stalls_are_recorded_not_dropped() {
     // windows of 09:00:10 and 09:00:20 open and close meanwhile. Before:
     // the next pass planned from its own now and they got no row at all.
     let mut rig = Driven::new(t0()).await;
+    // The claim held is the one made at 09:00:00, not ahead of it.
+    rig.schedule.claim_ahead_seconds = 0;
     let w = t0() + Duration::seconds(2);
     rig.add_policy("small", "*/10 * * * * *", 5, "expire", &["s1"])
         .await;

@@ -16,7 +16,7 @@ use recsched::simulator::{Faults, UserFault};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirects_are_final_errors_naming_the_host_and_go_nowhere() {
     let elsewhere = Elsewhere::bind().await;
-    let rig = Rig::with_faults(Faults {
+    let mut rig = Rig::with_faults(Faults {
         // Only the first token request: the one the token victim makes.
         token_redirect: Some(format!("{}/auth/token", elsewhere.url())),
         token_redirect_limit: Some(1),
@@ -31,6 +31,9 @@ async fn redirects_are_final_errors_naming_the_host_and_go_nowhere() {
         ..Faults::default()
     })
     .await;
+    // The victim's start must be the first to ask for a token (claiming
+    // ahead, the warm-up before the window would ask first).
+    rig.set("RECSCHED_SCHEDULE__CLAIM_AHEAD_SECONDS", "0");
     let first = second_after(Duration::seconds(3));
     let then = first + Duration::seconds(1);
     add_policy(
