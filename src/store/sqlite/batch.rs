@@ -3,6 +3,15 @@
 //! `WITH w AS (VALUES ..) UPDATE .. FROM w` per [`ROWS_PER_STATEMENT`]
 //! rows, and the audit rows in one multi-row INSERT per as many. Every
 //! value is a bound parameter.
+//!
+//! # Statement sizes
+//! A statement's text depends on its number of rows, and a text sqlx has
+//! not seen on this connection is parsed and planned again: with a
+//! burst's batches of every size, that was 5 % of the daemon's CPU
+//! (docs/benchmarks.md, issue 15). So a statement has one of a few sizes
+//! ([`rows_for`]), its VALUES padded with rows of NULLs, which match no
+//! recording (UPDATE) and are filtered out (INSERT); its prepared form is
+//! then reused from sqlx's statement cache.
 
 use futures::future::BoxFuture;
 use sqlx::sqlite::SqliteRow;
@@ -15,6 +24,25 @@ use crate::store::NewAttempt;
 
 /// Rows per statement: 9 parameters each, well under SQLite's 32,766.
 const ROWS_PER_STATEMENT: usize = 1000;
+
+/// The sizes a statement comes in, smallest first; the last is
+/// [`ROWS_PER_STATEMENT`].
+const SIZES: [usize; 6] = [1, 4, 16, 64, 256, ROWS_PER_STATEMENT];
+
+/// The rows of the statement for `n` rows (at most [`ROWS_PER_STATEMENT`]):
+/// the smallest size that holds them.
+fn rows_for(n: usize) -> usize {
+    SIZES
+        .into_iter()
+        .find(|&size| size >= n)
+        .unwrap_or(ROWS_PER_STATEMENT)
+}
+
+/// `chunk`'s rows, then `None`s up to its statement's size.
+fn padded<T>(chunk: &[T]) -> impl Iterator<Item = Option<&T>> {
+    let pad = rows_for(chunk.len()) - chunk.len();
+    chunk.iter().map(Some).chain(std::iter::repeat_n(None, pad))
+}
 
 pub(super) fn lock_rows<'c>(
     conn: &'c mut SqliteConnection,
@@ -41,16 +69,17 @@ pub(super) fn update_rows<'c, 'e: 'c>(
         let mut updated = Vec::with_capacity(edits.len());
         for chunk in edits.chunks(ROWS_PER_STATEMENT) {
             let mut q = QueryBuilder::<Sqlite>::new(concat!("WITH w(", edit_columns!(), ") AS ("));
-            q.push_values(chunk, |mut b, e| {
-                b.push_bind(e.id)
-                    .push_bind(e.from.as_str())
-                    .push_bind(e.to.as_str())
-                    .push_bind(e.contact_id)
-                    .push_bind(e.interaction_id)
-                    .push_bind(e.attempts_at_least)
-                    .push_bind(e.last_error.clears())
-                    .push_bind(e.last_error.text())
-                    .push_bind(e.ended_at.map(format_utc));
+            // A padding row's NULL id matches no recording.
+            q.push_values(padded(chunk), |mut b, e| {
+                b.push_bind(e.map(|e| e.id))
+                    .push_bind(e.map(|e| e.from.as_str()))
+                    .push_bind(e.map(|e| e.to.as_str()))
+                    .push_bind(e.and_then(|e| e.contact_id))
+                    .push_bind(e.and_then(|e| e.interaction_id))
+                    .push_bind(e.and_then(|e| e.attempts_at_least))
+                    .push_bind(e.map(|e| e.last_error.clears()))
+                    .push_bind(e.and_then(|e| e.last_error.text()))
+                    .push_bind(e.and_then(|e| e.ended_at.map(format_utc)));
             });
             q.push(concat!(
                 ") UPDATE recordings SET ",
@@ -72,19 +101,21 @@ pub(super) fn insert_attempts<'c, 'a: 'c>(
             let mut q = QueryBuilder::<Sqlite>::new(concat!(
                 "INSERT INTO attempts (",
                 attempt_columns!(),
-                ") "
+                ") SELECT * FROM ("
             ));
-            q.push_values(chunk, |mut b, a| {
-                b.push_bind(a.recording_id.get())
-                    .push_bind(format_utc(a.at))
-                    .push_bind(a.operation.as_str())
-                    .push_bind(i64::from(a.attempt))
-                    .push_bind(a.requested_seconds.map(i64::from))
-                    .push_bind(a.http_status.map(i64::from))
-                    .push_bind(a.error.as_deref())
-                    .push_bind(latency(a))
-                    .push_bind(a.response_body.as_deref().map(truncate_body));
+            q.push_values(padded(chunk), |mut b, a| {
+                b.push_bind(a.map(|a| a.recording_id.get()))
+                    .push_bind(a.map(|a| format_utc(a.at)))
+                    .push_bind(a.map(|a| a.operation.as_str()))
+                    .push_bind(a.map(|a| i64::from(a.attempt)))
+                    .push_bind(a.and_then(|a| a.requested_seconds.map(i64::from)))
+                    .push_bind(a.and_then(|a| a.http_status.map(i64::from)))
+                    .push_bind(a.and_then(|a| a.error.as_deref()))
+                    .push_bind(a.and_then(|a| latency(a)))
+                    .push_bind(a.and_then(|a| a.response_body.as_deref().map(truncate_body)));
             });
+            // Padding rows have no recording: they are not inserted.
+            q.push(") WHERE column1 IS NOT NULL");
             q.build().execute(&mut *conn).await?;
         }
         Ok(())
