@@ -81,10 +81,14 @@ pub(super) fn update_rows<'c, 'e: 'c>(
                     .push_bind(e.and_then(|e| e.last_error.text()))
                     .push_bind(e.and_then(|e| e.ended_at.map(format_utc)));
             });
+            // `updated_at` as the `recordings_updated_at` trigger would set
+            // it: set here, the trigger's WHEN is false and it does not run
+            // a second UPDATE of every row.
             q.push(concat!(
                 ") UPDATE recordings SET ",
                 edit_set!(),
-                " FROM w WHERE recordings.id = w.w_id RETURNING id, state"
+                ", updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+                 FROM w WHERE recordings.id = w.w_id RETURNING id, state"
             ));
             updated.extend(q.build().fetch_all(&mut *conn).await?);
         }
