@@ -125,3 +125,33 @@ pub(super) fn insert_attempts<'c, 'a: 'c>(
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_statement_has_the_smallest_size_that_holds_its_rows() {
+        let sizes: Vec<usize> = [1, 2, 4, 5, 16, 17, 64, 65, 256, 257, 999, 1000]
+            .into_iter()
+            .map(rows_for)
+            .collect();
+        assert_eq!(sizes, [1, 4, 4, 16, 16, 64, 64, 256, 256, 1000, 1000, 1000]);
+    }
+
+    #[test]
+    fn padding_follows_the_rows_in_order() {
+        let rows = [7, 8, 9, 10, 11];
+        let padded: Vec<Option<&i32>> = padded(&rows).collect();
+        assert_eq!(padded.len(), 16);
+        assert_eq!(
+            padded[..5],
+            [Some(&7), Some(&8), Some(&9), Some(&10), Some(&11)]
+        );
+        assert!(padded[5..].iter().all(Option::is_none));
+        // Every chunk the statements cut holds at most the largest size.
+        for n in 1..=ROWS_PER_STATEMENT {
+            assert!(rows_for(n) >= n && SIZES.contains(&rows_for(n)));
+        }
+    }
+}
