@@ -346,7 +346,7 @@ impl Client {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await;
-        let response = match sent {
+        let mut response = match sent {
             Ok(r) => r,
             Err(e) => {
                 let err = self.transport_error(&e);
@@ -362,7 +362,9 @@ impl Client {
             discovery::HostSign::Answered
         };
         self.note_host(sign).await;
-        let headers = response.headers().clone();
+        // Taken, not cloned: reading the body needs no headers, and a
+        // copy per answer was a few allocations per start in a burst.
+        let headers = std::mem::take(response.headers_mut());
         let body = match body::read_capped(response).await {
             Ok(b) => b,
             Err(e) => {

@@ -182,10 +182,16 @@ async fn start_in_span(shared: &Shared, job: StartJob) {
                 .last_ok
                 .take()
                 .unwrap_or_else(|| (placeholder_exchange(shared, Operation::Start), writer.base));
-            let new = new_attempt(id, &exchange, attempt, None);
+            let (at, status, latency, requested) = (
+                exchange.at,
+                exchange.status,
+                exchange.latency,
+                exchange.requested,
+            );
+            let new = new_attempt(id, exchange, attempt, None);
             let outcome = OwnedOutcome::Started {
                 contact_id: started.contact_id,
-                interaction_id: started.interaction_id.clone(),
+                interaction_id: started.interaction_id,
             };
             let Some(saved) = persist(
                 shared,
@@ -204,18 +210,16 @@ async fn start_in_span(shared: &Shared, job: StartJob) {
             tracing::info!(
                 contact_id = %started.contact_id,
                 attempt,
-                status = exchange.status,
-                latency_ms = millis(exchange.latency),
+                status,
+                latency_ms = millis(latency),
                 late_ms = late.num_milliseconds(),
-                requested_seconds = exchange.requested.map(|d| d.as_secs()),
+                requested_seconds = requested.map(|d| d.as_secs()),
                 accepted = started.accepted,
                 saved,
                 "recording"
             );
             shared.metrics.start("started");
-            shared
-                .metrics
-                .recording_began(id.get(), exchange.at, exchange.latency);
+            shared.metrics.recording_began(id.get(), at, latency);
             shared.open.recording(id, started.contact_id);
         }
         Outcome::GaveUp(GiveUp::Cancelled { attempts } | GiveUp::Withdrawn { attempts })
@@ -344,7 +348,8 @@ async fn end_in_span(shared: &Shared, row: OpenRow, reason: EndReason, successor
             };
             let (exchange, attempt) =
                 last.unwrap_or_else(|| (placeholder_exchange(shared, Operation::Stop), attempts));
-            let new = new_attempt(id, &exchange, attempt, None);
+            let (status, latency) = (exchange.status, exchange.latency);
+            let new = new_attempt(id, exchange, attempt, None);
             let Some(saved) = persist(
                 shared,
                 "record the stop",
@@ -358,8 +363,8 @@ async fn end_in_span(shared: &Shared, row: OpenRow, reason: EndReason, successor
             };
             tracing::info!(
                 attempt,
-                status = exchange.status,
-                latency_ms = millis(exchange.latency),
+                status,
+                latency_ms = millis(latency),
                 early,
                 saved,
                 "{word}"
@@ -554,9 +559,15 @@ fn moved(
     }
 }
 
+/// A jitter sample per backoff. The generator is seeded on the first
+/// backoff only: most jobs never retry, and seeding from the OS is a
+/// system call per job.
 fn jitter_source() -> impl FnMut() -> f64 + Send {
-    let mut rng = rand::rngs::SmallRng::from_os_rng();
-    move || rng.random::<f64>()
+    let mut rng: Option<rand::rngs::SmallRng> = None;
+    move || {
+        rng.get_or_insert_with(rand::rngs::SmallRng::from_os_rng)
+            .random::<f64>()
+    }
 }
 
 use rand::SeedableRng as _;
@@ -572,7 +583,8 @@ fn placeholder_exchange(shared: &Shared, operation: Operation) -> Exchange {
     }
 }
 
-fn new_attempt(id: RecordingId, ex: &Exchange, attempt: u32, error: Option<String>) -> NewAttempt {
+/// The audit row of `ex`, which it consumes (its body moves into the row).
+fn new_attempt(id: RecordingId, ex: Exchange, attempt: u32, error: Option<String>) -> NewAttempt {
     NewAttempt {
         recording_id: id,
         at: ex.at,
@@ -582,7 +594,7 @@ fn new_attempt(id: RecordingId, ex: &Exchange, attempt: u32, error: Option<Strin
         http_status: ex.status,
         error,
         latency_ms: Some(millis(ex.latency)),
-        response_body: (!ex.body.is_empty()).then(|| ex.body.clone()),
+        response_body: (!ex.body.is_empty()).then_some(ex.body),
     }
 }
 
@@ -623,7 +635,7 @@ impl<'a> AttemptWriter<'a> {
         );
         tracing::warn!(contact_id = %contact, "start answered with the previous segment's recording; asking again");
         if let Some((ex, attempt)) = self.last_ok.take() {
-            let new = new_attempt(self.id, &ex, attempt, Some(note.clone()));
+            let new = new_attempt(self.id, ex, attempt, Some(note.clone()));
             let _ = persist(
                 self.shared,
                 "record an attempt",
@@ -669,7 +681,7 @@ impl Observer for AttemptWriter<'_> {
                 .inc();
         }
         let text = error.to_string();
-        let new = new_attempt(self.id, ex, attempt, Some(text.clone()));
+        let new = new_attempt(self.id, ex.clone(), attempt, Some(text.clone()));
         let _ = persist(
             self.shared,
             "record an attempt",
