@@ -5,7 +5,9 @@
 //! (`-- --quick` for a shorter idle measurement); `docs/benchmarks.md`
 //! explains the figures. `-- --postgres` runs only the PostgreSQL burst
 //! with one, two and three daemon instances on one database, against a
-//! throwaway server the bench starts itself.
+//! throwaway server the bench starts itself. `-- --dense` runs only issue
+//! 15's dense policy on the real `recsched` binary (one or more builds,
+//! alternating, `--recsched before=PATH --recsched after=PATH`).
 //!
 //! Every scenario runs in a fresh child process of this binary
 //! (`--child ...`), so peak RSS, CPU time and cold connection pools belong
@@ -17,9 +19,11 @@
 //! Layout: `rig` (simulator, store, daemon), `burst` (scenario 1 and its
 //! baselines), `footprint` (scenario 2), `restart` (scenario 3),
 //! `machine` (`/proc` readers, fsync probe), `report` (the table), `pg`
-//! (the throwaway PostgreSQL server), `pgburst` (the `--postgres` burst).
+//! (the throwaway PostgreSQL server), `pgburst` (the `--postgres` burst),
+//! `dense` (the `--dense` run of the real binary).
 
 mod burst;
+mod dense;
 mod diagnose;
 mod footprint;
 mod machine;
@@ -71,6 +75,32 @@ struct Args {
     #[arg(long)]
     postgres: bool,
 
+    /// Run only the dense scenario: one policy `* H * * *` (every minute
+    /// of the hour two hours ahead, UTC), 30 s windows, 100,000 users,
+    /// beside a small policy (2 users, 5 s every 10 s), run by the real
+    /// `recsched run` with MALLOC_ARENA_MAX=2 and a watchdog of 30 s.
+    #[arg(long)]
+    dense: bool,
+
+    /// The `recsched` binaries the dense scenario runs, as `LABEL=PATH`
+    /// or `PATH`; several alternate, run after run. Default: the
+    /// `recsched` next to this binary (target/release/recsched).
+    #[arg(long, value_name = "[LABEL=]PATH")]
+    recsched: Vec<String>,
+
+    /// Dense scenario: runs of each binary.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    rounds: usize,
+
+    /// Dense scenario: how long each run lasts, seconds from the spawn.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    dense_secs: u64,
+
+    /// Dense scenario: the daemon is killed as soon as its RSS passes
+    /// this many MiB, so that a runaway build cannot take the machine.
+    #[arg(long, default_value_t = 2048, value_name = "MIB")]
+    rss_cap_mib: u64,
+
     /// Internal: run one scenario in this process and print its result
     /// as one JSON line.
     #[arg(long, hide = true, num_args = 1.., value_name = "SCENARIO")]
@@ -82,6 +112,7 @@ fn main() -> ExitCode {
     let result = match &args.child {
         Some(child) => run_child(child, args.log),
         None if args.postgres => run_postgres(&args),
+        None if args.dense => run_dense(&args),
         None => run_parent(&args),
     };
     match result {
@@ -398,6 +429,193 @@ fn run_postgres(args: &Args) -> anyhow::Result<()> {
     print!("{}", table.render());
     println!("{} target(s) missed", table.misses());
     Ok(())
+}
+
+/// `--dense`: the dense scenario on each binary, alternating, `rounds`
+/// times each; each run on a fresh database in a directory of its own.
+fn run_dense(args: &Args) -> anyhow::Result<()> {
+    let binaries = binaries(&args.recsched)?;
+    let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let tmp = base.join(format!("recsched-bench-dense-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot make {}", tmp.display()))?;
+    let load_start = machine::load_average();
+    let m = machine::Machine::probe(&tmp);
+    println!(
+        "recsched-bench {} (dense scenario)",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!(
+        "machine: {} cores ({}), Linux {}; databases: {} ({}), one 4 KiB write+fdatasync = {:.2} ms",
+        m.cores,
+        m.cpu_model,
+        m.kernel,
+        base.display(),
+        m.fs_type,
+        m.fsync_ms
+    );
+    println!(
+        "settings: `recsched run` as a child, MALLOC_ARENA_MAX=2, WATCHDOG_USEC={} (WatchdogSec=30s), \
+         {} s per run, killed past {} MiB RSS; simulator on loopback in the bench, {LATENCY_MS} ms per call",
+        dense::WATCHDOG.as_micros(),
+        args.dense_secs,
+        args.rss_cap_mib
+    );
+    for (label, path) in &binaries {
+        println!("binary {label}: {}", path.display());
+    }
+    println!();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let mut table = Table::default();
+    let mut runs: Vec<(String, anyhow::Result<dense::Dense>)> = Vec::new();
+    for round in 1..=args.rounds.max(1) {
+        for (label, path) in &binaries {
+            eprintln!("recsched-bench: dense, {label}, run {round} ...");
+            let setup = dense::Setup {
+                binary: path.clone(),
+                run_for: Duration::from_secs(args.dense_secs),
+                rss_cap: args.rss_cap_mib * 1024 * 1024,
+                log: args.log,
+            };
+            let dir = tmp.join(format!("{label}-{round}"));
+            let result = std::fs::create_dir(&dir)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| runtime.block_on(dense::run(&setup, &dir)));
+            runs.push((format!("{label}, run {round}"), result));
+        }
+    }
+    for (name, result) in runs {
+        dense_lines(&mut table, &name, result, args.rss_cap_mib);
+    }
+    if let Err(e) = std::fs::remove_dir_all(&tmp) {
+        eprintln!("recsched-bench: could not remove {}: {e}", tmp.display());
+    }
+    print!("{}", table.render());
+    println!(
+        "\nload average {load_start} before, {} after",
+        machine::load_average()
+    );
+    println!("{} target(s) missed", table.misses());
+    Ok(())
+}
+
+/// `--recsched` values as (label, path); by default the `recsched` beside
+/// this binary.
+fn binaries(given: &[String]) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    if given.is_empty() {
+        let exe = std::env::current_exe().context("cannot find this binary")?;
+        let path = exe.with_file_name("recsched");
+        anyhow::ensure!(
+            path.is_file(),
+            "{} is missing: build it with `cargo build --release --bin recsched`, \
+             or name a binary with --recsched",
+            path.display()
+        );
+        return Ok(vec![("this build".into(), path)]);
+    }
+    given
+        .iter()
+        .map(|g| {
+            let (label, path) = match g.split_once('=') {
+                Some((label, path)) => (label.to_owned(), PathBuf::from(path)),
+                None => (g.clone(), PathBuf::from(g)),
+            };
+            anyhow::ensure!(
+                path.is_file(),
+                "--recsched {g}: no file at {}",
+                path.display()
+            );
+            Ok((label, path))
+        })
+        .collect()
+}
+
+fn dense_lines(t: &mut Table, name: &str, r: anyhow::Result<dense::Dense>, cap_mib: u64) {
+    t.section(format!(
+        "dense: {} users in one policy, 30 s windows every minute of one hour 2 h ahead, \
+         + 2 users every 10 s ({name})",
+        dense::USERS
+    ));
+    let d = match r {
+        Ok(d) => d,
+        Err(e) => return t.failed("dense", &e),
+    };
+    let limit = 256 * 1024 * 1024;
+    let peak = match d.capped_at_ms {
+        Some(at) => format!("> {cap_mib} MiB (killed at {})", ms(at)),
+        None => mib(d.peak_rss),
+    };
+    t.line(
+        "peak RSS (VmHWM of recsched run)",
+        peak,
+        format!("< {}", mib(limit)),
+        Some(d.peak_rss as f64 / limit as f64),
+        Verdict::from(d.capped_at_ms.is_none() && d.peak_rss < limit),
+    );
+    t.line(
+        "CPU time of recsched run (user + system)",
+        ms(d.cpu_ms),
+        format!("over {} from spawn", ms(d.ran_ms)),
+        None,
+        Verdict::Info,
+    );
+    t.line(
+        "spawn -> READY=1",
+        d.ready_ms.map_or("never".into(), ms),
+        format!(
+            "cron `{}`, policies written in {}",
+            d.dense_cron,
+            ms(d.prepare_ms)
+        ),
+        None,
+        Verdict::Info,
+    );
+    let s = &d.small;
+    t.line(
+        "small policy: windows on time / expected (2 users)",
+        format!("{} / {}", s.on_time, s.expected),
+        format!(
+            "late {} / failed {} / absent {}; start <= {} s late",
+            s.late,
+            s.failed,
+            s.absent,
+            dense::LATE_AFTER_SECS
+        ),
+        None,
+        Verdict::from(s.all_on_time()),
+    );
+    t.line(
+        "  small policy: max late_seconds / max lag at the simulator",
+        format!("{:.2} s / {}", s.max_late_s, ms(s.max_sim_lag_ms)),
+        "",
+        None,
+        Verdict::Info,
+    );
+    let gap = d.longest_ping_gap_ms;
+    t.line(
+        "longest gap without WATCHDOG=1 (from READY to the end)",
+        gap.map_or("no READY".into(), ms),
+        format!(
+            "interval {} (pings every {}); {} pings",
+            ms(dense::WATCHDOG.as_secs_f64() * 1000.0),
+            ms(dense::WATCHDOG.as_secs_f64() * 500.0),
+            d.pings
+        ),
+        gap.map(|g| g / (dense::WATCHDOG.as_secs_f64() * 1000.0)),
+        Verdict::from(gap.is_some() && d.watchdog_misses == 0),
+    );
+    if let Some(status) = &d.exited {
+        t.line(
+            "  exited on its own",
+            status.clone(),
+            "",
+            None,
+            Verdict::Miss,
+        );
+    }
 }
 
 fn pg_lines(t: &mut Table, n: usize, instances: usize, r: anyhow::Result<PgBurst>) {
