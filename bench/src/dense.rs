@@ -42,9 +42,30 @@ pub const WATCHDOG: Duration = Duration::from_secs(30);
 /// policy's start by more than 1 s").
 pub const LATE_AFTER_SECS: f64 = 1.0;
 
+/// What the database holds when the daemon starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// The dense policy and the small one.
+    Dense,
+    /// The footprint scenario's 100,000 users in 1,000 daily policies
+    /// (`footprint::prepare`), whose windows open 10-110 min ahead: the
+    /// real binary's memory with nothing of the bench in its process.
+    Footprint,
+}
+
+impl Workload {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Dense => "dense",
+            Self::Footprint => "footprint",
+        }
+    }
+}
+
 /// How one run is made.
 #[derive(Debug, Clone)]
 pub struct Setup {
+    pub workload: Workload,
     /// The `recsched` binary to run.
     pub binary: PathBuf,
     /// How long it runs after it was started.
@@ -58,9 +79,9 @@ pub struct Setup {
 /// What one run measured.
 #[derive(Debug, Clone)]
 pub struct Dense {
-    /// The dense policy's cron, as stored.
+    /// The dense policy's cron, as stored (footprint: empty).
     pub dense_cron: String,
-    /// Writing the two policies (not part of the daemon's figures).
+    /// Writing the policies (not part of the daemon's figures).
     pub prepare_ms: f64,
     /// From spawn to READY=1, if it came.
     pub ready_ms: Option<f64>,
@@ -81,7 +102,8 @@ pub struct Dense {
     pub longest_ping_gap_ms: Option<f64>,
     /// Gaps longer than the watchdog interval (systemd would have killed).
     pub watchdog_misses: usize,
-    pub small: Small,
+    /// Dense only.
+    pub small: Option<Small>,
 }
 
 /// The small policy's windows that opened between READY and the end of
@@ -115,9 +137,19 @@ impl Small {
 pub async fn run(setup: &Setup, dir: &Path) -> anyhow::Result<Dense> {
     let sim = rig::simulator().await?;
     let t = Instant::now();
-    let (store, db) = rig::store(dir).await?;
-    let dense_cron = prepare(&store).await?;
-    store.close().await;
+    let dense_cron = match setup.workload {
+        Workload::Dense => {
+            let (store, _) = rig::store(dir).await?;
+            let cron = prepare(&store).await?;
+            store.close().await;
+            cron
+        }
+        Workload::Footprint => {
+            crate::footprint::prepare(dir).await?;
+            String::new()
+        }
+    };
+    let db = dir.join("bench.db");
     let prepare_ms = t.elapsed().as_secs_f64() * 1000.0;
 
     let notify = dir.join("notify.sock");
@@ -159,7 +191,10 @@ pub async fn run(setup: &Setup, dir: &Path) -> anyhow::Result<Dense> {
     let (store, _) = rig::store(dir).await?;
     let wall_ready = ready.map(|r| watched.spawned_at + to_chrono(r));
     let wall_end = watched.spawned_at + to_chrono(ended);
-    let small = small(&store, &sim, wall_ready, wall_end).await?;
+    let small = match setup.workload {
+        Workload::Dense => Some(small(&store, &sim, wall_ready, wall_end).await?),
+        Workload::Footprint => None,
+    };
     store.close().await;
 
     Ok(Dense {

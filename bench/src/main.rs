@@ -88,6 +88,12 @@ struct Args {
     #[arg(long, value_name = "[LABEL=]PATH")]
     recsched: Vec<String>,
 
+    /// Dense scenario: what each run's database holds, `dense` (the dense
+    /// policy and the small one) and/or `footprint` (100,000 users in
+    /// 1,000 policies, as the footprint scenario, on the real binary).
+    #[arg(long, value_delimiter = ',', default_value = "dense,footprint")]
+    workloads: Vec<String>,
+
     /// Dense scenario: runs of each binary.
     #[arg(long, default_value_t = 1, value_name = "N")]
     rounds: usize,
@@ -435,6 +441,15 @@ fn run_postgres(args: &Args) -> anyhow::Result<()> {
 /// times each; each run on a fresh database in a directory of its own.
 fn run_dense(args: &Args) -> anyhow::Result<()> {
     let binaries = binaries(&args.recsched)?;
+    let workloads = args
+        .workloads
+        .iter()
+        .map(|w| match w.as_str() {
+            "dense" => Ok(dense::Workload::Dense),
+            "footprint" => Ok(dense::Workload::Footprint),
+            other => anyhow::bail!("--workloads: `{other}` is neither dense nor footprint"),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     let tmp = base.join(format!("recsched-bench-dense-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).with_context(|| format!("cannot make {}", tmp.display()))?;
@@ -470,25 +485,30 @@ fn run_dense(args: &Args) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let mut table = Table::default();
-    let mut runs: Vec<(String, anyhow::Result<dense::Dense>)> = Vec::new();
+    let mut runs: Vec<(dense::Workload, String, anyhow::Result<dense::Dense>)> = Vec::new();
     for round in 1..=args.rounds.max(1) {
-        for (label, path) in &binaries {
-            eprintln!("recsched-bench: dense, {label}, run {round} ...");
+        for (workload, (label, path)) in workloads
+            .iter()
+            .flat_map(|w| binaries.iter().map(move |b| (*w, b)))
+        {
+            let name = workload.name();
+            eprintln!("recsched-bench: {name}, {label}, run {round} ...");
             let setup = dense::Setup {
+                workload,
                 binary: path.clone(),
                 run_for: Duration::from_secs(args.dense_secs),
                 rss_cap: args.rss_cap_mib * 1024 * 1024,
                 log: args.log,
             };
-            let dir = tmp.join(format!("{label}-{round}"));
+            let dir = tmp.join(format!("{name}-{label}-{round}"));
             let result = std::fs::create_dir(&dir)
                 .map_err(anyhow::Error::from)
                 .and_then(|()| runtime.block_on(dense::run(&setup, &dir)));
-            runs.push((format!("{label}, run {round}"), result));
+            runs.push((workload, format!("{label}, run {round}"), result));
         }
     }
-    for (name, result) in runs {
-        dense_lines(&mut table, &name, result, args.rss_cap_mib);
+    for (workload, name, result) in runs {
+        dense_lines(&mut table, workload, &name, result, args.rss_cap_mib);
     }
     if let Err(e) = std::fs::remove_dir_all(&tmp) {
         eprintln!("recsched-bench: could not remove {}: {e}", tmp.display());
@@ -533,17 +553,36 @@ fn binaries(given: &[String]) -> anyhow::Result<Vec<(String, PathBuf)>> {
         .collect()
 }
 
-fn dense_lines(t: &mut Table, name: &str, r: anyhow::Result<dense::Dense>, cap_mib: u64) {
-    t.section(format!(
-        "dense: {} users in one policy, 30 s windows every minute of one hour 2 h ahead, \
-         + 2 users every 10 s ({name})",
-        dense::USERS
-    ));
+fn dense_lines(
+    t: &mut Table,
+    workload: dense::Workload,
+    name: &str,
+    r: anyhow::Result<dense::Dense>,
+    cap_mib: u64,
+) {
+    let (title, limit) = match workload {
+        dense::Workload::Dense => (
+            format!(
+                "dense: {} users in one policy, 30 s windows every minute of one hour 2 h \
+                 ahead, + 2 users every 10 s",
+                dense::USERS
+            ),
+            256 * 1024 * 1024,
+        ),
+        dense::Workload::Footprint => (
+            format!(
+                "footprint on the real binary: {} users in {} policies",
+                footprint::POLICIES * footprint::USERS_PER_POLICY,
+                footprint::POLICIES
+            ),
+            64 * 1024 * 1024,
+        ),
+    };
+    t.section(format!("{title} ({name})"));
     let d = match r {
         Ok(d) => d,
-        Err(e) => return t.failed("dense", &e),
+        Err(e) => return t.failed(workload.name(), &e),
     };
-    let limit = 256 * 1024 * 1024;
     let peak = match d.capped_at_ms {
         Some(at) => format!("> {cap_mib} MiB (killed at {})", ms(at)),
         None => mib(d.peak_rss),
@@ -565,35 +604,21 @@ fn dense_lines(t: &mut Table, name: &str, r: anyhow::Result<dense::Dense>, cap_m
     t.line(
         "spawn -> READY=1",
         d.ready_ms.map_or("never".into(), ms),
-        format!(
-            "cron `{}`, policies written in {}",
-            d.dense_cron,
-            ms(d.prepare_ms)
-        ),
+        if d.dense_cron.is_empty() {
+            format!("policies written in {}", ms(d.prepare_ms))
+        } else {
+            format!(
+                "cron `{}`, policies written in {}",
+                d.dense_cron,
+                ms(d.prepare_ms)
+            )
+        },
         None,
         Verdict::Info,
     );
-    let s = &d.small;
-    t.line(
-        "small policy: windows on time / expected (2 users)",
-        format!("{} / {}", s.on_time, s.expected),
-        format!(
-            "late {} / failed {} / absent {}; start <= {} s late",
-            s.late,
-            s.failed,
-            s.absent,
-            dense::LATE_AFTER_SECS
-        ),
-        None,
-        Verdict::from(s.all_on_time()),
-    );
-    t.line(
-        "  small policy: max late_seconds / max lag at the simulator",
-        format!("{:.2} s / {}", s.max_late_s, ms(s.max_sim_lag_ms)),
-        "",
-        None,
-        Verdict::Info,
-    );
+    if let Some(s) = &d.small {
+        small_lines(t, s);
+    }
     let gap = d.longest_ping_gap_ms;
     t.line(
         "longest gap without WATCHDOG=1 (from READY to the end)",
@@ -616,6 +641,29 @@ fn dense_lines(t: &mut Table, name: &str, r: anyhow::Result<dense::Dense>, cap_m
             Verdict::Miss,
         );
     }
+}
+
+fn small_lines(t: &mut Table, s: &dense::Small) {
+    t.line(
+        "small policy: windows on time / expected (2 users)",
+        format!("{} / {}", s.on_time, s.expected),
+        format!(
+            "late {} / failed {} / absent {}; start <= {} s late",
+            s.late,
+            s.failed,
+            s.absent,
+            dense::LATE_AFTER_SECS
+        ),
+        None,
+        Verdict::from(s.all_on_time()),
+    );
+    t.line(
+        "  small policy: max late_seconds / max lag at the simulator",
+        format!("{:.2} s / {}", s.max_late_s, ms(s.max_sim_lag_ms)),
+        "",
+        None,
+        Verdict::Info,
+    );
 }
 
 fn pg_lines(t: &mut Table, n: usize, instances: usize, r: anyhow::Result<PgBurst>) {
