@@ -120,8 +120,12 @@ pub struct Small {
     pub failed: usize,
     /// Expected windows with no row at all.
     pub absent: usize,
-    /// The largest `late_seconds` of any row.
+    /// The largest `late_seconds` of any row (a row failed before its
+    /// start was sent has none).
     pub max_late_s: f64,
+    /// The latest a row was written after its window opened (its
+    /// `created_at`): how late the decision was, failed rows included.
+    pub max_written_after_s: f64,
     /// The largest lag from a window's opening to its start request at
     /// the simulator, ms.
     pub max_sim_lag_ms: f64,
@@ -430,6 +434,8 @@ async fn small(
             };
             let late = row.late_seconds.unwrap_or(0.0);
             out.max_late_s = out.max_late_s.max(late);
+            let written = rig::ms_between(row.segment_start, row.created_at) / 1000.0;
+            out.max_written_after_s = out.max_written_after_s.max(written);
             match row.state {
                 RecordingState::Failed | RecordingState::Missed | RecordingState::Pending => {
                     out.failed += 1

@@ -669,8 +669,13 @@ fn small_lines(t: &mut Table, s: &dense::Small) {
         Verdict::from(s.all_on_time()),
     );
     t.line(
-        "  small policy: max late_seconds / max lag at the simulator",
-        format!("{:.2} s / {}", s.max_late_s, ms(s.max_sim_lag_ms)),
+        "  small policy: max late_seconds / row written after opening / lag at simulator",
+        format!(
+            "{:.2} s / {:.2} s / {}",
+            s.max_late_s,
+            s.max_written_after_s,
+            ms(s.max_sim_lag_ms)
+        ),
         "",
         None,
         Verdict::Info,
