@@ -104,7 +104,11 @@ fn status_kib(key: &str) -> u64 {
 /// CPU time (user + system) this process has used so far, from
 /// `/proc/self/stat` (clock-tick resolution, 10 ms on Linux).
 pub fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_cpu(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
+}
+
+/// utime + stime of a `/proc/PID/stat` line.
+pub fn stat_cpu(stat: &str) -> Duration {
     // Fields after the command name, which is in parentheses and may hold
     // spaces: utime and stime are fields 14 and 15 of the whole line.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
@@ -117,14 +121,17 @@ pub fn cpu_time() -> Duration {
     Duration::from_secs_f64((utime + stime) as f64 / hz as f64)
 }
 
-/// `getconf CLK_TCK`, or 100 (every Linux default) if that is unavailable.
-/// Asked each time: [`cpu_time`] is read a handful of times per run.
+/// `getconf CLK_TCK`, or 100 (every Linux default) if that is unavailable;
+/// asked once (the dense scenario reads a child's CPU every 50 ms).
 fn clock_ticks_per_second() -> u64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .filter(|hz| *hz > 0)
-        .unwrap_or(100)
+    static HZ: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *HZ.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .filter(|hz| *hz > 0)
+            .unwrap_or(100)
+    })
 }

@@ -5,7 +5,9 @@
 //! (`-- --quick` for a shorter idle measurement); `docs/benchmarks.md`
 //! explains the figures. `-- --postgres` runs only the PostgreSQL burst
 //! with one, two and three daemon instances on one database, against a
-//! throwaway server the bench starts itself.
+//! throwaway server the bench starts itself. `-- --dense` runs only issue
+//! 15's dense policy on the real `recsched` binary (one or more builds,
+//! alternating, `--recsched before=PATH --recsched after=PATH`).
 //!
 //! Every scenario runs in a fresh child process of this binary
 //! (`--child ...`), so peak RSS, CPU time and cold connection pools belong
@@ -17,9 +19,11 @@
 //! Layout: `rig` (simulator, store, daemon), `burst` (scenario 1 and its
 //! baselines), `footprint` (scenario 2), `restart` (scenario 3),
 //! `machine` (`/proc` readers, fsync probe), `report` (the table), `pg`
-//! (the throwaway PostgreSQL server), `pgburst` (the `--postgres` burst).
+//! (the throwaway PostgreSQL server), `pgburst` (the `--postgres` burst),
+//! `dense` (the `--dense` run of the real binary).
 
 mod burst;
+mod dense;
 mod diagnose;
 mod footprint;
 mod machine;
@@ -71,6 +75,38 @@ struct Args {
     #[arg(long)]
     postgres: bool,
 
+    /// Run only the dense scenario: one policy `* H * * *` (every minute
+    /// of the hour two hours ahead, UTC), 30 s windows, 100,000 users,
+    /// beside a small policy (2 users, 5 s every 10 s), run by the real
+    /// `recsched run` with MALLOC_ARENA_MAX=2 and a watchdog of 30 s.
+    #[arg(long)]
+    dense: bool,
+
+    /// The `recsched` binaries the dense scenario runs, as `LABEL=PATH`
+    /// or `PATH`; several alternate, run after run. Default: the
+    /// `recsched` next to this binary (target/release/recsched).
+    #[arg(long, value_name = "[LABEL=]PATH")]
+    recsched: Vec<String>,
+
+    /// Dense scenario: what each run's database holds, `dense` (the dense
+    /// policy and the small one) and/or `footprint` (100,000 users in
+    /// 1,000 policies, as the footprint scenario, on the real binary).
+    #[arg(long, value_delimiter = ',', default_value = "dense,footprint")]
+    workloads: Vec<String>,
+
+    /// Dense scenario: runs of each binary.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    rounds: usize,
+
+    /// Dense scenario: how long each run lasts, seconds from the spawn.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    dense_secs: u64,
+
+    /// Dense scenario: the daemon is killed as soon as its RSS passes
+    /// this many MiB, so that a runaway build cannot take the machine.
+    #[arg(long, default_value_t = 2048, value_name = "MIB")]
+    rss_cap_mib: u64,
+
     /// Internal: run one scenario in this process and print its result
     /// as one JSON line.
     #[arg(long, hide = true, num_args = 1.., value_name = "SCENARIO")]
@@ -82,6 +118,7 @@ fn main() -> ExitCode {
     let result = match &args.child {
         Some(child) => run_child(child, args.log),
         None if args.postgres => run_postgres(&args),
+        None if args.dense => run_dense(&args),
         None => run_parent(&args),
     };
     match result {
@@ -164,7 +201,8 @@ fn child<T: serde::de::DeserializeOwned>(log: bool, what: &[&str]) -> anyhow::Re
     child_env(log, what, ("RECSCHED_BENCH_CHILD", "1"))
 }
 
-/// [`child`] with one more environment variable.
+/// [`child`] with one more environment variable; an empty value removes
+/// it from the child's environment.
 fn child_env<T: serde::de::DeserializeOwned>(
     log: bool,
     what: &[&str],
@@ -172,7 +210,11 @@ fn child_env<T: serde::de::DeserializeOwned>(
 ) -> anyhow::Result<T> {
     let exe = std::env::current_exe().context("cannot find this binary")?;
     let mut cmd = Command::new(exe);
-    cmd.env(key, value);
+    if value.is_empty() {
+        cmd.env_remove(key);
+    } else {
+        cmd.env(key, value);
+    }
     if log {
         cmd.arg("--log");
     }
@@ -270,17 +312,23 @@ fn run_in(args: &Args, base: &Path, tmp: &Path) -> anyhow::Result<()> {
         pieces_lines(&mut table, p);
     }
     eprintln!("recsched-bench: footprint, idling {idle_secs} s ...");
+    // Under the unit's malloc setting (systemd/recsched.service), as the
+    // issue's target is stated.
     let f = dir("footprint").and_then(|d| {
         child::<f64>(args.log, &["footprint-prepare", &d])?;
-        child::<Footprint>(args.log, &["footprint", &d, &idle_secs.to_string()])
+        child_env::<Footprint>(
+            args.log,
+            &["footprint", &d, &idle_secs.to_string()],
+            ("MALLOC_ARENA_MAX", "2"),
+        )
     });
-    // The same once more with one malloc arena, for the peak RSS only:
-    // how much of it is glibc's per-thread arenas rather than live data.
-    let one_arena = dir("footprint-one-arena").and_then(|d| {
+    // The same once more with glibc's default arenas, for the peak RSS
+    // only: what the unit's setting saves.
+    let default_arenas = dir("footprint-default-arenas").and_then(|d| {
         child::<f64>(args.log, &["footprint-prepare", &d])?;
-        child_env::<Footprint>(args.log, &["footprint", &d, "5"], ("MALLOC_ARENA_MAX", "1"))
+        child_env::<Footprint>(args.log, &["footprint", &d, "5"], ("MALLOC_ARENA_MAX", ""))
     });
-    footprint_lines(&mut table, f, one_arena, args.quick);
+    footprint_lines(&mut table, f, default_arenas, args.quick);
     eprintln!("recsched-bench: restart ...");
     let r = dir("restart").and_then(|d| {
         child::<()>(args.log, &["restart-prepare", &d])?;
@@ -398,6 +446,240 @@ fn run_postgres(args: &Args) -> anyhow::Result<()> {
     print!("{}", table.render());
     println!("{} target(s) missed", table.misses());
     Ok(())
+}
+
+/// `--dense`: the dense scenario on each binary, alternating, `rounds`
+/// times each; each run on a fresh database in a directory of its own.
+fn run_dense(args: &Args) -> anyhow::Result<()> {
+    let binaries = binaries(&args.recsched)?;
+    let workloads = args
+        .workloads
+        .iter()
+        .map(|w| match w.as_str() {
+            "dense" => Ok(dense::Workload::Dense),
+            "footprint" => Ok(dense::Workload::Footprint),
+            other => anyhow::bail!("--workloads: `{other}` is neither dense nor footprint"),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let tmp = base.join(format!("recsched-bench-dense-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot make {}", tmp.display()))?;
+    let load_start = machine::load_average();
+    let m = machine::Machine::probe(&tmp);
+    println!(
+        "recsched-bench {} (dense scenario)",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!(
+        "machine: {} cores ({}), Linux {}; databases: {} ({}), one 4 KiB write+fdatasync = {:.2} ms",
+        m.cores,
+        m.cpu_model,
+        m.kernel,
+        base.display(),
+        m.fs_type,
+        m.fsync_ms
+    );
+    println!(
+        "settings: `recsched run` as a child, MALLOC_ARENA_MAX=2, WATCHDOG_USEC={} (WatchdogSec=30s), \
+         {} s per run, killed past {} MiB RSS; simulator on loopback in the bench, {LATENCY_MS} ms per call",
+        dense::WATCHDOG.as_micros(),
+        args.dense_secs,
+        args.rss_cap_mib
+    );
+    for (label, path) in &binaries {
+        println!("binary {label}: {}", path.display());
+    }
+    println!();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let mut table = Table::default();
+    let mut runs: Vec<(dense::Workload, String, anyhow::Result<dense::Dense>)> = Vec::new();
+    for round in 1..=args.rounds.max(1) {
+        for (workload, (label, path)) in workloads
+            .iter()
+            .flat_map(|w| binaries.iter().map(move |b| (*w, b)))
+        {
+            let name = workload.name();
+            eprintln!("recsched-bench: {name}, {label}, run {round} ...");
+            let setup = dense::Setup {
+                workload,
+                binary: path.clone(),
+                run_for: Duration::from_secs(args.dense_secs),
+                rss_cap: args.rss_cap_mib * 1024 * 1024,
+                log: args.log,
+            };
+            let dir = tmp.join(format!("{name}-{label}-{round}"));
+            let result = std::fs::create_dir(&dir)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| runtime.block_on(dense::run(&setup, &dir)));
+            runs.push((workload, format!("{label}, run {round}"), result));
+        }
+    }
+    for (workload, name, result) in runs {
+        dense_lines(&mut table, workload, &name, result, args.rss_cap_mib);
+    }
+    if let Err(e) = std::fs::remove_dir_all(&tmp) {
+        eprintln!("recsched-bench: could not remove {}: {e}", tmp.display());
+    }
+    print!("{}", table.render());
+    println!(
+        "\nload average {load_start} before, {} after",
+        machine::load_average()
+    );
+    println!("{} target(s) missed", table.misses());
+    Ok(())
+}
+
+/// `--recsched` values as (label, path); by default the `recsched` beside
+/// this binary.
+fn binaries(given: &[String]) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    if given.is_empty() {
+        let exe = std::env::current_exe().context("cannot find this binary")?;
+        let path = exe.with_file_name("recsched");
+        anyhow::ensure!(
+            path.is_file(),
+            "{} is missing: build it with `cargo build --release --bin recsched`, \
+             or name a binary with --recsched",
+            path.display()
+        );
+        return Ok(vec![("this build".into(), path)]);
+    }
+    given
+        .iter()
+        .map(|g| {
+            let (label, path) = match g.split_once('=') {
+                Some((label, path)) => (label.to_owned(), PathBuf::from(path)),
+                None => (g.clone(), PathBuf::from(g)),
+            };
+            anyhow::ensure!(
+                path.is_file(),
+                "--recsched {g}: no file at {}",
+                path.display()
+            );
+            Ok((label, path))
+        })
+        .collect()
+}
+
+fn dense_lines(
+    t: &mut Table,
+    workload: dense::Workload,
+    name: &str,
+    r: anyhow::Result<dense::Dense>,
+    cap_mib: u64,
+) {
+    let (title, limit) = match workload {
+        dense::Workload::Dense => (
+            format!(
+                "dense: {} users in one policy, 30 s windows every minute of one hour 2 h \
+                 ahead, + 2 users every 10 s",
+                dense::USERS
+            ),
+            256 * 1024 * 1024,
+        ),
+        dense::Workload::Footprint => (
+            format!(
+                "footprint on the real binary: {} users in {} policies",
+                footprint::POLICIES * footprint::USERS_PER_POLICY,
+                footprint::POLICIES
+            ),
+            64 * 1024 * 1024,
+        ),
+    };
+    t.section(format!("{title} ({name})"));
+    let d = match r {
+        Ok(d) => d,
+        Err(e) => return t.failed(workload.name(), &e),
+    };
+    let peak = match d.capped_at_ms {
+        Some(at) => format!("> {cap_mib} MiB (killed at {})", ms(at)),
+        None => mib(d.peak_rss),
+    };
+    t.line(
+        "peak RSS (VmHWM of recsched run)",
+        peak,
+        format!("< {}", mib(limit)),
+        Some(d.peak_rss as f64 / limit as f64),
+        Verdict::from(d.capped_at_ms.is_none() && d.peak_rss < limit),
+    );
+    t.line(
+        "CPU time of recsched run (user + system)",
+        ms(d.cpu_ms),
+        format!("over {} from spawn", ms(d.ran_ms)),
+        None,
+        Verdict::Info,
+    );
+    t.line(
+        "spawn -> READY=1",
+        d.ready_ms.map_or("never".into(), ms),
+        if d.dense_cron.is_empty() {
+            format!("policies written in {}", ms(d.prepare_ms))
+        } else {
+            format!(
+                "cron `{}`, policies written in {}",
+                d.dense_cron,
+                ms(d.prepare_ms)
+            )
+        },
+        None,
+        Verdict::Info,
+    );
+    if let Some(s) = &d.small {
+        small_lines(t, s);
+    }
+    let gap = d.longest_ping_gap_ms;
+    t.line(
+        "longest gap without WATCHDOG=1 (from READY to the end)",
+        gap.map_or("no READY".into(), ms),
+        format!(
+            "interval {} (pings every {}); {} pings",
+            ms(dense::WATCHDOG.as_secs_f64() * 1000.0),
+            ms(dense::WATCHDOG.as_secs_f64() * 500.0),
+            d.pings
+        ),
+        gap.map(|g| g / (dense::WATCHDOG.as_secs_f64() * 1000.0)),
+        Verdict::from(gap.is_some() && d.watchdog_misses == 0),
+    );
+    if let Some(status) = &d.exited {
+        t.line(
+            "  exited on its own",
+            status.clone(),
+            "",
+            None,
+            Verdict::Miss,
+        );
+    }
+}
+
+fn small_lines(t: &mut Table, s: &dense::Small) {
+    t.line(
+        "small policy: windows on time / expected (2 users)",
+        format!("{} / {}", s.on_time, s.expected),
+        format!(
+            "late {} / failed {} / absent {}; start <= {} s late",
+            s.late,
+            s.failed,
+            s.absent,
+            dense::LATE_AFTER_SECS
+        ),
+        None,
+        Verdict::from(s.all_on_time()),
+    );
+    t.line(
+        "  small policy: max late_seconds / row written after opening / lag at simulator",
+        format!(
+            "{:.2} s / {:.2} s / {}",
+            s.max_late_s,
+            s.max_written_after_s,
+            ms(s.max_sim_lag_ms)
+        ),
+        "",
+        None,
+        Verdict::Info,
+    );
 }
 
 fn pg_lines(t: &mut Table, n: usize, instances: usize, r: anyhow::Result<PgBurst>) {
@@ -690,7 +972,7 @@ fn write_batch_lines(t: &mut Table, backend: &str, w: &WriteBatch) {
 fn footprint_lines(
     t: &mut Table,
     f: anyhow::Result<Footprint>,
-    one_arena: anyhow::Result<Footprint>,
+    default_arenas: anyhow::Result<Footprint>,
     quick: bool,
 ) {
     t.section(format!(
@@ -704,7 +986,7 @@ fn footprint_lines(
     };
     let limit = 64 * 1024 * 1024;
     t.line(
-        "peak RSS (VmHWM: runtime, simulator, store, daemon)",
+        "peak RSS, MALLOC_ARENA_MAX=2 (VmHWM: runtime, simulator, store, daemon)",
         mib(f.peak_rss),
         format!("< {}", mib(limit)),
         Some(f.peak_rss as f64 / limit as f64),
@@ -722,15 +1004,15 @@ fn footprint_lines(
         None,
         Verdict::Info,
     );
-    match one_arena {
+    match default_arenas {
         Ok(a) => t.line(
-            "  peak RSS with MALLOC_ARENA_MAX=1 (diagnostic)",
+            "  peak RSS with glibc's default arenas (diagnostic)",
             mib(a.peak_rss),
-            "glibc's per-thread arenas are the difference",
+            "what the unit's MALLOC_ARENA_MAX=2 saves",
             Some(a.peak_rss as f64 / limit as f64),
             Verdict::Info,
         ),
-        Err(e) => t.failed("  peak RSS with MALLOC_ARENA_MAX=1", &e),
+        Err(e) => t.failed("  peak RSS with glibc's default arenas", &e),
     }
     let share = f.idle_cpu_ms / (f.idle_secs as f64 * 1000.0) * 100.0;
     t.line(

