@@ -180,37 +180,6 @@ fn a_walk_of_what_was_missed_that_stops_says_where_and_keeps_what_it_walked() {
     assert_eq!(next.users, coverage(&policies, stop, until));
 }
 
-/// 100,000 users in 1,000 policies over one hour; the benchmark proper
-/// runs in release later. Run with `cargo test --lib -- --ignored`.
-#[test]
-#[ignore = "timing; run by hand"]
-fn many_users_in_many_policies_plan_quickly() {
-    let users: Vec<String> = (0..100_000).map(|i| format!("user-{i}")).collect();
-    let policies: Vec<Policy> = (0..1000)
-        .map(|i| {
-            let members: Vec<&str> = users
-                .iter()
-                .skip(i * 100)
-                .take(1000)
-                .map(String::as_str)
-                .collect();
-            let cron = format!("{} * * * *", i % 60);
-            policy(
-                i as i64,
-                &cron,
-                900 + (i as i64 % 7) * 60,
-                "expire",
-                &members,
-            )
-        })
-        .collect();
-    let started = std::time::Instant::now();
-    let plan = coverage(&policies, at(9, 0), at(10, 0));
-    let elapsed = started.elapsed();
-    assert_eq!(plan.len(), 100_000);
-    eprintln!("planned {} users in {elapsed:?}", plan.len());
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
