@@ -197,15 +197,11 @@ impl AheadStarter {
                     // The claim may have committed with its answer lost:
                     // the next pass adopts what it finds of these segments
                     // (and sends them at their instant).
-                    shared
-                        .unconfirmed
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .extend(
-                            chunk
-                                .iter()
-                                .map(|s| (s.segment.user.clone(), s.segment.start)),
-                        );
+                    shared.remember_unconfirmed(
+                        chunk
+                            .iter()
+                            .map(|s| (s.segment.user.clone(), s.segment.start)),
+                    );
                     self.in_flight.remove(chunk);
                     let rest: Vec<Start> = chunks.flatten().chain(later).cloned().collect();
                     self.in_flight.remove(&rest);

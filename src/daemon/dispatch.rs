@@ -492,15 +492,11 @@ impl Starter {
                     tracing::error!(error = %e, "claiming due starts failed; planning again in 1 s");
                     // The claim may have committed with its answer lost:
                     // the next pass adopts what it finds of these segments.
-                    shared
-                        .unconfirmed
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .extend(
-                            chunk
-                                .iter()
-                                .map(|s| (s.segment.user.clone(), s.segment.start)),
-                        );
+                    shared.remember_unconfirmed(
+                        chunk
+                            .iter()
+                            .map(|s| (s.segment.user.clone(), s.segment.start)),
+                    );
                     self.give_back(chunk, chunks.flatten(), &mut ends);
                     self.in_flight.failed(self.now);
                     // The next pass tries again, not at once.

@@ -207,6 +207,15 @@ impl Shared {
         locks.entry(user.clone()).or_default().clone()
     }
 
+    /// Remembers segments `(user, start)` whose claim failed, for the next
+    /// pass to adopt what it finds of them (see `unconfirmed`).
+    fn remember_unconfirmed(&self, keys: impl IntoIterator<Item = (UserId, DateTime<Utc>)>) {
+        self.unconfirmed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(keys);
+    }
+
     /// Until when a lease set by a statement sent at `sent` surely lasts,
     /// where rows carry leases (see `open_rows`).
     fn lease_from(&self, sent: tokio::time::Instant) -> Option<tokio::time::Instant> {

@@ -251,11 +251,7 @@ pub(super) async fn adopt_unconfirmed(
         Ok(rows) => rows,
         Err(e) => {
             // Look again on the next pass.
-            shared
-                .unconfirmed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .extend(keys);
+            shared.remember_unconfirmed(keys);
             return Err(e);
         }
     };
