@@ -10,6 +10,9 @@
 //! process holds the write lock is retried (a contact id the vendor
 //! returned must not be lost) for up to a minute, with the pure backoff of
 //! [`crate::retry`] on the daemon's clock, then reported to every waiter.
+//! An update is retried the same way while the database is read-only or
+//! its disk full (an operator can mend either); a claim refused so fails
+//! at once, so no start leaves that could not be recorded.
 //! A write the store's fence refuses (PostgreSQL: the row is no longer
 //! this instance's) is not retried: it comes back to its job alone as
 //! `StoreError::Lost`, and the rest of the batch lands.
@@ -158,7 +161,12 @@ async fn run(
         match first {
             Op::Claim(rows, reply, queued) => {
                 drop(queued);
-                let outcome = patiently(clock.as_ref(), "claim", || sink.claim_many(&rows)).await;
+                // A claim refused for any other reason fails at once: no
+                // start is sent, and the next pass claims again.
+                let outcome = patiently(clock.as_ref(), "claim", StoreError::is_busy, || {
+                    sink.claim_many(&rows)
+                })
+                .await;
                 if let Err(e) = &outcome {
                     tracing::error!(error = %e, rows = rows.len(), "could not claim segments");
                 }
@@ -193,7 +201,11 @@ async fn update(
     batch: Vec<(RowWrite, oneshot::Sender<Written>)>,
 ) {
     let (writes, replies): (Vec<RowWrite>, Vec<_>) = batch.into_iter().unzip();
-    match patiently(clock, "update", || sink.write_batch(&writes)).await {
+    // An update may carry a contact id the vendor returned: it waits for
+    // a read-only or full database to be mended too (up to the minute),
+    // not only for the write lock.
+    let retry = |e: &StoreError| e.is_busy() || e.is_unwritable();
+    match patiently(clock, "update", retry, || sink.write_batch(&writes)).await {
         Ok(results) => {
             for (reply, r) in replies.into_iter().zip(results) {
                 let _ = reply.send(r.map_err(DaemonError::Store));
@@ -209,10 +221,12 @@ async fn update(
     }
 }
 
-/// Runs `write` until it is not refused as busy, or a minute has passed.
+/// Runs `write` until it is not refused with an error `retry` accepts,
+/// or a minute has passed.
 async fn patiently<'a, T, F>(
     clock: &dyn Clock,
     what: &'static str,
+    retry: impl Fn(&StoreError) -> bool,
     mut write: F,
 ) -> Result<T, StoreError>
 where
@@ -222,12 +236,12 @@ where
     let mut attempt = 0;
     loop {
         match write().await {
-            Err(e) if e.is_busy() => {
+            Err(e) if retry(&e) => {
                 attempt += 1;
                 let left = GIVE_UP_AFTER.saturating_sub(clock.instant() - began);
                 match BUSY.next_delay_within(attempt, None, 1.0, left) {
                     Decision::Wait(d) => {
-                        tracing::warn!(error = %e, attempt, what, "database busy; retrying");
+                        tracing::warn!(error = %e, attempt, what, "database not writable now; retrying");
                         clock.sleep(d).await;
                     }
                     Decision::GiveUp => return Err(e),

@@ -366,6 +366,12 @@ impl StoreError {
     pub fn is_busy(&self) -> bool {
         matches!(self, Self::Busy { .. } | Self::Conflict { .. })
     }
+
+    /// Whether the database cannot be written now but may be once an
+    /// operator mends it (a read-only file, a full disk).
+    pub fn is_unwritable(&self) -> bool {
+        matches!(self, Self::ReadOnly { .. } | Self::Full { .. })
+    }
 }
 
 #[cfg(test)]

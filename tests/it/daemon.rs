@@ -17,6 +17,7 @@ mod operate;
 mod reconcile;
 mod shutdown;
 mod steps;
+mod unwritable;
 
 use crate::common::daemon::{started, Rig};
 use crate::common::driven::Driven;
