@@ -93,8 +93,8 @@ const ERROR_WIDTH: usize = 80;
 
 pub async fn run(args: RecordingsArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let store = open_for_reading(config).await?;
-    let rows = store
-        .recordings(&RecordingFilter {
+    let read = store
+        .read_recordings(&RecordingFilter {
             user: args.user,
             state: args.state,
             since: args.since,
@@ -102,6 +102,13 @@ pub async fn run(args: RecordingsArgs, config: &Config) -> anyhow::Result<ExitCo
         })
         .await?;
     store.close().await;
+    // A row that does not read back is named on stderr, not a failure of
+    // the whole listing (as the daemon skips it, the others are listed).
+    for bad in &read.bad {
+        eprintln!("skipped a row that does not read back: {bad}");
+    }
+    let shown = read.rows.len() + read.bad.len();
+    let rows = read.rows;
 
     if args.json {
         let list: Vec<RecordingJson> = rows.iter().map(RecordingJson::from).collect();
@@ -135,7 +142,7 @@ pub async fn run(args: RecordingsArgs, config: &Config) -> anyhow::Result<ExitCo
         ]);
     }
     print_text(&table.render())?;
-    if rows.len() == args.limit as usize {
+    if shown == args.limit as usize {
         eprintln!(
             "(showing the newest {}; raise --limit or narrow with --user, --state, --since)",
             args.limit

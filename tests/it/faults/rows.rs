@@ -368,6 +368,15 @@ async fn a_damaged_recording_row_costs_only_its_user_until_it_is_fixed() {
     );
     check_names(&rig, &[named, "nothing is started for user `d1`"]);
     status_lists(&rig, &[("recordings", "segment_end")]);
+    // `recsched recordings` lists the rows that read back and names the
+    // one that does not, in text and in JSON.
+    let (code, out) = cli(&rig, &["recordings"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(named), "{out}");
+    assert!(out.contains("h1") && out.contains("h2"), "{out}");
+    let (code, out) = cli(&rig, &["recordings", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(named), "{out}");
 
     // The operator fixes the row inside the window (the others are
     // recording already): d1 is caught up.
