@@ -285,8 +285,14 @@ impl<'a> PolicyJson<'a> {
 
 async fn list(args: ListArgs, config: &Config) -> anyhow::Result<()> {
     let store = open_for_reading(config).await?;
-    let rows = store.policy_rows().await?;
+    let read = store.read_policies().await?;
     store.close().await;
+    // Rows that do not read back are not listed (there is nothing typed to
+    // show) but named on stderr, so a policy never just goes missing.
+    for bad in &read.bad {
+        eprintln!("skipped a row that does not read back: {bad}");
+    }
+    let rows = read.rows;
     if args.json {
         let list: Vec<PolicyJson> = rows.iter().map(PolicyJson::new).collect();
         return print_json(&list);

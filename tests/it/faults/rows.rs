@@ -329,6 +329,12 @@ async fn names_and_user_ids_that_are_not_utf8_are_skipped_and_named() {
     }
     check_names(&rig, &[named[0].as_str(), named[1].as_str()]);
     status_lists(&rig, &[("policies", "name"), ("policy_users", "user_id")]);
+    // `recsched policy list` shows the healthy policy and names the
+    // policy it cannot show, rather than leaving it out silently.
+    let (code, out) = cli(&rig, &["policy", "list"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("healthy"), "{out}");
+    assert!(out.contains(named[0].as_str()), "{out}");
     clean(&rig, &mut daemon, &["h1", "h2"]);
     let (status, log) = daemon.term(std::time::Duration::from_secs(15));
     assert!(status.success(), "{log}");
