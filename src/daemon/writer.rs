@@ -17,11 +17,15 @@
 //! this instance's) is not retried: it comes back to its job alone as
 //! `StoreError::Lost`, and the rest of the batch lands.
 //!
-//! Two writes do not come here, on purpose: the heartbeat (a key in
+//! Some writes do not come here, on purpose: the heartbeat (a key in
 //! `daemon_state`, not a recording row) and lease renewal and release
 //! (PostgreSQL's `owner`/`lease_until` columns). Both must not wait
 //! behind a burst of row writes: a renewal stuck in the queue would let
-//! the lease run out under a live instance.
+//! the lease run out under a live instance. A third deletes rows: a row
+//! claimed ahead and withdrawn before its instant (`dispatch`,
+//! `finish_withdrawals`) was taken out of the open rows before any job
+//! could send or write for it, so no write of this queue concerns it; its
+//! `DELETE` checks that it has no attempt and no contact id.
 //!
 //! Writes go to a [`RowSink`]: the store, or in tests a wrapper around it
 //! (a claim whose commit succeeds and whose answer is lost).
