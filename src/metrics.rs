@@ -120,13 +120,13 @@ pub struct Metrics {
     pub invalid_rows: Family<TableLabel, Gauge>,
     pub policies: Gauge,
     pub last_reload_timestamp_seconds: Gauge<f64, AtomicU64>,
-    /// Policy loads by outcome ([`RELOAD_OK`], [`RELOAD_FAILED`]).
+    /// Policy loads by outcome (`RELOAD_OK`, `RELOAD_FAILED`).
     pub reloads: Family<OutcomeLabel, Counter>,
     pub store_errors: Counter,
     /// Planning passes completed (each plans every user; idle CPU is
     /// mostly these).
     pub passes: Counter,
-    /// Token renewals by outcome ([`TOKEN_RENEWED`], [`TOKEN_FAILED`]).
+    /// Token renewals by outcome (`TOKEN_RENEWED`, `TOKEN_FAILED`).
     pub token_renewals: Family<OutcomeLabel, Counter>,
     /// Open rows this instance tracked that another instance took over
     /// (PostgreSQL: this instance stalled past its lease).

@@ -55,7 +55,7 @@
 //! order and claims its share (half) first, the rest after a short pause
 //! if it met nobody (`ahead`), so instances split a burst rather than the
 //! first to plan taking it whole; every instance still tries every start,
-//! so none is left unclaimed when one dies. The winner is the row's `owner` ([`instance`])
+//! so none is left unclaimed when one dies. The winner is the row's `owner` (`instance`)
 //! and holds a lease on it while it is open, renewed by housekeeping every
 //! third of `database.lease_seconds`. An instance whose lease on a row ran
 //! out (it died, or lost the database for longer than the lease) loses the

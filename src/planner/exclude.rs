@@ -14,7 +14,7 @@ use super::Interval;
 use crate::policy::Policy;
 use crate::recording::UserId;
 
-/// `runs` minus `cuts`. Both sorted and disjoint (as [`merge`] makes
+/// `runs` minus `cuts`. Both sorted and disjoint (as `merge` makes
 /// them); so is the result, and every piece lies inside one run and
 /// outside every cut.
 ///
