@@ -284,6 +284,28 @@ fn cli_name(row: &PolicyRow) -> String {
     }
 }
 
+/// Policies for the planner's and the daemon's unit tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::{Policy, PolicyRow};
+
+    /// A policy `p{id}` in UTC, as its row would be stored.
+    pub(crate) fn policy(id: i64, cron: &str, secs: i64, end_mode: &str, users: &[&str]) -> Policy {
+        Policy::from_row(&PolicyRow {
+            id,
+            name: format!("p{id}"),
+            enabled: true,
+            cron: cron.into(),
+            timezone: "UTC".into(),
+            window_seconds: secs,
+            end_mode: end_mode.into(),
+            users: users.iter().map(|u| u.to_string()).collect(),
+            teams: Vec::new(),
+        })
+        .expect("a test policy parses")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,23 +1,9 @@
 use super::*;
 use crate::daemon::open_rows::OpenRow;
-use crate::policy::{EndMode, PolicyRow};
+use crate::policy::fixtures::policy;
+use crate::policy::EndMode;
 use crate::recording::{ContactId, RecordingState};
 use chrono::{Duration, TimeZone};
-
-fn policy(id: i64, cron: &str, secs: i64, end_mode: &str, users: &[&str]) -> Policy {
-    Policy::from_row(&PolicyRow {
-        id,
-        name: format!("p{id}"),
-        enabled: true,
-        cron: cron.into(),
-        timezone: "UTC".into(),
-        window_seconds: secs,
-        end_mode: end_mode.into(),
-        users: users.iter().map(|u| u.to_string()).collect(),
-        teams: Vec::new(),
-    })
-    .unwrap()
-}
 
 /// 2026-01-01 at `h:m:s` UTC.
 fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {

@@ -1,23 +1,8 @@
 use super::*;
 use crate::planner::windows;
-use crate::policy::PolicyRow;
+use crate::policy::fixtures::policy;
 use chrono::{Duration, TimeZone};
 use proptest::prelude::*;
-
-fn policy(id: i64, cron: &str, secs: i64, end_mode: &str, users: &[&str]) -> Policy {
-    Policy::from_row(&PolicyRow {
-        id,
-        name: format!("p{id}"),
-        enabled: true,
-        cron: cron.into(),
-        timezone: "UTC".into(),
-        window_seconds: secs,
-        end_mode: end_mode.into(),
-        users: users.iter().map(|u| u.to_string()).collect(),
-        teams: Vec::new(),
-    })
-    .unwrap()
-}
 
 fn at(h: u32, m: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, h, m, 0).unwrap()
